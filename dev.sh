@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Development stack and test runner for pbx-auth.
+#   ./dev.sh up        install what is missing, build, start PostgreSQL, pbx-authd and nginx
+#                      on http://127.0.0.1:8080 (state under ./var)
+#   ./dev.sh down      stop what `up` started
+#   ./dev.sh ctl ARGS  run pbx-authctl against the dev stack
+#   ./dev.sh test      build with -Werror and ASan+UBSan in a temporary directory and run
+#                      `make check` (unit tests, then integration tests through nginx)
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+var=$top/var
+http_port=${PBX_DEV_HTTP_PORT:-8080}
+pg_port=${PBX_DEV_PG_PORT:-54329}
+
+packages=(build-essential autoconf automake pkg-config perl libfcgi-dev libjson-c-dev
+	libpq-dev libcrypt-dev libcurl4-openssl-dev libssl-dev postgresql nginx-light curl)
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "dev.sh: $*"; exit 1; }
+
+ensure_packages() {
+	local missing=() p
+	for p in "${packages[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	say "dev.sh: installing ${missing[*]}"
+	local sudo=()
+	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends "${missing[@]}" >/dev/null
+}
+
+pg_bin() {
+	local d
+	d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+	[ -n "$d" ] || die "PostgreSQL server binaries not found under /usr/lib/postgresql"
+	printf '%s' "$d"
+}
+
+# PostgreSQL refuses to run as root: use the postgres account then.
+as_pg() {
+	if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# build DIR CONFIGURE-ARGS…: configure (once) and make in DIR, out of tree.
+build() {
+	local dir=$1; shift
+	if [ ! -x "$top/configure" ] || [ "$top/configure.ac" -nt "$top/configure" ] ||
+		[ "$top/Makefile.am" -nt "$top/configure" ]; then
+		(cd "$top" && autoreconf -fi >/dev/null 2>&1) || die "autoreconf failed"
+	fi
+	mkdir -p "$dir"
+	if [ ! -f "$dir/Makefile" ]; then
+		(cd "$dir" && "$top/configure" --quiet "$@") || die "configure failed"
+	fi
+	make -C "$dir" -j"$(nproc)" --no-print-directory >/dev/null || {
+		make -C "$dir" --no-print-directory 2>&1 | tail -n 30 >&2
+		die "build failed"
+	}
+}
+
+stop_pid() {	# stop_pid PIDFILE: SIGTERM the process it names and wait for it
+	local f=$1 pid i
+	[ -f "$f" ] || return 0
+	pid=$(cat "$f")
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid" 2>/dev/null || true
+		for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	fi
+	rm -f "$f"
+}
+
+cmd_up() {
+	ensure_packages
+	build "$var/build" --enable-werror
+	local bin; bin=$(pg_bin)
+	mkdir -p "$var/run" "$var/log" "$var/nginx"
+	if [ "$(id -u)" -eq 0 ]; then chown postgres "$var/run" "$var/log"; fi
+	if [ ! -f "$var/pg/PG_VERSION" ]; then
+		mkdir -p "$var/pg"
+		[ "$(id -u)" -eq 0 ] && chown postgres "$var/pg"
+		as_pg "$bin/initdb" -A trust -U postgres -E UTF8 --locale=C.UTF-8 -D "$var/pg" >/dev/null
+		cat >>"$var/pg/postgresql.conf" <<-CONF
+		listen_addresses = ''
+		unix_socket_directories = '$var/run'
+		port = $pg_port
+		CONF
+	fi
+	if ! as_pg "$bin/pg_ctl" -D "$var/pg" status >/dev/null 2>&1; then
+		as_pg "$bin/pg_ctl" -D "$var/pg" -w -l "$var/log/postgresql.log" start >/dev/null
+	fi
+	as_pg "$bin/psql" -X -q -h "$var/run" -p "$pg_port" -U postgres -d postgres -tAc \
+		"SELECT 1 FROM pg_database WHERE datname = 'pbxauth'" | grep -q 1 ||
+		as_pg "$bin/createdb" -h "$var/run" -p "$pg_port" -U postgres pbxauth
+
+	cat >"$var/pbx-auth.conf" <<-CONF
+	# Written by ./dev.sh up
+	database = host=$var/run port=$pg_port dbname=pbxauth user=postgres
+	listen = $var/run/fcgi.sock
+	listen_mode = 0666
+	workers = 2
+	log_level = info
+	migrations_dir = $top/sql/migrations
+	CONF
+	cmd_ctl migrate >/dev/null
+	cmd_ctl tenant show demo.pbx.test >/dev/null 2>&1 ||
+		cmd_ctl tenant add demo.pbx.test --name "Demo tenant" \
+			--website https://demo.pbx.test --callback-prefix "http://127.0.0.1:$http_port/" >/dev/null
+	cmd_ctl system set web_domain=pbx.test private_ipv4=127.0.0.1 \
+		public_base_url="http://127.0.0.1:$http_port"
+
+	stop_pid "$var/run/pbx-authd.pid"
+	"$var/build/src/pbx-authd" -f -c "$var/pbx-auth.conf" >>"$var/log/pbx-authd.log" 2>&1 &
+	echo $! >"$var/run/pbx-authd.pid"
+
+	local user_line=""
+	[ "$(id -u)" -eq 0 ] && user_line="user root;"
+	cat >"$var/nginx/nginx.conf" <<-CONF
+	$user_line
+	worker_processes 1;
+	pid $var/run/nginx.pid;
+	error_log $var/log/nginx-error.log;
+	events { worker_connections 1024; }
+	http {
+	    access_log $var/log/nginx-access.log;
+	    client_body_temp_path $var/nginx/client_body;
+	    fastcgi_temp_path $var/nginx/fastcgi;
+	    proxy_temp_path $var/nginx/proxy;
+	    uwsgi_temp_path $var/nginx/uwsgi;
+	    scgi_temp_path $var/nginx/scgi;
+	    client_max_body_size 128k;
+	    server {
+	        listen 127.0.0.1:$http_port;
+	        location /api/ {
+	            include /etc/nginx/fastcgi_params;
+	            fastcgi_pass unix:$var/run/fcgi.sock;
+	        }
+	    }
+	}
+	CONF
+	if [ -f "$var/run/nginx.pid" ] && kill -0 "$(cat "$var/run/nginx.pid")" 2>/dev/null; then
+		kill -HUP "$(cat "$var/run/nginx.pid")"
+	else
+		nginx -p "$var/nginx" -c "$var/nginx/nginx.conf" -e "$var/log/nginx-error.log"
+	fi
+	local i
+	for i in $(seq 50); do
+		curl -fsS "http://127.0.0.1:$http_port/api/info" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	cat <<-MSG
+	pbx-auth is running on http://127.0.0.1:$http_port (state and logs under $var).
+
+	Try:
+	  curl -s http://127.0.0.1:$http_port/api/info
+	  curl -s 'http://127.0.0.1:$http_port/api/info?domain=demo.pbx.test'
+	  ./dev.sh ctl tenant list
+	  ./dev.sh ctl tenant set demo.pbx.test ms365_enabled=true ms365_directory_id=contoso.onmicrosoft.com
+	  tail -f $var/log/pbx-authd.log
+	Stop it with ./dev.sh down.
+	MSG
+}
+
+cmd_down() {
+	stop_pid "$var/run/nginx.pid"
+	stop_pid "$var/run/pbx-authd.pid"
+	if [ -f "$var/pg/PG_VERSION" ]; then
+		as_pg "$(pg_bin)/pg_ctl" -D "$var/pg" -m fast stop >/dev/null 2>&1 || true
+	fi
+	say "dev.sh: stopped"
+}
+
+cmd_ctl() {
+	[ -x "$var/build/src/pbx-authctl" ] || die "run ./dev.sh up first"
+	"$var/build/src/pbx-authctl" -c "$var/pbx-auth.conf" "$@"
+}
+
+cmd_test() {
+	ensure_packages
+	local tmp rc=0
+	tmp=$(mktemp -d /tmp/pbx-auth-test.XXXXXX)
+	chmod 0755 "$tmp"
+	say "dev.sh: building with -Werror, ASan and UBSan in $tmp/build"
+	build "$tmp/build" --enable-werror --enable-sanitizers
+	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:log_path=stderr}
+	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+	make -C "$tmp/build" check --no-print-directory || rc=$?
+	if [ $rc -ne 0 ]; then
+		find "$tmp/build/t" -name '*.log' -newer "$tmp/build/Makefile" -print0 |
+			xargs -0 grep -l -E '^(not ok|FAIL|ERROR)' 2>/dev/null |
+			while read -r f; do say "---- $f"; tail -n 60 "$f" >&2; done
+	fi
+	local pass fail
+	pass=$(sed -n 's/^# PASS: *//p' "$tmp/build/test-suite.log" 2>/dev/null || true)
+	fail=$(sed -n 's/^# FAIL: *//p' "$tmp/build/test-suite.log" 2>/dev/null || true)
+	# Count test points, not files: the TAP driver writes one line per point.
+	local points_ok points_bad
+	points_ok=$(cat "$tmp"/build/t/*.log "$tmp"/build/t/unit/*.log 2>/dev/null | grep -c '^PASS:' || true)
+	points_bad=$(cat "$tmp"/build/t/*.log "$tmp"/build/t/unit/*.log 2>/dev/null | grep -c -E '^(FAIL|ERROR|XPASS):' || true)
+	say "dev.sh: test files passed ${pass:-0}, failed ${fail:-0}"
+	echo "${points_ok} passed, ${points_bad} failed"
+	if [ $rc -eq 0 ]; then rm -rf "$tmp"; else say "dev.sh: kept $tmp for inspection"; fi
+	return $rc
+}
+
+case "${1:-}" in
+	up) cmd_up ;;
+	down) cmd_down ;;
+	ctl) shift; cmd_ctl "$@" ;;
+	test) cmd_test ;;
+	*) say "usage: ./dev.sh up | down | ctl ARGS… | test"; exit 2 ;;
+esac

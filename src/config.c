@@ -1,0 +1,361 @@
+/*
+ * Configuration table, parser, environment overrides and validation.
+ */
+#include "autoconfig.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "valid.h"
+
+#ifndef PA_SYSCONFDIR
+#define PA_SYSCONFDIR "/etc"
+#endif
+#ifndef PA_MIGRATIONS_DIR
+#define PA_MIGRATIONS_DIR "/usr/share/pbx-auth/migrations"
+#endif
+
+#define MAX_CONFIG_SIZE (1024 * 1024)
+
+enum type { T_STR, T_INT, T_OCTAL, T_LOGLEVEL, T_AUTHORITY };
+
+struct key {
+	const char *name;
+	enum type type;
+	size_t offset;
+	const char *def;	/* text form of the default; NULL: unset */
+	long min, max;		/* T_INT and T_OCTAL bounds */
+};
+
+#define OFF(f) offsetof(pa_config_t, f)
+static const struct key keys[] = {
+	{ "database", T_STR, OFF(database), NULL, 0, 0 },
+	{ "listen", T_STR, OFF(listen), "/run/pbx-auth/fcgi.sock", 0, 0 },
+	{ "listen_mode", T_OCTAL, OFF(listen_mode), "0660", 0, 0777 },
+	{ "listen_backlog", T_INT, OFF(listen_backlog), "1024", 1, 65535 },
+	{ "workers", T_INT, OFF(workers), "0", 0, 256 },
+	{ "user", T_STR, OFF(user), NULL, 0, 0 },
+	{ "log_level", T_LOGLEVEL, OFF(log_level), "info", 0, 0 },
+	{ "retry_after", T_INT, OFF(retry_after), "5", 1, 3600 },
+	{ "migrations_dir", T_STR, OFF(migrations_dir), PA_MIGRATIONS_DIR, 0, 0 },
+	{ "ms365_authority_global", T_AUTHORITY, OFF(ms365_authority_global),
+	    "https://login.microsoftonline.com", 0, 0 },
+	{ "ms365_authority_china", T_AUTHORITY, OFF(ms365_authority_china),
+	    "https://login.partner.microsoftonline.cn", 0, 0 },
+	{ "tenant_cache_size", T_INT, OFF(tenant_cache_size), "65536", 16, 10000000 },
+};
+
+const char *
+pa_config_default_path(void)
+{
+	return PA_SYSCONFDIR "/pbx-auth/pbx-auth.conf";
+}
+
+static void PA_PRINTF(3, 4)
+seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Validators return NULL, or a message saying what is wrong. */
+static const char *
+parse_long(const char *v, int base, long min, long max, long *out)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	if (*v == '\0' || isspace((unsigned char)*v) || *v == '+' || *v == '-')
+		return "expected a non-negative whole number";
+	n = strtol(v, &end, base);
+	if (errno != 0 || *end != '\0')
+		return "expected a whole number";
+	if (n < min || n > max)
+		return "out of range";
+	*out = n;
+	return NULL;
+}
+
+/*
+ * An authority is scheme://host[:port] with nothing after it (one trailing
+ * slash is dropped).  Plain http is allowed for loopback hosts only (tests).
+ */
+static const char *
+check_authority(char *v)
+{
+	const char *host, *end;
+	size_t n = strlen(v), hn;
+	bool https;
+
+	if (n > 0 && v[n - 1] == '/')
+		v[--n] = '\0';
+	if (strncmp(v, "https://", 8) == 0)
+		https = true, host = v + 8;
+	else if (strncmp(v, "http://", 7) == 0)
+		https = false, host = v + 7;
+	else
+		return "must start with https://";
+	if (*host == '[') {
+		end = strchr(host, ']');
+		end = end ? end + 1 : host + strlen(host);
+	} else {
+		end = host + strcspn(host, ":");
+	}
+	hn = (size_t)(end - host);
+	for (size_t i = 0; i < hn; i++)
+		if (!isalnum((unsigned char)host[i]) && strchr(".-[]:", host[i]) == NULL)
+			return "must be scheme://host[:port] with no path, query or user";
+	if (*end == ':' && (end[1] == '\0' || strspn(end + 1, "0123456789") != strlen(end + 1)))
+		return "has a bad port";
+	if (*end != '\0' && *end != ':')
+		return "must be scheme://host[:port] with no path, query or user";
+	if (hn == 0)
+		return "has no host";
+	if (!https && !pa_valid_loopback_host(host, hn))
+		return "plain http:// is allowed for loopback hosts only";
+	return NULL;
+}
+
+static const struct key *
+find_key(const char *name)
+{
+	for (size_t i = 0; i < PA_NELEM(keys); i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+enum pa_err
+pa_config_set(pa_config_t *c, const char *name, const char *value, char *err, size_t errlen)
+{
+	const struct key *k = find_key(name);
+	void *field;
+	const char *msg = NULL;
+	enum pa_log_level level;
+	char *s = NULL;
+	long n;
+
+	if (k == NULL) {
+		seterr(err, errlen, "unknown key '%s'", name);
+		return PA_EINPUT;
+	}
+	field = (char *)c + k->offset;
+	switch (k->type) {
+	case T_STR:
+	case T_AUTHORITY:
+		if (*value == '\0') {	/* "key =" unsets */
+			free(*(char **)field);
+			*(char **)field = NULL;
+			return PA_OK;
+		}
+		if ((s = strdup(value)) == NULL) {
+			seterr(err, errlen, "out of memory");
+			return PA_ENOMEM;
+		}
+		if (k->type == T_AUTHORITY)
+			msg = check_authority(s);
+		if (msg == NULL) {
+			free(*(char **)field);
+			*(char **)field = s;
+			s = NULL;
+		}
+		break;
+	case T_INT:
+	case T_OCTAL:
+		if ((msg = parse_long(value, k->type == T_OCTAL ? 8 : 10, k->min, k->max, &n)) == NULL)
+			*(int *)field = (int)n;
+		break;
+	case T_LOGLEVEL:
+		if (pa_log_parse_level(value, &level))
+			*(enum pa_log_level *)field = level;
+		else
+			msg = "expected debug, info, warn or error";
+		break;
+	}
+	free(s);
+	if (msg != NULL) {
+		seterr(err, errlen, "%s = '%s': %s", name, value, msg);
+		return PA_EINPUT;
+	}
+	return PA_OK;
+}
+
+pa_config_t *
+pa_config_new(void)
+{
+	pa_config_t *c = calloc(1, sizeof(*c));
+	char err[256];
+
+	if (c == NULL)
+		return NULL;
+	for (size_t i = 0; i < PA_NELEM(keys); i++)
+		if (keys[i].def != NULL && pa_config_set(c, keys[i].name, keys[i].def, err,
+		    sizeof(err)) != PA_OK) {
+			pa_config_free(c);
+			return NULL;
+		}
+	return c;
+}
+
+void
+pa_config_free(pa_config_t *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < PA_NELEM(keys); i++)
+		if (keys[i].type == T_STR || keys[i].type == T_AUTHORITY)
+			free(*(char **)((char *)c + keys[i].offset));
+	free(c);
+}
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static enum pa_err
+apply_env(pa_config_t *c, char *err, size_t errlen)
+{
+	char var[64], msg[256];
+	enum pa_err rv;
+
+	for (size_t i = 0; i < PA_NELEM(keys); i++) {
+		const char *v;
+		size_t j;
+
+		memcpy(var, "PBX_AUTH_", 9);
+		for (j = 0; keys[i].name[j] != '\0' && 9 + j < sizeof(var) - 1; j++)
+			var[9 + j] = (char)toupper((unsigned char)keys[i].name[j]);
+		var[9 + j] = '\0';
+		if ((v = getenv(var)) == NULL)
+			continue;
+		if ((rv = pa_config_set(c, keys[i].name, v, msg, sizeof(msg))) != PA_OK) {
+			seterr(err, errlen, "environment %s: %s", var, msg);
+			return rv;
+		}
+	}
+	return PA_OK;
+}
+
+static enum pa_err
+check(pa_config_t *c, char *err, size_t errlen)
+{
+	if (c->database == NULL) {
+		seterr(err, errlen, "'database' (a libpq connection string) is required");
+		return PA_EINPUT;
+	}
+	if (c->listen == NULL) {
+		seterr(err, errlen, "'listen' is required");
+		return PA_EINPUT;
+	}
+	if (c->listen[0] != '/' && strrchr(c->listen, ':') == NULL) {
+		seterr(err, errlen, "listen = '%s': expected an absolute unix socket path or host:port",
+		    c->listen);
+		return PA_EINPUT;
+	}
+	if (c->workers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		c->workers = n < 1 ? 1 : n > 256 ? 256 : (int)n;
+	}
+	return PA_OK;
+}
+
+enum pa_err
+pa_config_parse(pa_config_t *c, const char *text, const char *name, char *err, size_t errlen)
+{
+	char *copy = strdup(text), *line, *next, msg[256];
+	enum pa_err rv = PA_OK;
+	int lineno = 0;
+
+	if (copy == NULL) {
+		seterr(err, errlen, "out of memory");
+		return PA_ENOMEM;
+	}
+	for (line = copy; line != NULL; line = next) {
+		char *eq, *k, *v;
+
+		lineno++;
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		k = trim(line);
+		if (*k == '\0' || *k == '#')
+			continue;
+		if ((eq = strchr(k, '=')) == NULL) {
+			seterr(err, errlen, "%s:%d: expected 'key = value'", name, lineno);
+			rv = PA_EINPUT;
+			goto out;
+		}
+		*eq = '\0';
+		k = trim(k);
+		v = trim(eq + 1);
+		if ((rv = pa_config_set(c, k, v, msg, sizeof(msg))) != PA_OK) {
+			seterr(err, errlen, "%s:%d: %s", name, lineno, msg);
+			goto out;
+		}
+	}
+	if ((rv = apply_env(c, err, errlen)) != PA_OK)
+		goto out;
+	rv = check(c, err, errlen);
+out:
+	free(copy);
+	return rv;
+}
+
+enum pa_err
+pa_config_load(pa_config_t *c, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char *text = NULL;
+	size_t n;
+	enum pa_err rv = PA_ESYS;
+
+	if (f == NULL) {
+		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		return PA_ESYS;
+	}
+	if ((text = malloc(MAX_CONFIG_SIZE + 1)) == NULL) {
+		seterr(err, errlen, "out of memory");
+		rv = PA_ENOMEM;
+		goto out;
+	}
+	n = fread(text, 1, MAX_CONFIG_SIZE + 1, f);
+	if (ferror(f)) {
+		seterr(err, errlen, "%s: read error", path);
+		goto out;
+	}
+	if (n > MAX_CONFIG_SIZE) {
+		seterr(err, errlen, "%s: larger than %d bytes", path, MAX_CONFIG_SIZE);
+		rv = PA_EINPUT;
+		goto out;
+	}
+	if (memchr(text, '\0', n) != NULL) {
+		seterr(err, errlen, "%s: contains a NUL byte", path);
+		rv = PA_EINPUT;
+		goto out;
+	}
+	text[n] = '\0';
+	rv = pa_config_parse(c, text, path, err, errlen);
+out:
+	free(text);
+	fclose(f);
+	return rv;
+}

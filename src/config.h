@@ -1,0 +1,55 @@
+/*
+ * The configuration: `key = value` lines, each key overridable by the
+ * environment variable PBX_AUTH_<KEY>.  The table of keys, types, defaults and
+ * validators is in config.c; cross-key checks run once after loading.
+ */
+#ifndef PA_CONFIG_H
+#define PA_CONFIG_H
+
+#include <stddef.h>
+
+#include "log.h"
+#include "pa.h"
+
+typedef struct {
+	char *database;			/* libpq connection string */
+	char *listen;			/* unix socket path, or host:port */
+	int listen_mode;		/* mode of the unix socket */
+	int listen_backlog;
+	int workers;			/* 0 in the file means: number of CPUs */
+	char *user;			/* workers drop to this user when started as root */
+	enum pa_log_level log_level;
+	int retry_after;		/* seconds, in 503 responses */
+	char *migrations_dir;
+	char *ms365_authority_global;	/* scheme://host[:port], no trailing slash */
+	char *ms365_authority_china;
+	int tenant_cache_size;		/* entries of the per-worker /api/info cache */
+} pa_config_t;
+
+/* Returns a configuration holding the defaults (free with pa_config_free), or NULL. */
+pa_config_t *pa_config_new(void);
+void pa_config_free(pa_config_t *c);
+
+/*
+ * Sets one key from its text form.  Returns PA_OK, or PA_EINPUT with a message
+ * in err (unknown key or invalid value), or PA_ENOMEM.
+ */
+enum pa_err pa_config_set(pa_config_t *c, const char *key, const char *value,
+    char *err, size_t errlen) PA_MUSTCHECK;
+
+/*
+ * Parses configuration text (name is used in messages), then applies the
+ * PBX_AUTH_* environment overrides and the cross-key checks.  Returns PA_OK or
+ * PA_EINPUT/PA_ENOMEM with "name:line: message" in err.
+ */
+enum pa_err pa_config_parse(pa_config_t *c, const char *text, const char *name,
+    char *err, size_t errlen) PA_MUSTCHECK;
+
+/* Reads and parses a file as pa_config_parse does; PA_ESYS when it cannot be read. */
+enum pa_err pa_config_load(pa_config_t *c, const char *path, char *err, size_t errlen)
+	PA_MUSTCHECK;
+
+/* The default configuration file path. */
+const char *pa_config_default_path(void);
+
+#endif

@@ -1,0 +1,135 @@
+/*
+ * pbx-authctl: the operator's command line.  It reads the daemon's
+ * configuration for the database and dispatches to the command modules.
+ */
+#include "autoconfig.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl/ctl.h"
+#include "log.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: pbx-authctl [-c CONFIG] COMMAND [ARGS…]\n"
+	    "\n"
+	    "  -c CONFIG   configuration file (default %s)\n"
+	    "\n"
+	    "commands:\n"
+	    "  migrate [--status] [--dir DIR]      apply pending schema migrations\n"
+	    "  system show | set KEY=VALUE…        system metadata\n"
+	    "  tenant add|set|show|list|enable|disable …   tenants\n"
+	    "\n"
+	    "Each command takes --help.\n", pa_config_default_path());
+}
+
+void
+ctl_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("pbx-authctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+bool
+ctl_wants_help(int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++)
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+			return true;
+	return false;
+}
+
+const char *
+ctl_bool(const char *v)
+{
+	static const char *const t[] = { "true", "yes", "on", "1" };
+	static const char *const f[] = { "false", "no", "off", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(v, t[i]) == 0)
+			return "true";
+		if (strcasecmp(v, f[i]) == 0)
+			return "false";
+	}
+	return NULL;
+}
+
+bool
+ctl_exec(ctl_t *c, const char *sql)
+{
+	/* pa_db_* logs the server's message. */
+	return pa_db_query(c->db, sql, 0, NULL, NULL) == PA_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = pa_config_default_path();
+	ctl_t c = { NULL, NULL };
+	char err[512];
+	int ch, rv = CTL_FAIL;
+
+	pa_log_init("pbx-authctl");
+	pa_log_set_level(PA_LOG_WARN);
+	/* "+": stop at the command so that its options are its own. */
+	while ((ch = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': path = optarg; break;
+		case 'h': usage(stdout); return CTL_OK;
+		default: usage(stderr); return CTL_USAGE;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc == 0) {
+		usage(stderr);
+		return CTL_USAGE;
+	}
+	if (strcmp(argv[0], "help") == 0) {
+		usage(stdout);
+		return CTL_OK;
+	}
+	if ((c.cfg = pa_config_new()) == NULL) {
+		ctl_err("out of memory");
+		return CTL_FAIL;
+	}
+	/* --help works without a configuration. */
+	if (!ctl_wants_help(argc, argv) && pa_config_load(c.cfg, path, err, sizeof(err)) != PA_OK) {
+		ctl_err("%s", err);
+		goto out;
+	}
+	if ((c.db = pa_db_new(c.cfg->database ? c.cfg->database : "", "pbx-authctl", 0)) == NULL) {
+		ctl_err("out of memory");
+		goto out;
+	}
+	optind = 0;	/* (GNU: re-initialise) commands parse their own options with getopt */
+	if (strcmp(argv[0], "migrate") == 0) {
+		rv = ctl_migrate(&c, argc, argv);
+	} else if (strcmp(argv[0], "system") == 0) {
+		rv = ctl_system(&c, argc, argv);
+	} else if (strcmp(argv[0], "tenant") == 0) {
+		rv = ctl_tenant(&c, argc, argv);
+	} else {
+		ctl_err("unknown command '%s'", argv[0]);
+		usage(stderr);
+		rv = CTL_USAGE;
+	}
+out:
+	pa_db_free(c.db);
+	pa_config_free(c.cfg);
+	return rv;
+}

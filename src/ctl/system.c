@@ -1,0 +1,167 @@
+/*
+ * pbx-authctl system show | set KEY=VALUE…: the system metadata row.
+ */
+#include "autoconfig.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl/ctl.h"
+#include "valid.h"
+
+enum kind { K_TEXT, K_HOST, K_IPV4, K_IPV6, K_IP, K_BOOL, K_URL };
+
+/* The columns of system_settings operators may set, with the one UPDATE for each. */
+static const struct field {
+	const char *key;
+	enum kind kind;
+	const char *sql;
+} fields[] = {
+	{ "web_domain", K_HOST, "UPDATE system_settings SET web_domain = $1, updated_at = now()" },
+	{ "private_ipv4", K_IPV4, "UPDATE system_settings SET private_ipv4 = $1, updated_at = now()" },
+	{ "public_ipv4", K_IPV4, "UPDATE system_settings SET public_ipv4 = $1, updated_at = now()" },
+	{ "enable_ipv6", K_BOOL,
+	    "UPDATE system_settings SET enable_ipv6 = $1::boolean, updated_at = now()" },
+	{ "private_ipv6", K_IPV6, "UPDATE system_settings SET private_ipv6 = $1, updated_at = now()" },
+	{ "public_ipv6", K_IPV6, "UPDATE system_settings SET public_ipv6 = $1, updated_at = now()" },
+	{ "primary_dns_server", K_IP,
+	    "UPDATE system_settings SET primary_dns_server = $1, updated_at = now()" },
+	{ "secondary_dns_server", K_IP,
+	    "UPDATE system_settings SET secondary_dns_server = $1, updated_at = now()" },
+	{ "enable_dataflow", K_BOOL,
+	    "UPDATE system_settings SET enable_dataflow = $1::boolean, updated_at = now()" },
+	{ "public_base_url", K_URL,
+	    "UPDATE system_settings SET public_base_url = $1, updated_at = now()" },
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: pbx-authctl system show\n"
+	    "       pbx-authctl system set KEY=VALUE…\n"
+	    "  keys:");
+	for (size_t i = 0; i < PA_NELEM(fields); i++)
+		fprintf(f, " %s", fields[i].key);
+	fprintf(f, "\n  An empty VALUE clears a text field; booleans take true or false.\n");
+}
+
+/* Returns NULL, or what is wrong with v; *out is the value to store (NULL: SQL NULL). */
+static const char *
+check(const struct field *f, const char *v, const char **out)
+{
+	unsigned char addr[16];
+
+	*out = v;
+	if (*v == '\0') {
+		*out = NULL;
+		return f->kind == K_BOOL ? "expected true or false" : NULL;
+	}
+	switch (f->kind) {
+	case K_BOOL:
+		return (*out = ctl_bool(v)) ? NULL : "expected true or false";
+	case K_HOST:
+		return pa_valid_domain(v) ? NULL : "expected a host name or IP address";
+	case K_IPV4:
+		return inet_pton(AF_INET, v, addr) == 1 ? NULL : "expected an IPv4 address";
+	case K_IPV6:
+		return inet_pton(AF_INET6, v, addr) == 1 ? NULL : "expected an IPv6 address";
+	case K_IP:
+		return inet_pton(AF_INET, v, addr) == 1 || inet_pton(AF_INET6, v, addr) == 1 ?
+		    NULL : "expected an IP address";
+	case K_URL:
+		return pa_valid_url(v);
+	default:
+		return pa_valid_text(v, 1024) ? NULL : "must be text without control characters";
+	}
+}
+
+static int
+show(ctl_t *c)
+{
+	pa_db_res_t *r;
+
+	if (pa_db_query(c->db, "SELECT web_domain, private_ipv4, public_ipv4, enable_ipv6,"
+	    " private_ipv6, public_ipv6, primary_dns_server, secondary_dns_server,"
+	    " enable_dataflow, public_base_url FROM system_settings", 0, NULL, &r) != PA_OK)
+		return CTL_FAIL;
+	if (pa_db_rows(r) != 1) {
+		ctl_err("system_settings has no row: run pbx-authctl migrate");
+		pa_db_res_free(r);
+		return CTL_FAIL;
+	}
+	for (size_t i = 0; i < PA_NELEM(fields); i++) {
+		const char *v = pa_db_value(r, 0, (int)i);
+
+		if (fields[i].kind == K_BOOL)
+			v = pa_db_bool(r, 0, (int)i) ? "true" : "false";
+		printf("%s=%s\n", fields[i].key, v ? v : "");
+	}
+	pa_db_res_free(r);
+	return CTL_OK;
+}
+
+static int
+set(ctl_t *c, int argc, char **argv)
+{
+	const struct field *todo[PA_NELEM(fields)];
+	const char *vals[PA_NELEM(fields)];
+	size_t n = 0;
+
+	if (argc == 0) {
+		usage(stderr);
+		return CTL_USAGE;
+	}
+	/* Validate everything before changing anything. */
+	for (int i = 0; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+		const struct field *f = NULL;
+		const char *why;
+
+		if (eq == NULL) {
+			ctl_err("expected KEY=VALUE, got '%s'", argv[i]);
+			return CTL_USAGE;
+		}
+		*eq = '\0';
+		for (size_t k = 0; k < PA_NELEM(fields); k++)
+			if (strcmp(fields[k].key, argv[i]) == 0)
+				f = &fields[k];
+		if (f == NULL) {
+			ctl_err("unknown key '%s'", argv[i]);
+			usage(stderr);
+			return CTL_USAGE;
+		}
+		if (n == PA_NELEM(fields)) {
+			ctl_err("too many keys");
+			return CTL_USAGE;
+		}
+		if ((why = check(f, eq + 1, &vals[n])) != NULL) {
+			ctl_err("%s: %s", f->key, why);
+			return CTL_FAIL;
+		}
+		todo[n++] = f;
+	}
+	if (!ctl_exec(c, "BEGIN"))
+		return CTL_FAIL;
+	for (size_t i = 0; i < n; i++)
+		if (pa_db_query(c->db, todo[i]->sql, 1, &vals[i], NULL) != PA_OK) {
+			(void)ctl_exec(c, "ROLLBACK");
+			return CTL_FAIL;
+		}
+	return ctl_exec(c, "COMMIT") ? CTL_OK : CTL_FAIL;
+}
+
+int
+ctl_system(ctl_t *c, int argc, char **argv)
+{
+	if (ctl_wants_help(argc, argv)) {
+		usage(stdout);
+		return CTL_OK;
+	}
+	if (argc >= 2 && strcmp(argv[1], "show") == 0 && argc == 2)
+		return show(c);
+	if (argc >= 2 && strcmp(argv[1], "set") == 0)
+		return set(c, argc - 2, argv + 2);
+	usage(stderr);
+	return CTL_USAGE;
+}

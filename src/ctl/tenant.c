@@ -1,0 +1,331 @@
+/*
+ * pbx-authctl tenant add|set|show|list|enable|disable: the tenants table.
+ */
+#include "autoconfig.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl/ctl.h"
+#include "valid.h"
+
+#define MAX_PREFIXES 32
+
+enum kind { K_NAME, K_WEBSITE, K_URL, K_BOOL, K_PREFIXES, K_DIRECTORY, K_CLOUD };
+
+/* Settable columns, each with its one UPDATE ($1 = domain, $2 = value). */
+static const struct field {
+	const char *key;
+	enum kind kind;
+	const char *sql;
+} fields[] = {
+	{ "name", K_NAME, "UPDATE tenants SET name = $2, updated_at = now()"
+	    " WHERE lower(domain) = lower($1)" },
+	{ "website", K_WEBSITE, "UPDATE tenants SET website = $2, updated_at = now()"
+	    " WHERE lower(domain) = lower($1)" },
+	{ "avatar_url", K_URL, "UPDATE tenants SET avatar_url = $2, updated_at = now()"
+	    " WHERE lower(domain) = lower($1)" },
+	{ "enabled", K_BOOL, "UPDATE tenants SET enabled = $2::boolean, updated_at = now()"
+	    " WHERE lower(domain) = lower($1)" },
+	{ "callback_prefixes", K_PREFIXES, "UPDATE tenants SET callback_prefixes ="
+	    " coalesce(string_to_array($2, ','), '{}'), updated_at = now()"
+	    " WHERE lower(domain) = lower($1)" },
+	{ "ms365_enabled", K_BOOL, "UPDATE tenants SET ms365_enabled = $2::boolean,"
+	    " updated_at = now() WHERE lower(domain) = lower($1)" },
+	{ "ms365_directory_id", K_DIRECTORY, "UPDATE tenants SET ms365_directory_id = $2,"
+	    " updated_at = now() WHERE lower(domain) = lower($1)" },
+	{ "ms365_national_cloud", K_CLOUD, "UPDATE tenants SET ms365_national_cloud = $2,"
+	    " updated_at = now() WHERE lower(domain) = lower($1)" },
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: pbx-authctl tenant add DOMAIN --name NAME [--website URL]"
+	    " [--avatar-url URL] [--callback-prefix URL]…\n"
+	    "       pbx-authctl tenant set DOMAIN KEY=VALUE…\n"
+	    "       pbx-authctl tenant show DOMAIN\n"
+	    "       pbx-authctl tenant list\n"
+	    "       pbx-authctl tenant enable|disable DOMAIN\n"
+	    "  set keys: name, website, avatar_url, enabled, callback_prefixes (comma separated),\n"
+	    "            ms365_enabled, ms365_directory_id, ms365_national_cloud (GLOBAL|CHINA)\n"
+	    "  An empty VALUE clears website, avatar_url, callback_prefixes, ms365_directory_id.\n");
+}
+
+/* Each comma-separated prefix must be an allowed callback URL. */
+static const char *
+check_prefixes(const char *v)
+{
+	char buf[8192];
+	int n = 0;
+
+	if (strlen(v) >= sizeof(buf))
+		return "too long";
+	strcpy(buf, v);
+	for (char *save = NULL, *p = strtok_r(buf, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+		const char *why = pa_valid_url(p);
+
+		if (why != NULL)
+			return why;
+		if (++n > MAX_PREFIXES)
+			return "too many prefixes";
+	}
+	if (v[0] == ',' || (*v && v[strlen(v) - 1] == ',') || strstr(v, ",,") != NULL)
+		return "has an empty prefix";
+	return NULL;
+}
+
+/* Returns NULL, or what is wrong with v; *out is what to store (NULL: SQL NULL). */
+static const char *
+check(enum kind kind, const char *v, const char **out)
+{
+	*out = v;
+	if (*v == '\0') {
+		*out = NULL;
+		return kind == K_NAME ? "must not be empty" :
+		    kind == K_BOOL ? "expected true or false" :
+		    kind == K_CLOUD ? "expected GLOBAL or CHINA" : NULL;
+	}
+	switch (kind) {
+	case K_NAME:
+		return pa_valid_text(v, 1024) ? NULL :
+		    "must be 1-1024 characters without control characters";
+	case K_WEBSITE:
+		return pa_valid_text(v, 255) ? NULL :
+		    "must be at most 255 characters without control characters";
+	case K_URL:
+		return pa_valid_text(v, 2048) && strpbrk(v, " \\") == NULL ? NULL :
+		    "must be a URL or path without spaces or control characters";
+	case K_BOOL:
+		return (*out = ctl_bool(v)) ? NULL : "expected true or false";
+	case K_PREFIXES:
+		return check_prefixes(v);
+	case K_DIRECTORY:
+		/* a directory (tenant) GUID or a verified domain name */
+		return strlen(v) <= 255 && pa_valid_domain(v) && strpbrk(v, ":[]") == NULL ? NULL :
+		    "expected a directory id (GUID) or domain";
+	case K_CLOUD:
+		return strcmp(v, "GLOBAL") == 0 || strcmp(v, "CHINA") == 0 ? NULL :
+		    "expected GLOBAL or CHINA";
+	}
+	return NULL;
+}
+
+static bool
+check_domain(const char *d)
+{
+	if (pa_valid_domain(d))
+		return true;
+	ctl_err("'%s' is not a valid domain (1-280 characters of an FQDN or IP address)", d);
+	return false;
+}
+
+static int
+add(ctl_t *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "name", required_argument, NULL, 'n' },
+		{ "website", required_argument, NULL, 'w' },
+		{ "avatar-url", required_argument, NULL, 'a' },
+		{ "callback-prefix", required_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *name = NULL, *website = NULL, *avatar = NULL, *why, *stored;
+	char prefixes[8192] = "";
+	const char *params[5];
+	enum pa_err rv;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'n': name = optarg; break;
+		case 'w': website = optarg; break;
+		case 'a': avatar = optarg; break;
+		case 'p':
+			if (strchr(optarg, ',') != NULL || strlen(prefixes) + strlen(optarg) + 2 >
+			    sizeof(prefixes)) {
+				ctl_err("--callback-prefix '%s': one URL without commas", optarg);
+				return CTL_USAGE;
+			}
+			if (prefixes[0] != '\0')
+				strcat(prefixes, ",");
+			strcat(prefixes, optarg);
+			break;
+		default: usage(stderr); return CTL_USAGE;
+		}
+	}
+	if (optind + 1 != argc || name == NULL) {
+		ctl_err(name == NULL ? "tenant add needs --name" : "tenant add needs one DOMAIN");
+		usage(stderr);
+		return CTL_USAGE;
+	}
+	if (!check_domain(argv[optind]))
+		return CTL_FAIL;
+	if ((why = check(K_NAME, name, &stored)) || (why = website ? check(K_WEBSITE, website,
+	    &stored) : NULL) || (why = avatar ? check(K_URL, avatar, &stored) : NULL) ||
+	    (why = prefixes[0] ? check_prefixes(prefixes) : NULL)) {
+		ctl_err("%s", why);
+		return CTL_FAIL;
+	}
+	params[0] = argv[optind];
+	params[1] = name;
+	params[2] = website && *website ? website : NULL;
+	params[3] = avatar && *avatar ? avatar : NULL;
+	params[4] = prefixes[0] ? prefixes : NULL;
+	rv = pa_db_query(c->db, "INSERT INTO tenants (domain, name, website, avatar_url,"
+	    " callback_prefixes) VALUES ($1, $2, $3, $4, coalesce(string_to_array($5, ','), '{}'))",
+	    5, params, NULL);
+	if (rv == PA_ECONFLICT) {
+		ctl_err("tenant '%s' already exists", argv[optind]);
+		return CTL_FAIL;
+	}
+	if (rv != PA_OK)
+		return CTL_FAIL;
+	printf("added tenant %s\n", argv[optind]);
+	return CTL_OK;
+}
+
+/* Runs the UPDATEs of todo[0..n) in one transaction. */
+static int
+update(ctl_t *c, const char *domain, const struct field **todo, const char **vals, size_t n)
+{
+	if (!ctl_exec(c, "BEGIN"))
+		return CTL_FAIL;
+	for (size_t i = 0; i < n; i++) {
+		const char *params[2] = { domain, vals[i] };
+		pa_db_res_t *r;
+		long touched;
+
+		if (pa_db_query(c->db, todo[i]->sql, 2, params, &r) != PA_OK) {
+			(void)ctl_exec(c, "ROLLBACK");
+			return CTL_FAIL;
+		}
+		touched = pa_db_affected(r);
+		pa_db_res_free(r);
+		if (touched == 0) {
+			ctl_err("no such tenant '%s'", domain);
+			(void)ctl_exec(c, "ROLLBACK");
+			return CTL_FAIL;
+		}
+	}
+	return ctl_exec(c, "COMMIT") ? CTL_OK : CTL_FAIL;
+}
+
+static int
+set(ctl_t *c, int argc, char **argv)
+{
+	const struct field *todo[PA_NELEM(fields)];
+	const char *vals[PA_NELEM(fields)];
+	size_t n = 0;
+
+	if (argc < 2) {
+		usage(stderr);
+		return CTL_USAGE;
+	}
+	if (!check_domain(argv[0]))
+		return CTL_FAIL;
+	for (int i = 1; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+		const struct field *f = NULL;
+		const char *why;
+
+		if (eq == NULL) {
+			ctl_err("expected KEY=VALUE, got '%s'", argv[i]);
+			return CTL_USAGE;
+		}
+		*eq = '\0';
+		for (size_t k = 0; k < PA_NELEM(fields); k++)
+			if (strcmp(fields[k].key, argv[i]) == 0)
+				f = &fields[k];
+		if (f == NULL) {
+			ctl_err("unknown key '%s'", argv[i]);
+			usage(stderr);
+			return CTL_USAGE;
+		}
+		if (n == PA_NELEM(fields)) {
+			ctl_err("too many keys");
+			return CTL_USAGE;
+		}
+		if ((why = check(f->kind, eq + 1, &vals[n])) != NULL) {
+			ctl_err("%s: %s", f->key, why);
+			return CTL_FAIL;
+		}
+		todo[n++] = f;
+	}
+	return update(c, argv[0], todo, vals, n);
+}
+
+static int
+show(ctl_t *c, const char *domain)
+{
+	static const char *const keys[] = { "domain", "name", "website", "avatar_url", "enabled",
+		"callback_prefixes", "ms365_enabled", "ms365_directory_id", "ms365_national_cloud" };
+	const char *params[1] = { domain };
+	pa_db_res_t *r;
+
+	if (pa_db_query(c->db, "SELECT domain, name, website, avatar_url, enabled,"
+	    " array_to_string(callback_prefixes, ','), ms365_enabled, ms365_directory_id,"
+	    " ms365_national_cloud FROM tenants WHERE lower(domain) = lower($1)", 1, params,
+	    &r) != PA_OK)
+		return CTL_FAIL;
+	if (pa_db_rows(r) == 0) {
+		ctl_err("no such tenant '%s'", domain);
+		pa_db_res_free(r);
+		return CTL_FAIL;
+	}
+	for (size_t i = 0; i < PA_NELEM(keys); i++) {
+		const char *v = pa_db_value(r, 0, (int)i);
+
+		if (i == 4 || i == 6)
+			v = pa_db_bool(r, 0, (int)i) ? "true" : "false";
+		printf("%s=%s\n", keys[i], v ? v : "");
+	}
+	pa_db_res_free(r);
+	return CTL_OK;
+}
+
+static int
+list(ctl_t *c)
+{
+	pa_db_res_t *r;
+
+	if (pa_db_query(c->db, "SELECT domain, enabled, name FROM tenants ORDER BY lower(domain)",
+	    0, NULL, &r) != PA_OK)
+		return CTL_FAIL;
+	for (int i = 0; i < pa_db_rows(r); i++)
+		printf("%s\t%s\t%s\n", pa_db_value(r, i, 0),
+		    pa_db_bool(r, i, 1) ? "enabled" : "disabled", pa_db_value(r, i, 2));
+	pa_db_res_free(r);
+	return CTL_OK;
+}
+
+int
+ctl_tenant(ctl_t *c, int argc, char **argv)
+{
+	const char *sub = argc >= 2 ? argv[1] : "";
+
+	if (ctl_wants_help(argc, argv)) {
+		usage(stdout);
+		return CTL_OK;
+	}
+	if (strcmp(sub, "add") == 0)
+		return add(c, argc - 1, argv + 1);
+	if (strcmp(sub, "set") == 0)
+		return set(c, argc - 2, argv + 2);
+	if (strcmp(sub, "show") == 0 && argc == 3)
+		return check_domain(argv[2]) ? show(c, argv[2]) : CTL_FAIL;
+	if (strcmp(sub, "list") == 0 && argc == 2)
+		return list(c);
+	if ((strcmp(sub, "enable") == 0 || strcmp(sub, "disable") == 0) && argc == 3) {
+		const struct field *f = &fields[3];	/* enabled */
+		const char *v = sub[0] == 'e' ? "true" : "false";
+
+		if (!check_domain(argv[2]))
+			return CTL_FAIL;
+		return update(c, argv[2], &f, &v, 1);
+	}
+	usage(stderr);
+	return CTL_USAGE;
+}

@@ -1,0 +1,84 @@
+/*
+ * PostgreSQL access (the only user of libpq).  A pa_db_t is one connection:
+ * the daemon's workers prepare the statement table below at every (re)connect
+ * and run only those statements; the operator CLI runs constant SQL with
+ * parameters.  SQL text is never assembled from input.
+ */
+#ifndef PA_DB_H
+#define PA_DB_H
+
+#include <stdbool.h>
+
+#include "arena.h"
+#include "pa.h"
+
+typedef struct pa_db pa_db_t;
+typedef struct pa_db_res pa_db_res_t;	/* a query result */
+
+/* Prepared statements of the daemon; their SQL is in db.c. */
+enum pa_stmt {
+	PA_STMT_SYSTEM_INFO,	/* () -> system metadata row */
+	PA_STMT_TENANT_INFO,	/* (domain) -> enabled tenant's metadata row */
+	PA_STMT__MAX
+};
+
+/* Columns of PA_STMT_SYSTEM_INFO and PA_STMT_TENANT_INFO, in order. */
+enum { PA_SYS_WEB_DOMAIN, PA_SYS_PRIVATE_IPV4, PA_SYS_PUBLIC_IPV4, PA_SYS_ENABLE_IPV6,
+	PA_SYS_PRIVATE_IPV6, PA_SYS_PUBLIC_IPV6, PA_SYS_PRIMARY_DNS, PA_SYS_SECONDARY_DNS,
+	PA_SYS_ENABLE_DATAFLOW, PA_SYS_PUBLIC_BASE_URL, PA_SYS__MAX };
+enum { PA_TEN_NAME, PA_TEN_DOMAIN, PA_TEN_WEBSITE, PA_TEN_AVATAR_URL, PA_TEN_MS365_ENABLED,
+	PA_TEN_MS365_DIRECTORY, PA_TEN_MS365_CLOUD, PA_TEN__MAX };
+
+enum pa_db_flags {
+	PA_DB_PREPARE = 1,	/* prepare the statement table at connect */
+	PA_DB_LISTEN = 2	/* LISTEN for cache invalidations at connect */
+};
+
+/* The NOTIFY channel that tells workers to drop cached metadata. */
+#define PA_DB_CACHE_CHANNEL "pbx_auth_cache"
+
+/* Returns a handle (not yet connected; free with pa_db_free), or NULL. */
+pa_db_t *pa_db_new(const char *conninfo, const char *application_name, int flags);
+void pa_db_free(pa_db_t *db);
+
+/* Connects unless connected.  PA_OK, or PA_EDB (logged once per outage). */
+enum pa_err pa_db_connect(pa_db_t *db) PA_MUSTCHECK;
+
+/*
+ * Reads what the server sent since the last call without blocking.  Returns
+ * true when cached data must be dropped: a notification arrived on the cache
+ * channel, or the connection was lost (it is then reconnected on next use).
+ */
+bool pa_db_poll(pa_db_t *db);
+
+/*
+ * Runs prepared statement id with text parameters (NULL = SQL NULL),
+ * connecting first if needed.  *out is released with the arena.  Returns
+ * PA_OK, PA_EDB (unreachable or failed; logged) or PA_ECONFLICT (unique violation).
+ */
+enum pa_err pa_db_exec(pa_db_t *db, pa_arena_t *a, enum pa_stmt id, const char *const *params,
+    pa_db_res_t **out) PA_MUSTCHECK;
+
+/*
+ * Runs constant SQL with nparams text parameters (the CLI's path).  *out is
+ * freed with pa_db_res_free (may be NULL when the caller does not want it).
+ * Same return values as pa_db_exec; pa_db_error() tells what went wrong.
+ */
+enum pa_err pa_db_query(pa_db_t *db, const char *sql, int nparams, const char *const *params,
+    pa_db_res_t **out) PA_MUSTCHECK;
+
+/* Runs a trusted multi-statement script (a migration file), no parameters. */
+enum pa_err pa_db_script(pa_db_t *db, const char *sql) PA_MUSTCHECK;
+
+/* The server's message for the last failure of this connection. */
+const char *pa_db_error(pa_db_t *db);
+
+int pa_db_rows(const pa_db_res_t *r);
+/* The value as text, or NULL for SQL NULL.  Valid until the result is released. */
+const char *pa_db_value(const pa_db_res_t *r, int row, int col);
+bool pa_db_bool(const pa_db_res_t *r, int row, int col);
+/* Rows an INSERT/UPDATE/DELETE touched. */
+long pa_db_affected(const pa_db_res_t *r);
+void pa_db_res_free(pa_db_res_t *r);
+
+#endif

@@ -1,0 +1,557 @@
+/*
+ * Requests and responses over libfcgi: socket, accept, bounded body reading,
+ * query/cookie parsing, and responses with the contract's common headers.
+ */
+#include "autoconfig.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#include "http.h"
+#include "json.h"
+#include "log.h"
+
+/* Bytes of an oversized or lying body read (and discarded) before giving up on the connection. */
+#define MAX_DRAIN (16 * 1024 * 1024)
+
+struct pa_http_conn {
+	FCGX_Request rq;
+	bool active;		/* between a successful accept and finish */
+};
+
+static bool fcgx_ready;
+
+static bool
+init_fcgx(void)
+{
+	if (!fcgx_ready && FCGX_Init() != 0) {
+		pa_log_error("FCGX_Init failed");
+		return false;
+	}
+	fcgx_ready = true;
+	return true;
+}
+
+int
+pa_http_listen(const char *spec, int backlog, int mode)
+{
+	int fd;
+
+	if (!init_fcgx())
+		return -1;
+	if (spec[0] == '/')
+		(void)unlink(spec);	/* a stale socket of an earlier run */
+	/* libfcgi takes ":port" or "host:port" for TCP and a path otherwise. */
+	if ((fd = FCGX_OpenSocket(spec, backlog)) < 0) {
+		pa_log_syserr("cannot listen on %s", spec);
+		return -1;
+	}
+	/* The socket is created with the umask; nginx needs the configured mode. */
+	if (spec[0] == '/' && chmod(spec, (mode_t)mode) != 0) {
+		pa_log_syserr("cannot chmod %s", spec);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+pa_http_conn_t *
+pa_http_conn_new(int fd)
+{
+	pa_http_conn_t *c;
+
+	if (!init_fcgx())
+		return NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		pa_log_error("out of memory");
+		return NULL;
+	}
+	/* FCGI_FAIL_ACCEPT_ON_INTR: a signal (SIGTERM, SIGHUP) ends the wait. */
+	if (FCGX_InitRequest(&c->rq, fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
+		pa_log_error("FCGX_InitRequest failed");
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void
+pa_http_conn_free(pa_http_conn_t *c)
+{
+	if (c == NULL)
+		return;
+	if (c->active)
+		pa_http_finish(c);
+	FCGX_Free(&c->rq, 1);
+	free(c);
+}
+
+bool
+pa_http_accept(pa_http_conn_t *c)
+{
+	int rc = FCGX_Accept_r(&c->rq);
+
+	if (rc < 0) {
+		if (rc != -EINTR && rc != -EAGAIN)
+			pa_log_debug("FCGX_Accept_r returned %d", rc);
+		return false;
+	}
+	c->active = true;
+	return true;
+}
+
+void
+pa_http_shutdown(void)
+{
+	FCGX_ShutdownPending();
+}
+
+void
+pa_http_finish(pa_http_conn_t *c)
+{
+	char scratch[4096];
+	size_t drained = 0;
+	int n;
+
+	if (!c->active)
+		return;
+	/* Unread input makes libfcgi close the connection: read it to its end. */
+	while (drained < MAX_DRAIN && (n = FCGX_GetStr(scratch, sizeof(scratch), c->rq.in)) > 0)
+		drained += (size_t)n;
+	FCGX_Finish_r(&c->rq);
+	c->active = false;
+}
+
+const char *
+pa_http_env(const pa_req_t *req, const char *name)
+{
+	return FCGX_GetParam(name, req->conn->rq.envp);
+}
+
+/* ---- parsers ---------------------------------------------------------- */
+
+bool
+pa_utf8_valid(const char *str, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = s[i];
+		size_t len;
+		unsigned int cp, min;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			len = 2, cp = c & 0x1f, min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			len = 3, cp = c & 0x0f, min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			len = 4, cp = c & 0x07, min = 0x10000;
+		} else {
+			return false;
+		}
+		if (n - i < len)
+			return false;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		/* overlong forms, surrogates, beyond Unicode */
+		if (cp < min || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return false;
+		i += len;
+	}
+	return true;
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+enum pa_err
+pa_http_decode(pa_arena_t *a, const char *s, size_t n, bool form, char **out)
+{
+	char *d;
+	size_t i, j = 0;
+
+	*out = NULL;
+	if ((d = pa_alloc(a, n + 1)) == NULL)
+		return PA_ENOMEM;
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (c == '%') {
+			int hi, lo;
+
+			if (n - i < 3 || (hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0)
+				return PA_EINPUT;
+			c = (char)(hi << 4 | lo);
+			i += 2;
+		} else if (c == '+' && form) {
+			c = ' ';
+		}
+		if (c == '\0')
+			return PA_EINPUT;
+		d[j++] = c;
+	}
+	d[j] = '\0';
+	if (!pa_utf8_valid(d, j))
+		return PA_EINPUT;
+	*out = d;
+	return PA_OK;
+}
+
+/* Counts the separators to size the array once. */
+static size_t
+count_parts(const char *s, size_t n, char sep)
+{
+	size_t k = 1;
+
+	for (size_t i = 0; i < n; i++)
+		k += s[i] == sep;
+	return k;
+}
+
+enum pa_err
+pa_http_parse_query(pa_arena_t *a, const char *qs, size_t n, pa_param_t **out, size_t *nout)
+{
+	pa_param_t *p;
+	size_t k = 0, i = 0;
+	enum pa_err rv;
+
+	*out = NULL;
+	*nout = 0;
+	if ((p = pa_calloc(a, count_parts(qs, n, '&'), sizeof(*p))) == NULL)
+		return PA_ENOMEM;
+	while (i < n) {
+		const char *part = qs + i, *amp = memchr(part, '&', n - i), *eq;
+		size_t plen = amp ? (size_t)(amp - part) : n - i;
+		char *name, *value;
+
+		i += plen + 1;
+		if (plen == 0)
+			continue;
+		eq = memchr(part, '=', plen);
+		if ((rv = pa_http_decode(a, part, eq ? (size_t)(eq - part) : plen, true, &name)) != PA_OK)
+			return rv;
+		if (eq != NULL)
+			rv = pa_http_decode(a, eq + 1, plen - (size_t)(eq + 1 - part), true, &value);
+		else
+			rv = (value = pa_strdup(a, "")) ? PA_OK : PA_ENOMEM;
+		if (rv != PA_OK)
+			return rv;
+		p[k].name = name;
+		p[k].value = value;
+		k++;
+	}
+	*out = p;
+	*nout = k;
+	return PA_OK;
+}
+
+/* Narrows [*b, *e) by removing spaces and tabs at both ends. */
+static void
+trim_ows(const char **b, const char **e)
+{
+	while (*b < *e && (**b == ' ' || **b == '\t'))
+		(*b)++;
+	while (*e > *b && ((*e)[-1] == ' ' || (*e)[-1] == '\t'))
+		(*e)--;
+}
+
+enum pa_err
+pa_http_parse_cookies(pa_arena_t *a, const char *h, pa_param_t **out, size_t *nout)
+{
+	size_t n = strlen(h), k = 0, i = 0;
+	pa_param_t *p;
+
+	*out = NULL;
+	*nout = 0;
+	if ((p = pa_calloc(a, count_parts(h, n, ';'), sizeof(*p))) == NULL)
+		return PA_ENOMEM;
+	while (i < n) {
+		const char *part = h + i, *semi = memchr(part, ';', n - i);
+		const char *end = semi ? semi : h + n, *eq = memchr(part, '=', (size_t)(end - part));
+		const char *nb = part, *ne, *vb, *ve = end;
+
+		i = (size_t)(end - h) + 1;
+		if (eq == NULL)
+			continue;
+		ne = eq;
+		vb = eq + 1;
+		trim_ows(&nb, &ne);
+		trim_ows(&vb, &ve);
+		/* RFC 6265 allows the value in double quotes. */
+		if (ve - vb >= 2 && *vb == '"' && ve[-1] == '"')
+			vb++, ve--;
+		if (ne == nb)
+			continue;
+		if ((p[k].name = pa_strndup(a, nb, (size_t)(ne - nb))) == NULL ||
+		    (p[k].value = pa_strndup(a, vb, (size_t)(ve - vb))) == NULL)
+			return PA_ENOMEM;
+		k++;
+	}
+	*out = p;
+	*nout = k;
+	return PA_OK;
+}
+
+const char *
+pa_http_param(const pa_param_t *p, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(p[i].name, name) == 0)
+			return p[i].value;
+	return NULL;
+}
+
+size_t
+pa_http_param_count(const pa_param_t *p, size_t n, const char *name)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += strcmp(p[i].name, name) == 0;
+	return k;
+}
+
+bool
+pa_http_media_type_is(const char *ct, const char *type)
+{
+	size_t n = strlen(type);
+
+	if (ct == NULL)
+		return false;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	if (strncasecmp(ct, type, n) != 0)
+		return false;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+/* ---- request ---------------------------------------------------------- */
+
+static void
+set_parse_error(pa_req_t *req, int status, const char *why)
+{
+	if (req->parse_status == 0) {
+		req->parse_status = status;
+		req->parse_error = why;
+	}
+}
+
+/*
+ * Reads the body to its end, at most PA_HTTP_MAX_BODY bytes, whatever
+ * CONTENT_LENGTH claims: a body larger than the limit is a 413 even when the
+ * declared length is small.
+ */
+static enum pa_err
+read_body(pa_req_t *req)
+{
+	const char *cl = pa_http_env(req, "CONTENT_LENGTH");
+	unsigned long long declared = 0;
+	size_t got = 0;
+	int n;
+
+	if (cl != NULL && *cl != '\0') {
+		char *end;
+
+		errno = 0;
+		declared = strtoull(cl, &end, 10);
+		if (errno != 0 || *end != '\0' || !isdigit((unsigned char)*cl)) {
+			set_parse_error(req, 400, "invalid Content-Length");
+			return PA_OK;
+		}
+		if (declared > PA_HTTP_MAX_BODY) {
+			set_parse_error(req, 413, "request body larger than 65536 bytes");
+			return PA_OK;
+		}
+	}
+	/* One byte more than the limit tells an oversized body from a full one. */
+	if ((req->body = pa_alloc(req->arena, PA_HTTP_MAX_BODY + 2)) == NULL)
+		return PA_ENOMEM;
+	while (got < PA_HTTP_MAX_BODY + 1 &&
+	    (n = FCGX_GetStr(req->body + got, (int)(PA_HTTP_MAX_BODY + 1 - got),
+	    req->conn->rq.in)) > 0)
+		got += (size_t)n;
+	req->body[got] = '\0';
+	req->body_len = got;
+	if (got > PA_HTTP_MAX_BODY)
+		set_parse_error(req, 413, "request body larger than 65536 bytes");
+	else if (got != declared)
+		set_parse_error(req, 400, "request body length differs from Content-Length");
+	return PA_OK;
+}
+
+enum pa_err
+pa_http_request_init(pa_req_t *req, pa_http_conn_t *c, pa_arena_t *a)
+{
+	const char *qs, *uri, *p;
+	enum pa_err rv;
+
+	memset(req, 0, sizeof(*req));
+	req->arena = a;
+	req->conn = c;
+	req->method = pa_http_env(req, "REQUEST_METHOD");
+	req->content_type = pa_http_env(req, "CONTENT_TYPE");
+	req->remote_addr = pa_http_env(req, "REMOTE_ADDR");
+	if (req->method == NULL)
+		req->method = "";
+	if (req->content_type != NULL && *req->content_type == '\0')
+		req->content_type = NULL;
+	if (req->remote_addr == NULL)
+		req->remote_addr = "";
+
+	/* nginx gives the decoded, normalised path in DOCUMENT_URI. */
+	if ((p = pa_http_env(req, "DOCUMENT_URI")) != NULL && *p != '\0') {
+		req->path = p;
+	} else if ((uri = pa_http_env(req, "REQUEST_URI")) != NULL) {
+		char *decoded;
+
+		rv = pa_http_decode(a, uri, strcspn(uri, "?"), false, &decoded);
+		if (rv == PA_ENOMEM)
+			return rv;
+		if (rv != PA_OK)
+			set_parse_error(req, 400, "malformed escape in the path");
+		req->path = decoded ? decoded : "";
+	} else {
+		req->path = "";
+	}
+
+	qs = pa_http_env(req, "QUERY_STRING");
+	if (qs != NULL && *qs != '\0') {
+		rv = pa_http_parse_query(a, qs, strlen(qs), &req->query, &req->nquery);
+		if (rv == PA_ENOMEM)
+			return rv;
+		if (rv != PA_OK)
+			set_parse_error(req, 400, "malformed query string: bad percent escape, NUL "
+			    "byte or invalid UTF-8");
+	}
+	return read_body(req);
+}
+
+/* ---- responses -------------------------------------------------------- */
+
+static const char *
+status_text(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 204: return "No Content";
+	case 302: return "Found";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
+	case 503: return "Service Unavailable";
+	default: return status >= 500 ? "Internal Server Error" : "Error";
+	}
+}
+
+const char *
+pa_http_error_code(int status)
+{
+	switch (status) {
+	case 400: return "VALIDATE_FAILED";
+	case 401: return "AUTHENTICATION_FAILED";
+	case 403: return "FORBIDDEN";
+	case 404: return "NOT_FOUND";
+	case 405: return "METHOD_NOT_ALLOWED";
+	case 409: return "CONFLICT";
+	case 413: return "PAYLOAD_TOO_LARGE";
+	case 415: return "UNSUPPORTED_MEDIA_TYPE";
+	case 429: return "TOO_MANY_REQUESTS";
+	case 503: return "SERVICE_UNAVAILABLE";
+	default: return "UNKNOWN";
+	}
+}
+
+void
+pa_http_add_header(pa_req_t *req, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line) || strpbrk(line, "\r\n") != NULL) {
+		pa_log_error("refusing a malformed or oversized response header");
+		return;
+	}
+	pa_buf_append(&req->headers, line, (size_t)n);
+	pa_buf_append(&req->headers, "\r\n", 2);
+}
+
+void
+pa_http_reply(pa_req_t *req, int status, const char *body, size_t len)
+{
+	FCGX_Stream *out = req->conn->rq.out;
+	char head[256];
+	int n;
+
+	if (req->status != 0) {
+		pa_log_error("a second response to one request (status %d after %d)", status,
+		    req->status);
+		return;
+	}
+	req->status = status;
+	n = snprintf(head, sizeof(head), "Status: %d %s\r\n"
+	    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n", status,
+	    status_text(status));
+	FCGX_PutStr(head, n, out);
+	if (req->headers.len > 0)
+		FCGX_PutStr(req->headers.p, (int)req->headers.len, out);
+	if (body != NULL) {
+		n = snprintf(head, sizeof(head), "Content-Type: application/json; charset=utf-8\r\n"
+		    "Content-Length: %zu\r\n\r\n", len);
+		FCGX_PutStr(head, n, out);
+		FCGX_PutStr(body, (int)len, out);
+	} else {
+		FCGX_PutStr("\r\n", 2, out);
+	}
+	pa_buf_free(&req->headers);
+}
+
+void
+pa_http_reply_error(pa_req_t *req, int status, const char *code, const char *message,
+    const char *detail_json)
+{
+	pa_buf_t b = PA_BUF_INIT;
+
+	pa_json_error_body(&b, code ? code : pa_http_error_code(status), message, detail_json);
+	if (pa_buf_failed(&b))
+		pa_http_reply(req, 500, NULL, 0);
+	else
+		pa_http_reply(req, status, b.p, b.len);
+	pa_buf_free(&b);
+}

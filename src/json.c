@@ -1,0 +1,163 @@
+/*
+ * json-c parsing with a depth limit and explicit length; error bodies.
+ */
+#include "autoconfig.h"
+
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "http.h"
+#include "json.h"
+#include "log.h"
+
+#define OBJ(j) ((struct json_object *)(j))
+#define COBJ(j) ((struct json_object *)(uintptr_t)(const void *)(j))
+
+static void
+put_cleanup(void *p)
+{
+	json_object_put(p);
+}
+
+enum pa_err
+pa_json_parse_object(pa_arena_t *a, const char *s, size_t n, pa_json_t **out, const char **why)
+{
+	struct json_tokener *tok;
+	struct json_object *o;
+	enum json_tokener_error jerr;
+	size_t used;
+
+	*out = NULL;
+	*why = NULL;
+	if (n > PA_HTTP_MAX_BODY) {
+		*why = "body too large";
+		return PA_EINPUT;
+	}
+	if (!pa_utf8_valid(s, n)) {
+		*why = "body is not valid UTF-8";
+		return PA_EINPUT;
+	}
+	if ((tok = json_tokener_new_ex(PA_JSON_MAX_DEPTH)) == NULL) {
+		pa_log_error("out of memory creating a JSON tokener");
+		return PA_ENOMEM;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	o = json_tokener_parse_ex(tok, s, (int)n);
+	jerr = json_tokener_get_error(tok);
+	used = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (o == NULL || jerr != json_tokener_success) {
+		json_object_put(o);
+		*why = jerr == json_tokener_error_depth ? "JSON nested too deeply" : "malformed JSON";
+		return PA_EINPUT;
+	}
+	for (; used < n; used++)
+		if (strchr(" \t\r\n", s[used]) == NULL) {
+			json_object_put(o);
+			*why = "trailing data after the JSON value";
+			return PA_EINPUT;
+		}
+	if (!json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		*why = "the body must be a JSON object";
+		return PA_EINPUT;
+	}
+	if (pa_arena_cleanup(a, put_cleanup, o) != 0)
+		return PA_ENOMEM;
+	*out = (pa_json_t *)o;
+	return PA_OK;
+}
+
+static struct json_object *
+member(const pa_json_t *obj, const char *key)
+{
+	struct json_object *v = NULL;
+
+	if (!json_object_object_get_ex(COBJ(obj), key, &v))
+		return NULL;
+	return v;	/* NULL also for JSON null */
+}
+
+enum pa_json_get
+pa_json_get_string(const pa_json_t *obj, const char *key, const char **s, size_t *len)
+{
+	struct json_object *v = member(obj, key);
+	int n;
+
+	if (v == NULL)
+		return PA_JSON_ABSENT;
+	if (!json_object_is_type(v, json_type_string))
+		return PA_JSON_WRONG_TYPE;
+	*s = json_object_get_string(v);
+	n = json_object_get_string_len(v);
+	if (n < 0 || memchr(*s, '\0', (size_t)n) != NULL)
+		return PA_JSON_WRONG_TYPE;
+	*len = (size_t)n;
+	return PA_JSON_FOUND;
+}
+
+enum pa_json_get
+pa_json_get_bool(const pa_json_t *obj, const char *key, bool *b)
+{
+	struct json_object *v = member(obj, key);
+
+	if (v == NULL)
+		return PA_JSON_ABSENT;
+	if (!json_object_is_type(v, json_type_boolean))
+		return PA_JSON_WRONG_TYPE;
+	*b = json_object_get_boolean(v);
+	return PA_JSON_FOUND;
+}
+
+void
+pa_json_error_item(pa_buf_t *b, const char *code, const char *message, const char *detail_json)
+{
+	pa_buf_puts(b, "{\"code\":");
+	pa_buf_json_nstr(b, code);
+	pa_buf_puts(b, ",\"message\":");
+	pa_buf_json_nstr(b, message);
+	pa_buf_puts(b, ",\"detail\":");
+	pa_buf_puts(b, detail_json != NULL ? detail_json : "null");
+	pa_buf_putc(b, '}');
+}
+
+void
+pa_json_error_body(pa_buf_t *b, const char *code, const char *message, const char *detail_json)
+{
+	pa_buf_puts(b, "{\"errors\":[");
+	pa_json_error_item(b, code, message, detail_json);
+	pa_buf_puts(b, "]}");
+}
+
+void
+pa_json_problem(pa_json_problems_t *p, const char *field, const char *rule)
+{
+	pa_buf_t detail = PA_BUF_INIT;
+
+	pa_buf_puts(&detail, "{\"field\":");
+	pa_buf_json_nstr(&detail, field);
+	pa_buf_puts(&detail, ",\"rule\":");
+	pa_buf_json_nstr(&detail, rule);
+	pa_buf_putc(&detail, '}');
+	if (p->n++ > 0)
+		pa_buf_putc(&p->items, ',');
+	pa_json_error_item(&p->items, "VALIDATE_FAILED", "Validation failed",
+	    pa_buf_failed(&detail) ? NULL : detail.p);
+	if (pa_buf_failed(&detail))
+		p->items.failed = true;
+	pa_buf_free(&detail);
+}
+
+void
+pa_json_problems_body(pa_json_problems_t *p, pa_buf_t *b)
+{
+	pa_buf_puts(b, "{\"errors\":[");
+	if (p->items.p != NULL)
+		pa_buf_append(b, p->items.p, p->items.len);
+	pa_buf_puts(b, "]}");
+	if (pa_buf_failed(&p->items))
+		b->failed = true;
+	pa_buf_free(&p->items);
+	p->n = 0;
+}

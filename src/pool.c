@@ -1,0 +1,261 @@
+/*
+ * Prefork supervision: spawn, reap, respawn with backoff, reload, drain.
+ * Signal handlers only set flags; the loop runs on sigsuspend with the
+ * signals blocked everywhere else.
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pool.h"
+#include "worker.h"
+
+#define MAX_WORKERS 256
+#define MAX_CHILDREN (2 * MAX_WORKERS)	/* during a reload, two generations */
+#define STOP_GRACE 30			/* seconds before a stopping worker is killed */
+#define CRASH_WINDOW 10			/* seconds */
+
+struct child {
+	pid_t pid;		/* 0: free slot */
+	unsigned gen;		/* configuration generation it runs */
+	time_t stop_sent;	/* when SIGTERM was first sent, 0 if running */
+};
+
+static volatile sig_atomic_t got_chld, got_hup, got_term, got_alrm;
+
+static struct child children[MAX_CHILDREN];
+static unsigned generation;
+static time_t crash_times[MAX_WORKERS];
+static size_t ncrash;
+
+static void
+on_signal(int sig)
+{
+	switch (sig) {
+	case SIGCHLD: got_chld = 1; break;
+	case SIGHUP: got_hup = 1; break;
+	case SIGALRM: got_alrm = 1; break;
+	default: got_term = 1; break;
+	}
+}
+
+static int
+count(bool current_only)
+{
+	int n = 0;
+
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (children[i].pid != 0 && (!current_only ||
+		    (children[i].gen == generation && children[i].stop_sent == 0)))
+			n++;
+	return n;
+}
+
+static bool
+spawn(const pa_config_t *cfg, int fd, const sigset_t *orig)
+{
+	int i;
+	pid_t pid;
+
+	for (i = 0; i < MAX_CHILDREN && children[i].pid != 0; i++)
+		;
+	if (i == MAX_CHILDREN) {
+		pa_log_error("no free worker slot");
+		return false;
+	}
+	if ((pid = fork()) < 0) {
+		pa_log_syserr("fork");
+		return false;
+	}
+	if (pid == 0) {
+		int rv;
+
+		sigprocmask(SIG_SETMASK, orig, NULL);
+		rv = pa_worker_run(cfg, fd);
+		exit(rv);
+	}
+	children[i] = (struct child){ pid, generation, 0 };
+	return true;
+}
+
+static void
+stop_child(struct child *c, time_t now)
+{
+	if (c->stop_sent == 0)
+		c->stop_sent = now;
+	if (now - c->stop_sent >= STOP_GRACE) {
+		pa_log_warn("worker pid=%d did not stop in %d s, killing it", (int)c->pid, STOP_GRACE);
+		kill(c->pid, SIGKILL);
+	} else {
+		/*
+		 * Sent again every second: a SIGTERM that lands just before the
+		 * worker enters accept() would otherwise go unnoticed.
+		 */
+		kill(c->pid, SIGTERM);
+	}
+}
+
+/* True when workers died too often lately: respawn after a pause then. */
+static bool
+crash_looping(const pa_config_t *cfg, time_t now)
+{
+	size_t recent = 0;
+
+	for (size_t i = 0; i < ncrash; i++)
+		recent += now - crash_times[i] < CRASH_WINDOW;
+	return recent > (size_t)cfg->workers * 2;
+}
+
+static void
+note_crash(time_t now)
+{
+	crash_times[ncrash++ % MAX_WORKERS] = now;
+	if (ncrash > MAX_WORKERS)
+		ncrash = MAX_WORKERS;
+}
+
+static void
+reap(time_t now)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (int i = 0; i < MAX_CHILDREN; i++) {
+			struct child *c = &children[i];
+
+			if (c->pid != pid)
+				continue;
+			if (c->stop_sent != 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+				pa_log_info("worker exited pid=%d status=0", (int)pid);
+			} else if (WIFSIGNALED(status)) {
+				pa_log_warn("worker exited pid=%d signal=%d", (int)pid, WTERMSIG(status));
+				note_crash(now);
+			} else {
+				pa_log_warn("worker exited pid=%d status=%d", (int)pid,
+				    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+				note_crash(now);
+			}
+			c->pid = 0;
+		}
+	}
+}
+
+static void
+reload(const char *path, pa_config_t **cfg, time_t now)
+{
+	pa_config_t *nc = pa_config_new();
+	char err[512];
+
+	if (nc == NULL || pa_config_load(nc, path, err, sizeof(err)) != PA_OK) {
+		pa_log_error("configuration not reloaded, keeping the running one: %s",
+		    nc ? err : "out of memory");
+		pa_config_free(nc);
+		return;
+	}
+	if (strcmp(nc->listen, (*cfg)->listen) != 0)
+		pa_log_warn("a new 'listen' takes effect at restart, not reload (still %s)",
+		    (*cfg)->listen);
+	if (nc->workers > MAX_WORKERS)
+		nc->workers = MAX_WORKERS;
+	/*
+	 * Old workers keep their copy of the old configuration (fork); the
+	 * master's copy can go once the new generation is started.
+	 */
+	pa_config_free(*cfg);
+	*cfg = nc;
+	pa_log_set_level(nc->log_level);
+	generation++;
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (children[i].pid != 0 && children[i].gen != generation)
+			stop_child(&children[i], now);
+	pa_log_info("configuration reloaded workers=%d", nc->workers);
+}
+
+int
+pa_pool_run(const char *path, pa_config_t **cfg, int fd)
+{
+	struct sigaction sa;
+	sigset_t block, orig;
+	bool draining = false;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigemptyset(&block);
+	sigaddset(&block, SIGCHLD);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGALRM);
+	sigprocmask(SIG_BLOCK, &block, &orig);
+	if ((*cfg)->workers > MAX_WORKERS)
+		(*cfg)->workers = MAX_WORKERS;
+	pa_log_info("master started workers=%d listen=%s", (*cfg)->workers, (*cfg)->listen);
+
+	for (;;) {
+		time_t now = time(NULL);
+		bool pending = false;
+
+		if (got_chld) {
+			got_chld = 0;
+			reap(now);
+		}
+		if (got_term && !draining) {
+			draining = true;
+			pa_log_info("stopping: finishing requests in flight");
+		}
+		if (got_hup) {
+			got_hup = 0;
+			if (!draining)
+				reload(path, cfg, now);
+		}
+		if (draining) {
+			if (count(false) == 0)
+				break;
+			for (int i = 0; i < MAX_CHILDREN; i++)
+				if (children[i].pid != 0)
+					stop_child(&children[i], now);
+		} else {
+			while (count(true) < (*cfg)->workers) {
+				if (crash_looping(*cfg, now)) {
+					pa_log_warn("workers keep dying; next start in 1 s");
+					pending = true;
+					break;
+				}
+				if (!spawn(*cfg, fd, &orig)) {
+					pending = true;
+					break;
+				}
+			}
+			for (int i = 0; i < MAX_CHILDREN; i++)
+				if (children[i].pid != 0 && children[i].stop_sent != 0 &&
+				    got_alrm)
+					stop_child(&children[i], now);
+			pending = pending || count(false) > count(true);
+		}
+		got_alrm = 0;
+		/* A 1 s tick while something waits: resends, kills, delayed spawns. */
+		alarm(draining || pending ? 1 : 0);
+		if (!got_chld && !got_hup && !(got_term && !draining))
+			sigsuspend(&orig);
+	}
+	alarm(0);
+	pa_log_info("master stopped");
+	return 0;
+}

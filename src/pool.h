@@ -1,0 +1,18 @@
+/*
+ * The master process: forks the request workers and supervises them.  A
+ * worker that dies is replaced (after a pause if workers keep dying); SIGHUP
+ * reloads the configuration and replaces the workers gracefully; SIGTERM or
+ * SIGINT stops them gracefully and returns.
+ */
+#ifndef PA_POOL_H
+#define PA_POOL_H
+
+#include "config.h"
+
+/*
+ * Runs the master loop.  *cfg may be replaced on reload (the caller frees
+ * the final one).  Returns the process exit status.
+ */
+int pa_pool_run(const char *config_path, pa_config_t **cfg, int listen_fd);
+
+#endif

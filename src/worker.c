@@ -1,0 +1,170 @@
+/*
+ * The worker's accept loop: per request, poll PostgreSQL notifications,
+ * parse, dispatch, drain, log one access line, reset the arena.
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "db.h"
+#include "handlers/handlers.h"
+#include "http.h"
+#include "log.h"
+#include "meta.h"
+#include "router.h"
+#include "worker.h"
+
+static volatile sig_atomic_t stopping;
+
+static void
+on_term(int sig)
+{
+	(void)sig;
+	stopping = 1;
+	pa_http_shutdown();
+}
+
+/* SIGTERM/SIGINT end the accept wait (no SA_RESTART); SIGHUP is the master's. */
+static void
+set_signals(sigset_t *term)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
+	sigemptyset(term);
+	sigaddset(term, SIGTERM);
+	sigaddset(term, SIGINT);
+}
+
+static bool
+drop_privileges(const char *user)
+{
+	struct passwd *pw;
+
+	if (user == NULL || geteuid() != 0)
+		return true;
+	errno = 0;
+	if ((pw = getpwnam(user)) == NULL) {
+		pa_log_error("no such user '%s'", user);
+		return false;
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+	    setuid(pw->pw_uid) != 0) {
+		pa_log_syserr("cannot switch to user '%s'", user);
+		return false;
+	}
+	return true;
+}
+
+static long long
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Copies s for a log line: at most 200 bytes, unsafe bytes as %XX. */
+static void
+log_safe(char *out, size_t outlen, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t j = 0;
+
+	for (; *s && j + 4 < outlen && j < 200; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '%') {
+			out[j++] = '%';
+			out[j++] = hex[c >> 4];
+			out[j++] = hex[c & 15];
+		} else {
+			out[j++] = (char)c;
+		}
+	}
+	out[j] = '\0';
+}
+
+static void
+serve(pa_http_conn_t *conn, pa_ctx_t *ctx, pa_arena_t *arena)
+{
+	long long t0 = now_us();
+	char method[32], path[256];
+	pa_req_t req;
+
+	if (pa_db_poll(ctx->db))
+		pa_meta_flush(ctx->meta);
+	if (pa_http_request_init(&req, conn, arena) != PA_OK)
+		pa_http_reply_error(&req, 500, NULL, "Internal error", NULL);
+	else
+		pa_router_dispatch(pa_routes, pa_nroutes, &req, ctx);
+	log_safe(method, sizeof(method), req.method);
+	log_safe(path, sizeof(path), req.path ? req.path : "");
+	pa_http_finish(conn);
+	pa_log_info("request method=%s path=%s status=%d us=%lld", method, path, req.status,
+	    now_us() - t0);
+	pa_buf_free(&req.headers);
+	pa_arena_reset(arena);
+}
+
+int
+pa_worker_run(const pa_config_t *cfg, int listen_fd)
+{
+	pa_http_conn_t *conn = NULL;
+	pa_arena_t *arena = NULL;
+	sigset_t term;
+	pa_ctx_t ctx = { cfg, NULL, NULL };
+	int rv = 1;
+
+	set_signals(&term);
+	/* Stop with the master, even when it is killed outright. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	sigprocmask(SIG_UNBLOCK, &term, NULL);
+	if (getppid() == 1)
+		return 0;
+	if (!drop_privileges(cfg->user))
+		goto out;
+	if ((arena = pa_arena_new()) == NULL ||
+	    (ctx.db = pa_db_new(cfg->database, "pbx-authd", PA_DB_PREPARE | PA_DB_LISTEN)) == NULL ||
+	    (ctx.meta = pa_meta_new(cfg)) == NULL || (conn = pa_http_conn_new(listen_fd)) == NULL) {
+		pa_log_error("out of memory starting a worker");
+		goto out;
+	}
+	pa_log_info("worker started");
+	if (pa_db_connect(ctx.db) != PA_OK)	/* logged; each request tries again */
+		pa_log_debug("starting without a database connection");
+	while (!stopping && pa_http_accept(conn)) {
+		/* A request in flight is finished, not cut short by SIGTERM. */
+		sigprocmask(SIG_BLOCK, &term, NULL);
+		serve(conn, &ctx, arena);
+		sigprocmask(SIG_UNBLOCK, &term, NULL);
+	}
+	rv = 0;
+out:
+	pa_http_conn_free(conn);
+	pa_meta_free(ctx.meta);
+	pa_db_free(ctx.db);
+	pa_arena_free(arena);
+	return rv;
+}

@@ -1,0 +1,14 @@
+/*
+ * A request worker: accepts FastCGI requests on the inherited socket and
+ * answers them through the route table, with one PostgreSQL connection and
+ * one per-request arena.
+ */
+#ifndef PA_WORKER_H
+#define PA_WORKER_H
+
+#include "config.h"
+
+/* Runs until SIGTERM (or the master's death); returns the exit status. */
+int pa_worker_run(const pa_config_t *cfg, int listen_fd);
+
+#endif
