@@ -94,33 +94,41 @@ static const char *
 check_authority(char *v)
 {
 	const char *host, *end;
-	size_t n = strlen(v), hn;
+	size_t n, hn;
 	bool https;
 
-	if (n > 0 && v[n - 1] == '/')
-		v[--n] = '\0';
 	if (strncmp(v, "https://", 8) == 0)
 		https = true, host = v + 8;
 	else if (strncmp(v, "http://", 7) == 0)
 		https = false, host = v + 7;
 	else
 		return "must start with https://";
-	if (*host == '[') {
-		end = strchr(host, ']');
-		end = end ? end + 1 : host + strlen(host);
+	n = strlen(host);
+	if (n > 0 && host[n - 1] == '/')
+		v[strlen(v) - 1] = '\0', n--;
+	if (*host == '[') {	/* an IPv6 literal */
+		if ((end = strchr(host, ']')) == NULL)
+			return "has an unterminated [IPv6] host";
+		end++;
+		if (strspn(host + 1, "0123456789abcdefABCDEF:.") != (size_t)(end - host) - 2)
+			return "has a malformed [IPv6] host";
 	} else {
 		end = host + strcspn(host, ":");
+		for (const char *p = host; p < end; p++)
+			if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-')
+				return "must be scheme://host[:port] with no path, query or user";
 	}
 	hn = (size_t)(end - host);
-	for (size_t i = 0; i < hn; i++)
-		if (!isalnum((unsigned char)host[i]) && strchr(".-[]:", host[i]) == NULL)
-			return "must be scheme://host[:port] with no path, query or user";
-	if (*end == ':' && (end[1] == '\0' || strspn(end + 1, "0123456789") != strlen(end + 1)))
-		return "has a bad port";
-	if (*end != '\0' && *end != ':')
-		return "must be scheme://host[:port] with no path, query or user";
-	if (hn == 0)
+	if (hn == 0 || (hn == 2 && *host == '['))
 		return "has no host";
+	if (*end == ':') {
+		long port;
+
+		if (parse_long(end + 1, 10, 1, 65535, &port) != NULL)
+			return "has a bad port";
+	} else if (*end != '\0') {
+		return "must be scheme://host[:port] with no path, query or user";
+	}
 	if (!https && !pa_valid_loopback_host(host, hn))
 		return "plain http:// is allowed for loopback hosts only";
 	return NULL;
@@ -153,6 +161,10 @@ pa_config_set(pa_config_t *c, const char *name, const char *value, char *err, si
 	switch (k->type) {
 	case T_STR:
 	case T_AUTHORITY:
+		if (*value == '\0' && k->type == T_AUTHORITY) {
+			msg = "must not be empty";
+			break;
+		}
 		if (*value == '\0') {	/* "key =" unsets */
 			free(*(char **)field);
 			*(char **)field = NULL;

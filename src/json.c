@@ -3,6 +3,8 @@
  */
 #include "autoconfig.h"
 
+#include <ctype.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <json-c/json.h>
@@ -20,13 +22,148 @@ put_cleanup(void *p)
 	json_object_put(p);
 }
 
+/*
+ * A strict RFC 8259 syntax check, run before json-c builds the tree: json-c
+ * 0.16 accepts NaN, Infinity, "1.", single quotes and raw control characters
+ * in strings even in strict mode.  Each function returns the position after
+ * what it read, or NULL.
+ */
+struct syn {
+	const char *end;
+	bool too_deep;
+};
+
+static const char *syn_value(struct syn *y, const char *p, int depth);
+
+static const char *
+syn_ws(const struct syn *y, const char *p)
+{
+	while (p < y->end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+		p++;
+	return p;
+}
+
+static const char *
+syn_digits(const struct syn *y, const char *p)
+{
+	const char *start = p;
+
+	while (p < y->end && *p >= '0' && *p <= '9')
+		p++;
+	return p > start ? p : NULL;
+}
+
+static const char *
+syn_number(const struct syn *y, const char *p)
+{
+	if (p < y->end && *p == '-')
+		p++;
+	if (p < y->end && *p == '0')
+		p++;
+	else if ((p = syn_digits(y, p)) == NULL)
+		return NULL;
+	if (p < y->end && *p == '.' && (p = syn_digits(y, p + 1)) == NULL)
+		return NULL;
+	if (p < y->end && (*p == 'e' || *p == 'E')) {
+		p++;
+		if (p < y->end && (*p == '+' || *p == '-'))
+			p++;
+		if ((p = syn_digits(y, p)) == NULL)
+			return NULL;
+	}
+	return p;
+}
+
+static const char *
+syn_string(const struct syn *y, const char *p)
+{
+	for (p++; p < y->end; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c == '"')
+			return p + 1;
+		if (c < 0x20)
+			return NULL;
+		if (c != '\\')
+			continue;
+		if (++p == y->end)
+			return NULL;
+		if (*p == 'u') {
+			for (int i = 0; i < 4; i++)
+				if (++p == y->end || !isxdigit((unsigned char)*p))
+					return NULL;
+		} else if (strchr("\"\\/bfnrt", *p) == NULL || *p == '\0') {
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+/* An object or array: open..close holding values (with keys for objects). */
+static const char *
+syn_container(struct syn *y, const char *p, int depth, bool object)
+{
+	char close = object ? '}' : ']';
+
+	if (depth > PA_JSON_MAX_DEPTH) {
+		y->too_deep = true;
+		return NULL;
+	}
+	p = syn_ws(y, p + 1);
+	if (p < y->end && *p == close)
+		return p + 1;
+	for (;;) {
+		if (object) {
+			if (p == y->end || *p != '"' || (p = syn_string(y, p)) == NULL)
+				return NULL;
+			p = syn_ws(y, p);
+			if (p == y->end || *p != ':')
+				return NULL;
+			p = syn_ws(y, p + 1);
+		}
+		if ((p = syn_value(y, p, depth)) == NULL)
+			return NULL;
+		p = syn_ws(y, p);
+		if (p == y->end)
+			return NULL;
+		if (*p == close)
+			return p + 1;
+		if (*p != ',')
+			return NULL;
+		p = syn_ws(y, p + 1);
+	}
+}
+
+static const char *
+syn_literal(const struct syn *y, const char *p, const char *word)
+{
+	size_t n = strlen(word);
+
+	return (size_t)(y->end - p) >= n && memcmp(p, word, n) == 0 ? p + n : NULL;
+}
+
+static const char *
+syn_value(struct syn *y, const char *p, int depth)
+{
+	if (p == y->end)
+		return NULL;
+	switch (*p) {
+	case '{': return syn_container(y, p, depth + 1, true);
+	case '[': return syn_container(y, p, depth + 1, false);
+	case '"': return syn_string(y, p);
+	case 't': return syn_literal(y, p, "true");
+	case 'f': return syn_literal(y, p, "false");
+	case 'n': return syn_literal(y, p, "null");
+	default: return syn_number(y, p);
+	}
+}
+
 enum pa_err
 pa_json_parse_object(pa_arena_t *a, const char *s, size_t n, pa_json_t **out, const char **why)
 {
 	struct json_tokener *tok;
 	struct json_object *o;
 	enum json_tokener_error jerr;
-	size_t used;
 
 	*out = NULL;
 	*why = NULL;
@@ -38,26 +175,38 @@ pa_json_parse_object(pa_arena_t *a, const char *s, size_t n, pa_json_t **out, co
 		*why = "body is not valid UTF-8";
 		return PA_EINPUT;
 	}
-	if ((tok = json_tokener_new_ex(PA_JSON_MAX_DEPTH)) == NULL) {
+	{
+		struct syn y = { s + n, false };
+		const char *p = syn_ws(&y, s);
+
+		bool object = p < y.end && *p == '{';
+
+		if ((p = syn_value(&y, p, 0)) != NULL && !object) {
+			*why = "the body must be a JSON object";
+			return PA_EINPUT;
+		}
+		if (p == NULL) {
+			*why = y.too_deep ? "JSON nested too deeply" : "malformed JSON";
+			return PA_EINPUT;
+		}
+		if (syn_ws(&y, p) != y.end) {
+			*why = "trailing data after the JSON value";
+			return PA_EINPUT;
+		}
+	}
+	if ((tok = json_tokener_new_ex(PA_JSON_MAX_DEPTH + 1)) == NULL) {
 		pa_log_error("out of memory creating a JSON tokener");
 		return PA_ENOMEM;
 	}
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	o = json_tokener_parse_ex(tok, s, (int)n);
 	jerr = json_tokener_get_error(tok);
-	used = json_tokener_get_parse_end(tok);
 	json_tokener_free(tok);
 	if (o == NULL || jerr != json_tokener_success) {
 		json_object_put(o);
 		*why = jerr == json_tokener_error_depth ? "JSON nested too deeply" : "malformed JSON";
 		return PA_EINPUT;
 	}
-	for (; used < n; used++)
-		if (strchr(" \t\r\n", s[used]) == NULL) {
-			json_object_put(o);
-			*why = "trailing data after the JSON value";
-			return PA_EINPUT;
-		}
 	if (!json_object_is_type(o, json_type_object)) {
 		json_object_put(o);
 		*why = "the body must be a JSON object";

@@ -43,6 +43,18 @@ match(const char *pattern, const char *path, pa_str_t *names, pa_str_t *values)
 	return *pattern == '\0' && *path == '\0' ? k : -1;
 }
 
+/* True when the comma-separated list holds method. */
+static bool
+has_method(const char *list, const char *method)
+{
+	size_t n = strlen(method);
+
+	for (const char *p = list; (p = strstr(p, method)) != NULL; p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == '\0' || p[n] == ','))
+			return true;
+	return false;
+}
+
 const pa_route_t *
 pa_router_match(const pa_route_t *routes, size_t n, const char *method, const char *path,
     pa_arena_t *a, pa_param_t **params, size_t *nparams, char *allow, size_t allowlen, bool *oom)
@@ -80,12 +92,14 @@ pa_router_match(const pa_route_t *routes, size_t n, const char *method, const ch
 			return &routes[i];
 		}
 		/* Collect each other method once, for the Allow header. */
-		if (strstr(allow, routes[i].method) == NULL) {
-			int w = snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "",
-			    routes[i].method);
+		if (allowlen > 0 && !has_method(allow, routes[i].method)) {
+			size_t mlen = strlen(routes[i].method), sep = used ? 2 : 0;
 
-			if (w > 0 && (size_t)w < allowlen - used)
-				used += (size_t)w;
+			if (used + sep + mlen < allowlen) {
+				memcpy(allow + used, ", ", sep);
+				memcpy(allow + used + sep, routes[i].method, mlen + 1);
+				used += sep + mlen;
+			}
 		}
 	}
 	return NULL;
