@@ -373,7 +373,8 @@ read_body(pa_req_t *req)
 {
 	const char *cl = pa_http_env(req, "CONTENT_LENGTH");
 	unsigned long long declared = 0;
-	size_t got = 0;
+	size_t got = 0, cap;
+	char *grown;
 	int n;
 
 	if (cl != NULL && *cl != '\0') {
@@ -390,13 +391,26 @@ read_body(pa_req_t *req)
 			return PA_OK;
 		}
 	}
-	/* One byte more than the limit tells an oversized body from a full one. */
-	if ((req->body = pa_alloc(req->arena, PA_HTTP_MAX_BODY + 2)) == NULL)
+	/*
+	 * Read one byte more than declared to catch a body longer than its
+	 * Content-Length; only then grow to one byte over the limit.
+	 */
+	cap = (size_t)declared + 1;
+	if ((req->body = pa_alloc(req->arena, cap + 1)) == NULL)
 		return PA_ENOMEM;
-	while (got < PA_HTTP_MAX_BODY + 1 &&
-	    (n = FCGX_GetStr(req->body + got, (int)(PA_HTTP_MAX_BODY + 1 - got),
-	    req->conn->rq.in)) > 0)
-		got += (size_t)n;
+	for (;;) {
+		while (got < cap && (n = FCGX_GetStr(req->body + got, (int)(cap - got),
+		    req->conn->rq.in)) > 0)
+			got += (size_t)n;
+		if (got < cap || cap == PA_HTTP_MAX_BODY + 1)
+			break;
+		/* longer than declared: keep reading up to the limit */
+		if ((grown = pa_alloc(req->arena, PA_HTTP_MAX_BODY + 2)) == NULL)
+			return PA_ENOMEM;
+		memcpy(grown, req->body, got);
+		req->body = grown;
+		cap = PA_HTTP_MAX_BODY + 1;
+	}
 	req->body[got] = '\0';
 	req->body_len = got;
 	if (got > PA_HTTP_MAX_BODY)
