@@ -4,6 +4,7 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,11 +176,30 @@ pa_db_connect(pa_db_t *db)
 bool
 pa_db_poll(pa_db_t *db)
 {
+	struct pollfd p;
 	bool flush = false;
 	PGnotify *n;
 
 	if (db->conn == NULL)
 		return true;
+	/*
+	 * One poll(2) says whether anything arrived.  POLLRDHUP matters: after
+	 * a server shutdown the socket holds a FATAL message and then EOF, and
+	 * PQconsumeInput would read the message and report the connection
+	 * fine until the next call.
+	 */
+	p.fd = PQsocket(db->conn);
+	p.events = POLLIN | POLLRDHUP;
+	p.revents = 0;
+	if (p.fd < 0 || poll(&p, 1, 0) < 0)
+		return false;
+	if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) {
+		pa_log_warn("lost the PostgreSQL connection");
+		disconnect(db);
+		return true;
+	}
+	if (!(p.revents & POLLIN))
+		return false;
 	if (!PQconsumeInput(db->conn) || PQstatus(db->conn) != CONNECTION_OK) {
 		set_error(db, PQerrorMessage(db->conn));
 		pa_log_warn("lost the PostgreSQL connection: %s", db->errmsg);
