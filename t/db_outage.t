@@ -1,0 +1,91 @@
+#!/usr/bin/perl
+
+# PostgreSQL going away and coming back: 503 SERVICE_UNAVAILABLE with
+# Retry-After from the configuration (or its PBX_AUTH_RETRY_AFTER override)
+# while it is down, 200 again on the very next requests once it is back,
+# without restarting pbx-authd and without any worker exiting.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use Test::More;
+
+use Test::PbxAuth;
+
+my $t = Test::PbxAuth->new(need_nginx => 1);
+$t->write_config(retry_after => 7, workers => 2);
+$t->start_pg->start_daemon->start_nginx;
+
+# Database failures are expected in this test; the daemon may log them at
+# level error. Only lines about the database connection are tolerated.
+$t->allow_log_errors(qr/database|postgres|connect|server|socket|db|sql|libpq/i);
+
+my ($rc, undef, $err) = $t->ctl('tenant', 'add', 'demo.pbx.test', '--name', 'Demo');
+is($rc, 0, 'tenant add') or diag($err);
+
+my @paths = ('/api/info', '/api/info?domain=demo.pbx.test');
+
+# Several requests per round so that both workers are exercised.
+sub all_ok {
+	my ($name) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my @bad;
+	for my $i (1 .. 8) {
+		my $r = $t->get($paths[$i % 2]);
+		push @bad, "$r->{request}: $r->{status} $r->{content}"
+		    unless $r->{status} == 200;
+	}
+	is(scalar @bad, 0, "$name: every request 200") or diag(join "\n", @bad);
+}
+
+sub all_503 {
+	my ($retry, $name) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	for my $i (1 .. 6) {
+		my $r = $t->get($paths[$i % 2]);
+		$t->is_error($r, 503, 'SERVICE_UNAVAILABLE', "$name #$i $r->{request}")
+		    or next;
+		is($r->{headers}{'retry-after'}, $retry, "$name #$i: Retry-After: $retry");
+		unlike($r->{content}, qr{/tmp|\.c\b|SELECT|FATAL|psql|PGSQL|socket}i,
+		    "$name #$i: no internals in the body");
+	}
+}
+
+all_ok('before the outage');
+my $master = $t->daemon_pid;
+my @workers = $t->worker_pids;
+is(scalar @workers, 2, 'two workers');
+
+$t->stop_pg;
+all_503(7, 'PostgreSQL stopped');
+
+$t->start_pg;
+all_ok('PostgreSQL started again');
+is($t->daemon_pid, $master, 'same master');
+ok(kill(0, $master), 'master still running');
+is_deeply([ $t->worker_pids ], \@workers, 'same worker pids');
+unlike($t->daemon_log, qr/worker exited/, 'no worker exited');
+
+# A second outage: the recovery must not be a one-off.
+$t->stop_pg;
+all_503(7, 'second outage');
+$t->start_pg;
+all_ok('after the second outage');
+is_deeply([ $t->worker_pids ], \@workers, 'same worker pids after the second outage');
+
+# PBX_AUTH_RETRY_AFTER overrides the file.
+is($t->stop_daemon, 0, 'pbx-authd stopped with status 0');
+$t->start_daemon(env => { PBX_AUTH_RETRY_AFTER => 11 });
+all_ok('daemon with PBX_AUTH_RETRY_AFTER=11');
+$t->stop_pg;
+all_503(11, 'PBX_AUTH_RETRY_AFTER=11');
+$t->start_pg;
+all_ok('after the outage with the override');
+
+my @five = grep { $_->[1] >= 500 && $_->[1] != 503 } $t->responses;
+is(scalar @five, 0, 'no 5xx other than 503') or diag(explain \@five);
+
+$t->done_testing;

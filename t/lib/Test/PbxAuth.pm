@@ -1,0 +1,1009 @@
+package Test::PbxAuth;
+
+# Integration test harness for pbx-auth, modelled on nginx-tests' Test::Nginx:
+# one temporary directory per .t file, free ports picked at run time, a
+# throwaway PostgreSQL cluster, pbx-authd and nginx started from generated
+# configs, and a teardown that stops everything we started (by pid) and checks
+# the daemon's log for sanitizer reports and unexpected error lines.
+#
+# Environment: PA_BUILDDIR (binaries in $PA_BUILDDIR/src), PA_SRCDIR
+# (migrations in $PA_SRCDIR/sql/migrations), TEST_PA_LEAVE=1 keeps the dir.
+
+use strict;
+use warnings;
+
+use Test::More ();
+use Cwd qw(abs_path);
+use Errno qw(EAGAIN EINTR EWOULDBLOCK);
+use Fcntl qw(F_GETFL F_SETFL O_NONBLOCK);
+use File::Basename qw(dirname);
+use File::Path qw(rmtree);
+use File::Spec;
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Select;
+use IO::Socket::INET;
+use IO::Socket::UNIX;
+use JSON::PP;
+use POSIX qw(WNOHANG);
+use Socket qw(SOCK_STREAM);
+use Time::HiRes qw(sleep time);
+
+our $VERSION = '0.1';
+
+my @INSTANCES;
+my $CREATOR = $$;
+
+###############################################################################
+# construction
+
+sub new {
+	my ($class, %opt) = @_;
+
+	my $self = bless {
+		conf     => {},
+		raw_conf => '',
+		log_allow => [],
+		responses => [],
+		started  => {},
+		%opt,
+	}, $class;
+
+	my $here = dirname(abs_path($0));
+	my $root = abs_path(File::Spec->catdir($here, '..'));
+	$self->{srcdir} = $ENV{PA_SRCDIR} || $root;
+	$self->{builddir} = $ENV{PA_BUILDDIR} || $root;
+	$self->{authd} = "$self->{builddir}/src/pbx-authd";
+	$self->{authctl} = "$self->{builddir}/src/pbx-authctl";
+	$self->{migrations} = "$self->{srcdir}/sql/migrations";
+
+	for my $bin ($self->{authd}, $self->{authctl}) {
+		die "Test::PbxAuth: $bin not found or not executable "
+		    . "(set PA_BUILDDIR)\n" unless -x $bin;
+	}
+
+	($self->{pgbin}) = sort { $b cmp $a } grep { -x "$_/initdb" }
+	    glob('/usr/lib/postgresql/*/bin');
+	$self->{nginx} = (grep { -x } '/usr/sbin/nginx', '/usr/bin/nginx')[0];
+
+	Test::More::plan(skip_all => 'PostgreSQL server binaries not found')
+	    unless $self->{pgbin};
+	Test::More::plan(skip_all => 'nginx not found')
+	    if $opt{need_nginx} && !$self->{nginx};
+
+	$self->{dir} = tempdir('pbx-auth-test-XXXXXXXX', TMPDIR => 1,
+	    CLEANUP => 0);
+	chmod 0755, $self->{dir};
+	$self->{root} = $> == 0;
+	if ($self->{root}) {
+		# PostgreSQL runs as postgres and writes its socket, lock file and
+		# log here; root (daemon, nginx) can write anywhere anyway.
+		my (undef, undef, $uid, $gid) = getpwnam('postgres')
+		    or die "Test::PbxAuth: running as root but no postgres user\n";
+		chown $uid, $gid, $self->{dir};
+	}
+
+	$self->{pgport} = free_port();
+	$self->{http_port} = free_port();
+	$self->{fcgi_sock} = "$self->{dir}/fcgi.sock";
+	$self->{conf_file} = "$self->{dir}/pbx-auth.conf";
+	$self->{authd_log} = "$self->{dir}/pbx-authd.log";
+	$self->{ctl_log} = "$self->{dir}/pbx-authctl.log";
+	$self->{dbname} = 'pbxauth';
+
+	$self->{http} = HTTP::Tiny->new(max_redirect => 0, timeout => 10,
+	    keep_alive => 0, agent => 'pbx-auth-tests');
+
+	$self->write_config();
+	push @INSTANCES, $self;
+
+	# Interrupted runs still stop what they started (END blocks run on exit).
+	for my $sig (qw(INT TERM HUP)) {
+		$SIG{$sig} = sub { Test::More::diag("caught SIG$sig"); exit 1 }
+		    unless $SIG{$sig};
+	}
+	return $self;
+}
+
+sub dir { $_[0]{dir} }
+sub conf_file { $_[0]{conf_file} }
+sub fcgi_sock { $_[0]{fcgi_sock} }
+sub pgport { $_[0]{pgport} }
+sub http_port { $_[0]{http_port} }
+sub migrations_dir { $_[0]{migrations} }
+sub authd_bin { $_[0]{authd} }
+sub authctl_bin { $_[0]{authctl} }
+sub authd_log { $_[0]{authd_log} }
+
+# Bind port 0 on loopback and let the kernel choose.
+sub free_port {
+	my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+	    Proto => 'tcp', Listen => 1, ReuseAddr => 1)
+	    or die "Test::PbxAuth: cannot bind a free port: $!\n";
+	my $port = $s->sockport;
+	close $s;
+	return $port;
+}
+
+###############################################################################
+# files and commands
+
+sub write_file {
+	my ($self, $name, $content) = @_;
+	my $path = $name =~ m{^/} ? $name : "$self->{dir}/$name";
+	open my $fh, '>', $path or die "Test::PbxAuth: $path: $!\n";
+	binmode $fh;
+	print $fh $content;
+	close $fh or die "Test::PbxAuth: $path: $!\n";
+	return $path;
+}
+
+sub read_file {
+	my ($self, $name) = @_;
+	my $path = $name =~ m{^/} ? $name : "$self->{dir}/$name";
+	open my $fh, '<', $path or return '';
+	binmode $fh;
+	local $/;
+	my $c = <$fh>;
+	return $c // '';
+}
+
+sub conninfo {
+	my ($self, $db) = @_;
+	$db //= $self->{dbname};
+	return "host=$self->{dir} port=$self->{pgport} dbname=$db user=postgres";
+}
+
+# The text of a configuration: defaults, then the overrides recorded by
+# write_config(), then %o. A value of undef drops the key; the key '-raw'
+# appends raw lines (to write broken files).
+sub config_text {
+	my ($self, %o) = @_;
+	my %c = (
+		database       => $self->conninfo,
+		listen         => $self->{fcgi_sock},
+		listen_mode    => '0666',
+		workers        => 2,
+		log_level      => 'info',
+		migrations_dir => $self->{migrations},
+		%{$self->{conf}},
+	);
+	my $raw = delete $o{'-raw'} // $self->{raw_conf};
+	%c = (%c, %o);
+	my $text = "# generated by Test::PbxAuth\n";
+	for my $k (sort keys %c) {
+		next unless defined $c{$k};
+		$text .= "$k = $c{$k}\n";
+	}
+	return $text . $raw;
+}
+
+# Record %overrides (merged with earlier ones) and write pbx-auth.conf.
+sub write_config {
+	my ($self, %o) = @_;
+	$self->{raw_conf} = delete $o{'-raw'} if exists $o{'-raw'};
+	for my $k (keys %o) {
+		$self->{conf}{$k} = $o{$k};
+	}
+	$self->{workers} = $self->{conf}{workers} // 2;
+	return $self->write_file($self->{conf_file}, $self->config_text);
+}
+
+# Fork and exec @$cmd (no shell) with stdout/stderr to files.
+# Options: stdin (bytes), env (hashref added to %ENV), as_postgres, dir.
+sub spawn {
+	my ($self, $cmd, %o) = @_;
+	my $n = ++$self->{spawn_seq};
+	my $out = $o{stdout_file} // "$self->{dir}/.cmd$n.out";
+	my $err = $o{stderr_file} // "$self->{dir}/.cmd$n.err";
+	my $in = '/dev/null';
+	if (defined $o{stdin}) {
+		$in = "$self->{dir}/.cmd$n.in";
+		$self->write_file($in, $o{stdin});
+	}
+
+	my @cmd = @$cmd;
+	if ($o{as_postgres} && $self->{root}) {
+		unshift @cmd, 'runuser', '-u', 'postgres', '--';
+	}
+
+	my $pid = fork();
+	die "Test::PbxAuth: fork: $!\n" unless defined $pid;
+	if ($pid == 0) {
+		eval {
+			chdir($o{dir} // $self->{dir});
+			open STDIN, '<', $in or die;
+			open STDOUT, $o{append} ? '>>' : '>', $out or die;
+			open STDERR, $o{append} ? '>>' : '>', $err or die;
+			$ENV{$_} = $o{env}{$_} for keys %{$o{env} || {}};
+			exec { $cmd[0] } @cmd;
+		};
+		print STDERR "exec $cmd[0]: $!\n";
+		POSIX::_exit(127);
+	}
+	return { pid => $pid, out => $out, err => $err, in => $in,
+	    cmd => \@cmd };
+}
+
+# Wait for a spawn()ed command; returns (exit code, stdout, stderr).
+# The exit code is 128+N when killed by signal N.
+sub wait_cmd {
+	my ($self, $h, $timeout) = @_;
+	$timeout //= 60;
+	my $deadline = time + $timeout;
+	my $st;
+	while (1) {
+		my $r = waitpid($h->{pid}, WNOHANG);
+		if ($r == $h->{pid}) { $st = $?; last }
+		if ($r < 0) { $st = -1; last }
+		if (time > $deadline) {
+			kill 'KILL', $h->{pid};
+			waitpid($h->{pid}, 0);
+			$st = $?;
+			Test::More::diag("command timed out: @{$h->{cmd}}");
+			last;
+		}
+		sleep 0.02;
+	}
+	my $rc = $st == -1 ? -1 : ($st & 127) ? 128 + ($st & 127) : $st >> 8;
+	my ($out, $err) = ($self->read_file($h->{out}), $self->read_file($h->{err}));
+	unlink $h->{out}, $h->{err} unless $h->{keep};
+	unlink $h->{in} if $h->{in} ne '/dev/null';
+	return ($rc, $out, $err);
+}
+
+sub run {
+	my ($self, $cmd, %o) = @_;
+	my $h = $self->spawn($cmd, %o);
+	return $self->wait_cmd($h, $o{timeout});
+}
+
+###############################################################################
+# PostgreSQL
+
+sub pgdata { "$_[0]{dir}/pgdata" }
+
+sub _pg_run {
+	my ($self, $prog, @args) = @_;
+	my ($rc, $out, $err) = $self->run(["$self->{pgbin}/$prog", @args],
+	    as_postgres => 1, timeout => 120);
+	die "Test::PbxAuth: $prog @args failed ($rc):\n$out$err\n" if $rc;
+	return $out;
+}
+
+sub initdb {
+	my ($self) = @_;
+	return if $self->{initdb_done};
+	my $data = $self->pgdata;
+	$self->_pg_run('initdb', '-A', 'trust', '--nosync', '-U', 'postgres',
+	    '-E', 'UTF8', '--locale=C.UTF-8', '-D', $data);
+	open my $fh, '>>', "$data/postgresql.conf" or die "$data: $!\n";
+	print $fh "fsync = off\n",
+	    "unix_socket_directories = '$self->{dir}'\n",
+	    "listen_addresses = ''\n",
+	    "log_destination = stderr\n";
+	close $fh;
+	$self->{initdb_done} = 1;
+}
+
+# Start the cluster (initdb on first use). On the first start, also create
+# the database and apply the migrations, unless new(migrate => 0) or
+# start_pg(migrate => 0).
+sub start_pg {
+	my ($self, %o) = @_;
+	my $first = !$self->{initdb_done};
+	$self->initdb;
+	$self->_pg_run('pg_ctl', '-D', $self->pgdata, '-w', '-t', '60',
+	    '-o', "-p $self->{pgport}", '-l', "$self->{dir}/pg.log", 'start');
+	$self->{pg_pid} = $self->_postmaster_pid;
+	$self->{started}{pg} = 1;
+	if ($first) {
+		$self->create_db($self->{dbname});
+		my $migrate = $o{migrate} // $self->{migrate} // 1;
+		if ($migrate) {
+			my ($rc, $out, $err) = $self->ctl('migrate');
+			die "Test::PbxAuth: migrate failed ($rc):\n$out$err\n" if $rc;
+		}
+	}
+	return $self;
+}
+
+sub _postmaster_pid {
+	my ($self) = @_;
+	my $c = $self->read_file($self->pgdata . '/postmaster.pid');
+	my ($pid) = $c =~ /^(\d+)/;
+	return $pid;
+}
+
+sub pg_pid { $_[0]{pg_pid} }
+
+sub stop_pg {
+	my ($self) = @_;
+	return unless $self->{started}{pg};
+	my ($rc, $out, $err) = eval {
+		$self->run(["$self->{pgbin}/pg_ctl", '-D', $self->pgdata, '-m', 'fast',
+		    '-w', '-t', '60', 'stop'], as_postgres => 1, timeout => 90);
+	};
+	($rc, $out, $err) = (-1, '', $@) unless defined $rc;
+	my $pid = $self->{pg_pid};
+	if ($rc && $pid && kill(0, $pid)) {
+		# pg_ctl could not do it: fast shutdown by signal, then immediate
+		Test::More::diag("pg_ctl stop failed ($rc): $out$err");
+		for my $sig (qw(INT QUIT KILL)) {
+			kill $sig, $pid;
+			for (1 .. 100) { last unless kill 0, $pid; sleep 0.05 }
+			last unless kill 0, $pid;
+		}
+	}
+	delete $self->{started}{pg};
+	return $rc;
+}
+
+sub create_db {
+	my ($self, $name) = @_;
+	$self->psql(qq{CREATE DATABASE "$name"}, db => 'postgres');
+}
+
+# Run SQL as the superuser; returns the unaligned, tuples-only output
+# (fields separated by |, one row per line, trailing newline removed).
+# Dies on error unless allow_error => 1 (then returns undef).
+sub psql {
+	my ($self, $sql, %o) = @_;
+	my ($rc, $out, $err) = $self->run(["$self->{pgbin}/psql", '-X', '-A', '-t', '-q',
+	    '-v', 'ON_ERROR_STOP=1', '-h', $self->{dir}, '-p', $self->{pgport},
+	    '-U', 'postgres', '-d', $o{db} // $self->{dbname}, '-f', '-'],
+	    stdin => $sql, env => { PGCLIENTENCODING => 'UTF8' });
+	if ($rc) {
+		return undef if $o{allow_error};
+		die "Test::PbxAuth: psql failed ($rc): $err\nSQL: $sql\n";
+	}
+	chomp $out;
+	return $out;
+}
+
+###############################################################################
+# pbx-authctl
+
+# $t->ctl(@args [, {stdin => .., conf => .., env => {..}, noconf => 1}])
+# Returns (exit code, stdout, stderr). stderr is also appended to
+# pbx-authctl.log, which teardown checks for sanitizer reports.
+sub ctl {
+	my ($self, @args) = @_;
+	my $o = ref $args[-1] eq 'HASH' ? pop @args : {};
+	my @cmd = ($self->{authctl});
+	push @cmd, '-c', $o->{conf} // $self->{conf_file} unless $o->{noconf};
+	my ($rc, $out, $err) = $self->run([@cmd, @args], stdin => $o->{stdin},
+	    env => $o->{env}, timeout => $o->{timeout} // 60);
+	$self->_ctl_log(\@args, $rc, $err);
+	return ($rc, $out, $err);
+}
+
+# Start pbx-authctl in the background; finish with ctl_wait().
+sub ctl_bg {
+	my ($self, @args) = @_;
+	my $o = ref $args[-1] eq 'HASH' ? pop @args : {};
+	my @cmd = ($self->{authctl}, '-c', $o->{conf} // $self->{conf_file});
+	my $h = $self->spawn([@cmd, @args], env => $o->{env});
+	$h->{args} = \@args;
+	return $h;
+}
+
+sub ctl_wait {
+	my ($self, $h) = @_;
+	my ($rc, $out, $err) = $self->wait_cmd($h, 60);
+	$self->_ctl_log($h->{args}, $rc, $err);
+	return ($rc, $out, $err);
+}
+
+sub _ctl_log {
+	my ($self, $args, $rc, $err) = @_;
+	open my $fh, '>>', $self->{ctl_log} or return;
+	print $fh "### pbx-authctl @$args => $rc\n", $err;
+	close $fh;
+}
+
+# pbx-authd with other arguments (--check-config, --version): (rc, out, err).
+sub authd {
+	my ($self, @args) = @_;
+	my $o = ref $args[-1] eq 'HASH' ? pop @args : {};
+	my ($rc, $out, $err) = $self->run([$self->{authd}, @args],
+	    env => $o->{env}, timeout => 30);
+	open my $fh, '>>', $self->{ctl_log};
+	print $fh "### pbx-authd @args => $rc\n", $err if $fh;
+	return ($rc, $out, $err);
+}
+
+###############################################################################
+# pbx-authd
+
+sub start_daemon {
+	my ($self, %o) = @_;
+	die "Test::PbxAuth: daemon already running\n" if $self->{authd_pid};
+	unlink $self->{fcgi_sock} unless -e $self->{fcgi_sock} && !-S _;
+	my $h = $self->spawn([$self->{authd}, '-f', '-c', $self->{conf_file}],
+	    stdout_file => $self->{authd_log}, stderr_file => $self->{authd_log},
+	    append => 1, env => $o{env});
+	$self->{authd_pid} = $h->{pid};
+	$self->{authd_h} = $h;
+
+	my $deadline = time + ($o{timeout} // 15);
+	while (1) {
+		if (waitpid($h->{pid}, WNOHANG) == $h->{pid}) {
+			my $st = $?;
+			delete $self->{authd_pid};
+			die "Test::PbxAuth: pbx-authd exited during start-up "
+			    . "(status $st); log:\n" . $self->read_file($self->{authd_log});
+		}
+		if (-S $self->{fcgi_sock}) {
+			my $s = IO::Socket::UNIX->new(Peer => $self->{fcgi_sock},
+			    Type => SOCK_STREAM);
+			if ($s) {
+				close $s;
+				last;
+			}
+		}
+		die "Test::PbxAuth: pbx-authd did not open $self->{fcgi_sock}\n"
+		    if time > $deadline;
+		sleep 0.05;
+	}
+	# wait for the workers to exist so that tests can inspect them
+	$self->wait_until(sub { $self->worker_pids >= $self->{workers} }, 10)
+	    or Test::More::diag('pbx-authd: fewer worker processes than configured');
+	return $self;
+}
+
+sub daemon_pid { $_[0]{authd_pid} }
+
+# Live (non-zombie) children of a pid, read from /proc/*/stat.
+sub children_of {
+	my ($self, $ppid) = @_;
+	my @kids;
+	return () unless $ppid;
+	for my $stat (glob '/proc/[0-9]*/stat') {
+		open my $fh, '<', $stat or next;
+		my $line = <$fh>;
+		close $fh;
+		next unless defined $line;
+		my ($pid, $rest) = $line =~ /^(\d+) \(.*\) (.*)$/s or next;
+		my ($state, $pp) = split ' ', $rest;
+		push @kids, $pid + 0 if $pp == $ppid && $state ne 'Z' && $state ne 'X';
+	}
+	@kids = sort { $a <=> $b } @kids;
+	return @kids;    # an array: its count in scalar context
+}
+
+sub worker_pids {
+	my ($self) = @_;
+	my @pids = $self->children_of($self->{authd_pid});
+	return @pids;
+}
+
+sub signal {
+	my ($self, $sig, $pid) = @_;
+	$pid //= $self->{authd_pid};
+	die "Test::PbxAuth: no pid to signal\n" unless $pid;
+	return kill $sig, $pid;
+}
+
+# SIGTERM the master and wait; returns the raw wait status (0: exit 0).
+sub stop_daemon {
+	my ($self, %o) = @_;
+	my $pid = $self->{authd_pid} or return undef;
+	kill $o{signal} // 'TERM', $pid;
+	my $deadline = time + ($o{timeout} // 15);
+	my $st;
+	while (1) {
+		my $r = waitpid($pid, WNOHANG);
+		if ($r == $pid) { $st = $?; last }
+		if ($r < 0) { $st = -1; last }
+		if (time > $deadline) {
+			Test::More::diag("pbx-authd $pid did not stop, sending SIGKILL");
+			my @kids = $self->worker_pids;
+			kill 'KILL', $pid, @kids;
+			waitpid($pid, 0);
+			$st = $?;
+			last;
+		}
+		sleep 0.02;
+	}
+	delete $self->{authd_pid};
+	return $st;
+}
+
+# Wait until a pid no longer exists (or is a zombie).
+sub wait_gone {
+	my ($self, $pid, $timeout) = @_;
+	return $self->wait_until(sub {
+		open my $fh, '<', "/proc/$pid/stat" or return 1;
+		my $l = <$fh> // '';
+		my ($state) = $l =~ /\) (\S)/;
+		return !defined $state || $state eq 'Z';
+	}, $timeout // 5);
+}
+
+sub log_offset {
+	my ($self) = @_;
+	return -s $self->{authd_log} || 0;
+}
+
+# The daemon log from byte offset $from.
+sub daemon_log {
+	my ($self, $from) = @_;
+	my $c = $self->read_file($self->{authd_log});
+	return substr($c, $from // 0);
+}
+
+sub wait_for_log {
+	my ($self, $re, $timeout, $from) = @_;
+	my $found;
+	$self->wait_until(sub {
+		my $l = $self->daemon_log($from);
+		($found) = grep { /$re/ } split /\n/, $l;
+		defined $found;
+	}, $timeout // 5);
+	return $found;
+}
+
+sub wait_until {
+	my ($self, $cond, $timeout, $step) = @_;
+	my $deadline = time + ($timeout // 5);
+	while (1) {
+		return 1 if $cond->();
+		return 0 if time > $deadline;
+		sleep($step // 0.05);
+	}
+}
+
+###############################################################################
+# nginx
+
+sub start_nginx {
+	my ($self, %o) = @_;
+	my $d = "$self->{dir}/nginx";
+	mkdir $d;
+	mkdir "$d/$_" for qw(client_body fastcgi proxy uwsgi scgi);
+	my $user = $self->{root} ? "user root;\n" : '';
+	my $conf = <<"EOF";
+${user}daemon off;
+master_process on;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log info;
+
+events {
+    worker_connections 256;
+}
+
+http {
+    access_log $d/access.log;
+    client_body_temp_path $d/client_body;
+    fastcgi_temp_path $d/fastcgi;
+    proxy_temp_path $d/proxy;
+    uwsgi_temp_path $d/uwsgi;
+    scgi_temp_path $d/scgi;
+
+    server {
+        listen 127.0.0.1:$self->{http_port};
+        server_name localhost;
+        client_max_body_size 1m;
+
+        location /api/ {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_pass unix:$self->{fcgi_sock};
+        }
+    }
+}
+EOF
+	$self->write_file('nginx.conf', $conf);
+	my $h = $self->spawn([$self->{nginx}, '-p', "$d/", '-e', "$d/error.log",
+	    '-c', "$self->{dir}/nginx.conf"],
+	    stdout_file => "$d/stderr.log", stderr_file => "$d/stderr.log",
+	    append => 1);
+	$self->{nginx_pid} = $h->{pid};
+	my $ok = $self->wait_until(sub {
+		return 0 if waitpid($h->{pid}, WNOHANG) == $h->{pid};
+		my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+		    PeerPort => $self->{http_port}, Proto => 'tcp');
+		return $s ? 1 : 0;
+	}, 10);
+	unless ($ok) {
+		my $log = $self->read_file("$d/error.log")
+		    . $self->read_file("$d/stderr.log");
+		delete $self->{nginx_pid};
+		die "Test::PbxAuth: nginx did not start:\n$log\n";
+	}
+	return $self;
+}
+
+sub stop_nginx {
+	my ($self) = @_;
+	my $pid = delete $self->{nginx_pid} or return;
+	kill 'QUIT', $pid;
+	my $deadline = time + 10;
+	while (waitpid($pid, WNOHANG) != $pid) {
+		if (time > $deadline) {
+			kill 'KILL', $pid;
+			waitpid($pid, 0);
+			last;
+		}
+		sleep 0.02;
+	}
+}
+
+###############################################################################
+# HTTP
+
+sub url {
+	my ($self, $path) = @_;
+	return "http://127.0.0.1:$self->{http_port}$path";
+}
+
+# $t->request($method, $path, headers => {...}, body => $bytes)
+# Returns the HTTP::Tiny response hash plus 'json' (decoded body or undef).
+sub request {
+	my ($self, $method, $path, %o) = @_;
+	my %args = (headers => $o{headers} || {});
+	$args{content} = $o{body} if defined $o{body};
+	my $res = $self->{http}->request($method, $self->url($path), \%args);
+	$res->{json} = eval { JSON::PP->new->utf8->allow_nonref->decode($res->{content}) }
+	    if defined $res->{content} && length $res->{content};
+	$res->{request} = "$method $path";
+	push @{$self->{responses}}, [$res->{request}, $res->{status}];
+	return $res;
+}
+
+sub get { my ($self, $path, %o) = @_; return $self->request('GET', $path, %o) }
+
+# Every response recorded by request(): [ "METHOD path", status ].
+sub responses { @{$_[0]{responses}} }
+
+# Send raw bytes to nginx and return the raw response (read until EOF).
+sub raw_http {
+	my ($self, $bytes, %o) = @_;
+	my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+	    PeerPort => $self->{http_port}, Proto => 'tcp', Timeout => 10)
+	    or die "Test::PbxAuth: connect to nginx: $!\n";
+	$s->autoflush(1);
+	local $SIG{PIPE} = 'IGNORE';
+	print $s $bytes;
+	my $resp = '';
+	my $sel = IO::Select->new($s);
+	my $deadline = time + ($o{timeout} // 10);
+	while (time < $deadline) {
+		next unless $sel->can_read(0.2);
+		my $n = sysread($s, my $buf, 65536);
+		last if !defined $n && $! != EINTR && $! != EAGAIN;
+		last if defined $n && $n == 0;
+		$resp .= $buf if $n;
+	}
+	close $s;
+	return $resp;
+}
+
+# Parse a raw HTTP response into { status, headers (lower-case), body, json }.
+sub parse_http {
+	my ($self, $raw) = @_;
+	my ($head, $body) = split /\r\n\r\n/, $raw, 2;
+	my @lines = split /\r\n/, $head // '';
+	my $st = shift @lines // '';
+	my ($status) = $st =~ m{^HTTP/\d\.\d (\d{3})};
+	my %h;
+	for (@lines) {
+		my ($k, $v) = /^([^:]+):\s*(.*)$/ or next;
+		$h{lc $k} = exists $h{lc $k} ? "$h{lc $k}, $v" : $v;
+	}
+	my $r = { status => $status // 0, headers => \%h, content => $body // '' };
+	$r->{json} = eval { JSON::PP->new->utf8->decode($r->{content}) };
+	return $r;
+}
+
+###############################################################################
+# FastCGI client (straight to the daemon's socket, bypassing nginx)
+
+use constant {
+	FCGI_BEGIN_REQUEST => 1, FCGI_END_REQUEST => 3, FCGI_PARAMS => 4,
+	FCGI_STDIN => 5, FCGI_STDOUT => 6, FCGI_STDERR => 7, FCGI_RESPONDER => 1,
+};
+
+sub _fcgi_record {
+	my ($type, $content, $id) = @_;
+	my $len = length $content;
+	my $pad = (8 - $len % 8) % 8;
+	return pack('CCnnCx', 1, $type, $id // 1, $len, $pad) . $content . ("\0" x $pad);
+}
+
+sub _fcgi_len {
+	my $l = length shift;
+	return $l < 128 ? pack('C', $l) : pack('N', $l | 0x80000000);
+}
+
+# Default CGI parameters as nginx's fastcgi_params would send them for
+# "GET $path?$query".
+sub fcgi_params {
+	my ($self, %o) = @_;
+	my $method = $o{method} // 'GET';
+	my $path = $o{path} // '/api/info';
+	my $query = $o{query} // '';
+	return {
+		QUERY_STRING => $query,
+		REQUEST_METHOD => $method,
+		CONTENT_TYPE => $o{content_type} // '',
+		CONTENT_LENGTH => $o{content_length} // '',
+		SCRIPT_NAME => $path,
+		REQUEST_URI => $path . (length $query ? "?$query" : ''),
+		DOCUMENT_URI => $path,
+		DOCUMENT_ROOT => '/usr/share/nginx/html',
+		SERVER_PROTOCOL => 'HTTP/1.1',
+		REQUEST_SCHEME => 'http',
+		GATEWAY_INTERFACE => 'CGI/1.1',
+		SERVER_SOFTWARE => 'nginx/1.22.1',
+		REMOTE_ADDR => '127.0.0.1',
+		REMOTE_PORT => '40000',
+		SERVER_ADDR => '127.0.0.1',
+		SERVER_PORT => '80',
+		SERVER_NAME => 'localhost',
+		REDIRECT_STATUS => '200',
+		HTTP_HOST => 'localhost',
+	};
+}
+
+# $t->fcgi_request(params => {...}, stdin => $bytes [, pause => sub {...}])
+# With pause, the sub runs after the parameters are sent and before stdin.
+# Returns { status, headers (lower-case names), body, json, stderr,
+# complete (END_REQUEST seen), app_status }.
+sub fcgi_request {
+	my ($self, %o) = @_;
+	my $params = $o{params} // $self->fcgi_params;
+	my $stdin = $o{stdin} // '';
+	my $s = IO::Socket::UNIX->new(Peer => $self->{fcgi_sock}, Type => SOCK_STREAM)
+	    or die "Test::PbxAuth: connect $self->{fcgi_sock}: $!\n";
+
+	my $out = _fcgi_record(FCGI_BEGIN_REQUEST, pack('nCx5', FCGI_RESPONDER, 0));
+	my $p = '';
+	for my $k (sort keys %$params) {
+		my $v = $params->{$k} // '';
+		$p .= _fcgi_len($k) . _fcgi_len($v) . $k . $v;
+	}
+	for (my $i = 0; $i < length $p; $i += 65535) {
+		$out .= _fcgi_record(FCGI_PARAMS, substr($p, $i, 65535));
+	}
+	$out .= _fcgi_record(FCGI_PARAMS, '');
+	if ($o{pause}) {
+		# Send the request up to its parameters, let the caller act while
+		# the request is in flight, then send the body.
+		local $SIG{PIPE} = 'IGNORE';
+		syswrite($s, $out) == length $out
+		    or die "Test::PbxAuth: fcgi write: $!\n";
+		$out = '';
+		$o{pause}->();
+	}
+	for (my $i = 0; $i < length $stdin; $i += 65535) {
+		$out .= _fcgi_record(FCGI_STDIN, substr($stdin, $i, 65535));
+	}
+	$out .= _fcgi_record(FCGI_STDIN, '');
+
+	local $SIG{PIPE} = 'IGNORE';
+	my $flags = fcntl($s, F_GETFL, 0);
+	fcntl($s, F_SETFL, $flags | O_NONBLOCK);
+
+	my ($in, $stdout, $stderr, $complete, $app_status) = ('', '', '', 0, undef);
+	my $woff = 0;
+	my $deadline = time + ($o{timeout} // 10);
+	my $rsel = IO::Select->new($s);
+	my $wsel = IO::Select->new($s);
+	READ: while (time < $deadline) {
+		my ($r, $w) = IO::Select->select($rsel,
+		    $woff < length $out ? $wsel : undef, undef, 0.2);
+		if ($w && @$w && $woff < length $out) {
+			my $n = syswrite($s, $out, 65536, $woff);
+			if (defined $n) {
+				$woff += $n;
+			} elsif ($! != EAGAIN && $! != EWOULDBLOCK && $! != EINTR) {
+				$woff = length $out;    # peer stopped reading (EPIPE)
+			}
+		}
+		if ($r && @$r) {
+			my $n = sysread($s, my $buf, 65536);
+			if (!defined $n) {
+				next if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
+				last;                   # ECONNRESET: treat as EOF
+			}
+			last if $n == 0;
+			$in .= $buf;
+			while (length $in >= 8) {
+				my ($ver, $type, $id, $clen, $plen) = unpack('CCnnC', $in);
+				last if length $in < 8 + $clen + $plen;
+				my $content = substr($in, 8, $clen);
+				substr($in, 0, 8 + $clen + $plen, '');
+				if ($type == FCGI_STDOUT) {
+					$stdout .= $content;
+				} elsif ($type == FCGI_STDERR) {
+					$stderr .= $content;
+				} elsif ($type == FCGI_END_REQUEST) {
+					($app_status) = unpack('N', $content);
+					$complete = 1;
+					last READ;
+				}
+			}
+		}
+	}
+	close $s;
+
+	my ($head, $body) = split /\r?\n\r?\n/, $stdout, 2;
+	my %h;
+	for (split /\r?\n/, $head // '') {
+		my ($k, $v) = /^([^:]+):\s*(.*)$/ or next;
+		$h{lc $k} = exists $h{lc $k} ? "$h{lc $k}, $v" : $v;
+	}
+	my ($status) = ($h{status} // '200') =~ /^(\d{3})/;
+	my $res = { status => $status // 0, headers => \%h, content => $body // '',
+	    stderr => $stderr, complete => $complete, app_status => $app_status,
+	    raw => $stdout };
+	$res->{json} = eval { JSON::PP->new->utf8->decode($res->{content}) };
+	return $res;
+}
+
+###############################################################################
+# assertions shared by the tests
+
+# Cache-Control: no-store, X-Content-Type-Options: nosniff and, with a body,
+# Content-Type: application/json; charset=utf-8.
+sub has_common_headers {
+	my ($self, $res, $name) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $h = $res->{headers};
+	my $ok = 1;
+	$ok &&= Test::More::is($h->{'cache-control'}, 'no-store', "$name: Cache-Control");
+	$ok &&= Test::More::is($h->{'x-content-type-options'}, 'nosniff',
+	    "$name: X-Content-Type-Options");
+	if (length($res->{content} // '')) {
+		$ok &&= Test::More::like($h->{'content-type'} // '',
+		    qr{^application/json;\s*charset=utf-8$}i, "$name: Content-Type");
+	}
+	return $ok;
+}
+
+# Status, common headers and the error body {"errors":[{code,message,detail}]}
+# whose first entry has $code.
+sub is_error {
+	my ($self, $res, $status, $code, $name) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $ok = Test::More::is($res->{status}, $status, "$name: status $status")
+	    or Test::More::diag("body: " . ($res->{content} // ''));
+	$self->has_common_headers($res, $name) or $ok = 0;
+	my $j = $res->{json};
+	my $shape = ref $j eq 'HASH' && ref $j->{errors} eq 'ARRAY'
+	    && @{$j->{errors}} >= 1
+	    && !grep {
+		ref $_ ne 'HASH' || !exists $_->{code} || !exists $_->{message}
+		    || !exists $_->{detail} || ref \$_->{message} ne 'SCALAR'
+		    || !length $_->{message}
+	    } @{$j->{errors}};
+	Test::More::ok($shape, "$name: error body has errors[{code,message,detail}]")
+	    or do { $ok = 0; Test::More::diag("body: " . ($res->{content} // '')) };
+	Test::More::is($shape ? $j->{errors}[0]{code} : undef, $code, "$name: code $code")
+	    or $ok = 0;
+	return $ok;
+}
+
+# The top-level keys of a JSON object, in the order they appear in the text.
+sub json_keys {
+	my ($self, $text) = @_;
+	my @keys;
+	my ($depth, $i, $n) = (0, 0, length($text // ''));
+	while ($i < $n) {
+		my $c = substr($text, $i, 1);
+		if ($c eq '"') {
+			my $j = $i + 1;
+			while ($j < $n) {
+				my $d = substr($text, $j, 1);
+				if ($d eq '\\') { $j += 2; next }
+				last if $d eq '"';
+				$j++;
+			}
+			my $str = substr($text, $i + 1, $j - $i - 1);
+			my $rest = substr($text, $j + 1);
+			push @keys, $str if $depth == 1 && $rest =~ /^\s*:/;
+			$i = $j + 1;
+			next;
+		}
+		$depth++ if $c eq '{' || $c eq '[';
+		$depth-- if $c eq '}' || $c eq ']';
+		$i++;
+	}
+	return @keys;
+}
+
+# Every line of pbx-authd.log has the contract's format:
+# 2026-11-27T23:50:01.123Z info pbx-authd[1234]: message key=value
+sub log_format_ok {
+	my ($self, $name) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my @bad = grep {
+		!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (?:debug|info|warn|error) pbx-authd\[\d+\]: \S/
+	} split /\n/, $self->daemon_log;
+	Test::More::is(scalar @bad, 0, $name // 'every log line has the contract format')
+	    or Test::More::diag(join "\n", @bad[0 .. ($#bad > 9 ? 9 : $#bad)]);
+}
+
+###############################################################################
+# teardown
+
+# Declare that daemon log lines at level error matching $re are expected.
+sub allow_log_errors {
+	my ($self, $re) = @_;
+	push @{$self->{log_allow}}, $re;
+}
+
+sub stop_all {
+	my ($self) = @_;
+	local ($?, $!, $@);
+	return if $$ != $CREATOR;
+	eval { $self->stop_nginx; 1 } or Test::More::diag("stop nginx: $@");
+	eval {
+		if ($self->{authd_pid}) {
+			my $st = $self->stop_daemon;
+			Test::More::diag("pbx-authd exit status at teardown: $st") if $st;
+		}
+		1;
+	} or Test::More::diag("stop pbx-authd: $@");
+	eval { $self->stop_pg; 1 } or Test::More::diag("stop PostgreSQL: $@");
+}
+
+# The end-of-test checks over the logs.
+sub check_logs {
+	my ($self) = @_;
+	my $log = $self->read_file($self->{authd_log});
+	my $ctl = $self->read_file($self->{ctl_log});
+	my @san = grep { /AddressSanitizer|LeakSanitizer|runtime error:|ThreadSanitizer/ }
+	    split /\n/, $log . "\n" . $ctl;
+	Test::More::is(join("\n", @san), '', 'no sanitizer reports');
+	my @err = grep {
+		my $l = $_;
+		/^\S+ error \S+\[\d+\]:/ && !grep { $l =~ $_ } @{$self->{log_allow}}
+	} split /\n/, $log;
+	Test::More::is(join("\n", @err), '', 'no unexpected error lines in pbx-authd.log');
+	my $ng = $self->read_file("$self->{dir}/nginx/error.log");
+	my @alerts = grep { /\[(alert|emerg)\]/ } split /\n/, $ng;
+	Test::More::is(join("\n", @alerts), '', 'no nginx alerts');
+}
+
+# Stop everything, run the log checks, then Test::More::done_testing.
+sub done_testing {
+	my ($self) = @_;
+	$self->stop_all;
+	$self->check_logs;
+	$self->{checked} = 1;
+	Test::More::done_testing();
+}
+
+sub _cleanup_dir {
+	my ($self, $exit) = @_;
+	return if $self->{cleaned}++;
+	my $tb = Test::More->builder;
+	if ($ENV{TEST_PA_LEAVE} || !$tb->is_passing || $exit) {
+		Test::More::diag("test directory kept: $self->{dir}");
+		return;
+	}
+	rmtree($self->{dir});
+}
+
+END {
+	my $exit = $?;
+	if ($$ == $CREATOR) {
+		for my $t (@INSTANCES) {
+			$t->stop_all;
+			$t->_cleanup_dir($exit);
+		}
+		@INSTANCES = ();
+	}
+	$? = $exit;
+}
+
+sub DESTROY {
+	my ($self) = @_;
+	return if $$ != $CREATOR;
+	$self->stop_all;
+}
+
+1;
