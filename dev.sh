@@ -14,7 +14,10 @@ http_port=${PBX_DEV_HTTP_PORT:-8080}
 pg_port=${PBX_DEV_PG_PORT:-54329}
 
 packages=(build-essential autoconf automake pkg-config perl libfcgi-dev libjson-c-dev
-	libpq-dev libcrypt-dev libcurl4-openssl-dev libssl-dev postgresql nginx-light curl)
+	libpq-dev libcrypt-dev libcurl4-openssl-dev libssl-dev postgresql nginx-light curl valgrind)
+
+# Request-path tests that dev.sh test runs a second time under valgrind.
+valgrind_tests=(t/info.t t/http.t t/db_outage.t)
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "dev.sh: $*"; exit 1; }
@@ -194,15 +197,30 @@ cmd_test() {
 			xargs -0 grep -l -E '^(not ok|FAIL|ERROR)' 2>/dev/null |
 			while read -r f; do say "---- $f"; tail -n 60 "$f" >&2; done
 	fi
-	local pass fail
-	pass=$(sed -n 's/^# PASS: *//p' "$tmp/build/test-suite.log" 2>/dev/null || true)
-	fail=$(sed -n 's/^# FAIL: *//p' "$tmp/build/test-suite.log" 2>/dev/null || true)
-	# Count test points, not files: the TAP driver writes one line per point.
-	local points_ok points_bad
-	points_ok=$(cat "$tmp"/build/t/*.log "$tmp"/build/t/unit/*.log 2>/dev/null | grep -c '^PASS:' || true)
-	points_bad=$(cat "$tmp"/build/t/*.log "$tmp"/build/t/unit/*.log 2>/dev/null | grep -c -E '^(FAIL|ERROR|XPASS):' || true)
-	say "dev.sh: test files passed ${pass:-0}, failed ${fail:-0}"
-	echo "${points_ok} passed, ${points_bad} failed"
+	# The TAP driver counts test points.
+	local log=$tmp/build/test-suite.log pass fail err
+	pass=$(sed -n 's/^# PASS: *//p' "$log" 2>/dev/null)
+	fail=$(sed -n 's/^# FAIL: *//p' "$log" 2>/dev/null)
+	err=$(sed -n 's/^# ERROR: *//p' "$log" 2>/dev/null)
+	pass=${pass:-0}
+	fail=$(( ${fail:-0} + ${err:-0} ))
+
+	# The request path again under valgrind memcheck (a build without
+	# sanitizers): any error or definite/indirect leak fails the run.
+	say "dev.sh: running the request-path tests under valgrind"
+	build "$tmp/build-valgrind"
+	local vlog=$tmp/valgrind-prove.log vrc=0 vpass=0 vfail=0
+	PA_TEST_VALGRIND=1 PA_BUILDDIR="$tmp/build-valgrind" PA_SRCDIR="$top" \
+		prove -v -I"$top/t/lib" "${valgrind_tests[@]/#/$top/}" >"$vlog" 2>&1 || vrc=$?
+	tail -n 5 "$vlog" >&2
+	vpass=$(grep -c '^ok ' "$vlog" || true)
+	if [ $vrc -ne 0 ]; then
+		cat "$vlog" >&2
+		vfail=$(grep -c '^not ok ' "$vlog" || true)
+		[ "$vfail" -gt 0 ] || vfail=1
+		rc=1
+	fi
+	echo "$(( pass + vpass )) passed, $(( fail + vfail )) failed"
 	if [ $rc -eq 0 ]; then rm -rf "$tmp"; else say "dev.sh: kept $tmp for inspection"; fi
 	return $rc
 }

@@ -420,7 +420,13 @@ sub start_daemon {
 	my ($self, %o) = @_;
 	die "Test::PbxAuth: daemon already running\n" if $self->{authd_pid};
 	unlink $self->{fcgi_sock} unless -e $self->{fcgi_sock} && !-S _;
-	my $h = $self->spawn([$self->{authd}, '-f', '-c', $self->{conf_file}],
+	my @cmd = ($self->{authd}, '-f', '-c', $self->{conf_file});
+	# PA_TEST_VALGRIND=1: run the daemon under memcheck; check_logs reads
+	# what it reports (with --quiet, anything in its log is a finding).
+	unshift @cmd, 'valgrind', '--quiet', '--leak-check=full',
+	    '--show-leak-kinds=definite,indirect', '--errors-for-leak-kinds=definite,indirect',
+	    "--log-file=$self->{dir}/valgrind-authd.%p.log" if $ENV{PA_TEST_VALGRIND};
+	my $h = $self->spawn(\@cmd,
 	    stdout_file => $self->{authd_log}, stderr_file => $self->{authd_log},
 	    append => 1, env => $o{env});
 	$self->{authd_pid} = $h->{pid};
@@ -958,6 +964,10 @@ sub check_logs {
 	my @san = grep { /AddressSanitizer|LeakSanitizer|runtime error:|ThreadSanitizer/ }
 	    split /\n/, $log . "\n" . $ctl;
 	Test::More::is(join("\n", @san), '', 'no sanitizer reports');
+	if ($ENV{PA_TEST_VALGRIND}) {
+		my $vg = join '', map { $self->read_file($_) } glob "$self->{dir}/valgrind-authd.*.log";
+		Test::More::is($vg, '', 'no valgrind memcheck findings (errors or leaks)');
+	}
 	my @err = grep {
 		my $l = $_;
 		/^\S+ error \S+\[\d+\]:/ && !grep { $l =~ $_ } @{$self->{log_allow}}
