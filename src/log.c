@@ -14,6 +14,7 @@
 #include "log.h"
 
 static const char *prog = "pbx-auth";
+static pid_t pid;	/* cached: glibc's getpid() is a system call per line */
 static enum pa_log_level min_level = PA_LOG_INFO;
 static const char *const names[PA_LOG__MAX] = { "debug", "info", "warn", "error" };
 
@@ -21,6 +22,13 @@ void
 pa_log_init(const char *progname)
 {
 	prog = progname;
+	pid = getpid();
+}
+
+void
+pa_log_forked(void)
+{
+	pid = getpid();
 }
 
 void
@@ -86,7 +94,7 @@ pa_log_write(enum pa_log_level level, const char *func, int errnum, const char *
 	gmtime_r(&tv.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 	n = append(line, n, sizeof(line), ".%03dZ %s %s[%d]: ", (int)(tv.tv_usec / 1000),
-	    names[level], prog, (int)getpid());
+	    names[level], prog, (int)pid);
 	va_start(ap, fmt);
 	n = vappend(line, n, sizeof(line), fmt, ap);
 	va_end(ap);

@@ -39,6 +39,7 @@ daemonize(void)
 	}
 	if (pid > 0)
 		_exit(0);
+	pa_log_forked();
 	if (setsid() < 0) {
 		pa_log_syserr("setsid");
 		return false;

@@ -78,6 +78,7 @@ spawn(const pa_config_t *cfg, int fd, const sigset_t *orig)
 	if (pid == 0) {
 		int rv;
 
+		pa_log_forked();
 		sigprocmask(SIG_SETMASK, orig, NULL);
 		rv = pa_worker_run(cfg, fd);
 		exit(rv);
