@@ -64,6 +64,41 @@ ctl_bool(const char *v)
 	return NULL;
 }
 
+int
+ctl_assignments(int argc, char **argv, const ctl_field_t *fields, size_t nfields,
+    ctl_check_fn *check, const ctl_field_t **todo, const char **vals, size_t *n)
+{
+	*n = 0;
+	for (int i = 0; i < argc; i++) {
+		const char *eq = strchr(argv[i], '='), *why;
+		size_t klen = eq ? (size_t)(eq - argv[i]) : 0;
+		const ctl_field_t *f = NULL;
+
+		if (eq == NULL) {
+			ctl_err("expected KEY=VALUE, got '%s'", argv[i]);
+			return CTL_USAGE;
+		}
+		for (size_t k = 0; k < nfields; k++)
+			if (strlen(fields[k].key) == klen && strncmp(fields[k].key, argv[i], klen) == 0)
+				f = &fields[k];
+		if (f == NULL) {
+			ctl_err("unknown key '%.*s'", (int)klen, argv[i]);
+			return CTL_USAGE;
+		}
+		for (size_t k = 0; k < *n; k++)
+			if (todo[k] == f) {
+				ctl_err("key '%s' given twice", f->key);
+				return CTL_USAGE;
+			}
+		if ((why = check(f->kind, eq + 1, &vals[*n])) != NULL) {
+			ctl_err("%s: %s", f->key, why);
+			return CTL_FAIL;
+		}
+		todo[(*n)++] = f;
+	}
+	return CTL_OK;
+}
+
 bool
 ctl_exec(ctl_t *c, const char *sql)
 {

@@ -13,11 +13,7 @@
 enum kind { K_TEXT, K_HOST, K_IPV4, K_IPV6, K_IP, K_BOOL, K_URL };
 
 /* The columns of system_settings operators may set, with the one UPDATE for each. */
-static const struct field {
-	const char *key;
-	enum kind kind;
-	const char *sql;
-} fields[] = {
+static const ctl_field_t fields[] = {
 	{ "web_domain", K_HOST, "UPDATE system_settings SET web_domain = $1, updated_at = now()" },
 	{ "private_ipv4", K_IPV4, "UPDATE system_settings SET private_ipv4 = $1, updated_at = now()" },
 	{ "public_ipv4", K_IPV4, "UPDATE system_settings SET public_ipv4 = $1, updated_at = now()" },
@@ -48,16 +44,16 @@ usage(FILE *f)
 
 /* Returns NULL, or what is wrong with v; *out is the value to store (NULL: SQL NULL). */
 static const char *
-check(const struct field *f, const char *v, const char **out)
+check(int kind, const char *v, const char **out)
 {
 	unsigned char addr[16];
 
 	*out = v;
 	if (*v == '\0') {
 		*out = NULL;
-		return f->kind == K_BOOL ? "expected true or false" : NULL;
+		return kind == K_BOOL ? "expected true or false" : NULL;
 	}
-	switch (f->kind) {
+	switch (kind) {
 	case K_BOOL:
 		return (*out = ctl_bool(v)) ? NULL : "expected true or false";
 	case K_HOST:
@@ -104,43 +100,18 @@ show(ctl_t *c)
 static int
 set(ctl_t *c, int argc, char **argv)
 {
-	const struct field *todo[PA_NELEM(fields)];
+	const ctl_field_t *todo[PA_NELEM(fields)];
 	const char *vals[PA_NELEM(fields)];
-	size_t n = 0;
+	size_t n;
+	int rv;
 
 	if (argc == 0) {
 		usage(stderr);
 		return CTL_USAGE;
 	}
-	/* Validate everything before changing anything. */
-	for (int i = 0; i < argc; i++) {
-		char *eq = strchr(argv[i], '=');
-		const struct field *f = NULL;
-		const char *why;
-
-		if (eq == NULL) {
-			ctl_err("expected KEY=VALUE, got '%s'", argv[i]);
-			return CTL_USAGE;
-		}
-		*eq = '\0';
-		for (size_t k = 0; k < PA_NELEM(fields); k++)
-			if (strcmp(fields[k].key, argv[i]) == 0)
-				f = &fields[k];
-		if (f == NULL) {
-			ctl_err("unknown key '%s'", argv[i]);
-			usage(stderr);
-			return CTL_USAGE;
-		}
-		if (n == PA_NELEM(fields)) {
-			ctl_err("too many keys");
-			return CTL_USAGE;
-		}
-		if ((why = check(f, eq + 1, &vals[n])) != NULL) {
-			ctl_err("%s: %s", f->key, why);
-			return CTL_FAIL;
-		}
-		todo[n++] = f;
-	}
+	if ((rv = ctl_assignments(argc, argv, fields, PA_NELEM(fields), check, todo, vals, &n))
+	    != CTL_OK)
+		return rv;
 	if (!ctl_exec(c, "BEGIN"))
 		return CTL_FAIL;
 	for (size_t i = 0; i < n; i++)

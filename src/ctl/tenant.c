@@ -16,11 +16,7 @@
 enum kind { K_NAME, K_WEBSITE, K_URL, K_BOOL, K_PREFIXES, K_DIRECTORY, K_CLOUD };
 
 /* Settable columns, each with its one UPDATE ($1 = domain, $2 = value). */
-static const struct field {
-	const char *key;
-	enum kind kind;
-	const char *sql;
-} fields[] = {
+static const ctl_field_t fields[] = {
 	{ "name", K_NAME, "UPDATE tenants SET name = $2, updated_at = now()"
 	    " WHERE lower(domain) = lower($1)" },
 	{ "website", K_WEBSITE, "UPDATE tenants SET website = $2, updated_at = now()"
@@ -79,7 +75,7 @@ check_prefixes(const char *v)
 
 /* Returns NULL, or what is wrong with v; *out is what to store (NULL: SQL NULL). */
 static const char *
-check(enum kind kind, const char *v, const char **out)
+check(int kind, const char *v, const char **out)
 {
 	*out = v;
 	if (*v == '\0') {
@@ -189,7 +185,7 @@ add(ctl_t *c, int argc, char **argv)
 
 /* Runs the UPDATEs of todo[0..n) in one transaction. */
 static int
-update(ctl_t *c, const char *domain, const struct field **todo, const char **vals, size_t n)
+update(ctl_t *c, const char *domain, const ctl_field_t **todo, const char **vals, size_t n)
 {
 	if (!ctl_exec(c, "BEGIN"))
 		return CTL_FAIL;
@@ -216,9 +212,10 @@ update(ctl_t *c, const char *domain, const struct field **todo, const char **val
 static int
 set(ctl_t *c, int argc, char **argv)
 {
-	const struct field *todo[PA_NELEM(fields)];
+	const ctl_field_t *todo[PA_NELEM(fields)];
 	const char *vals[PA_NELEM(fields)];
-	size_t n = 0;
+	size_t n;
+	int rv;
 
 	if (argc < 2) {
 		usage(stderr);
@@ -226,34 +223,9 @@ set(ctl_t *c, int argc, char **argv)
 	}
 	if (!check_domain(argv[0]))
 		return CTL_FAIL;
-	for (int i = 1; i < argc; i++) {
-		char *eq = strchr(argv[i], '=');
-		const struct field *f = NULL;
-		const char *why;
-
-		if (eq == NULL) {
-			ctl_err("expected KEY=VALUE, got '%s'", argv[i]);
-			return CTL_USAGE;
-		}
-		*eq = '\0';
-		for (size_t k = 0; k < PA_NELEM(fields); k++)
-			if (strcmp(fields[k].key, argv[i]) == 0)
-				f = &fields[k];
-		if (f == NULL) {
-			ctl_err("unknown key '%s'", argv[i]);
-			usage(stderr);
-			return CTL_USAGE;
-		}
-		if (n == PA_NELEM(fields)) {
-			ctl_err("too many keys");
-			return CTL_USAGE;
-		}
-		if ((why = check(f->kind, eq + 1, &vals[n])) != NULL) {
-			ctl_err("%s: %s", f->key, why);
-			return CTL_FAIL;
-		}
-		todo[n++] = f;
-	}
+	if ((rv = ctl_assignments(argc - 1, argv + 1, fields, PA_NELEM(fields), check, todo, vals,
+	    &n)) != CTL_OK)
+		return rv;
 	return update(c, argv[0], todo, vals, n);
 }
 
@@ -319,7 +291,7 @@ ctl_tenant(ctl_t *c, int argc, char **argv)
 	if (strcmp(sub, "list") == 0 && argc == 2)
 		return list(c);
 	if ((strcmp(sub, "enable") == 0 || strcmp(sub, "disable") == 0) && argc == 3) {
-		const struct field *f = &fields[3];	/* enabled */
+		const ctl_field_t *f = &fields[3];	/* enabled */
 		const char *v = sub[0] == 'e' ? "true" : "false";
 
 		if (!check_domain(argv[2]))
