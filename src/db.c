@@ -145,8 +145,15 @@ pa_db_connect(pa_db_t *db)
 	 * Our defaults come first so that the connection string, expanded from
 	 * "dbname", can override them (libpq processes keywords in order).
 	 */
-	const char *const kw[] = { "application_name", "connect_timeout", "dbname", NULL };
-	const char *const val[] = { db->appname, "5", db->conninfo, NULL };
+	const char *const kw[] = { "application_name", "connect_timeout", "tcp_user_timeout",
+		"keepalives_idle", "options", "dbname", NULL };
+	/*
+	 * A request must not wait forever on a database that stopped answering:
+	 * statements are cut at 10 s (daemon only: migrations may take longer)
+	 * and TCP notices a silent peer.
+	 */
+	const char *const val[] = { db->appname, "5", "10000", "30",
+		(db->flags & PA_DB_PREPARE) ? "-c statement_timeout=10s" : "", db->conninfo, NULL };
 
 	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
 		return PA_OK;
