@@ -14,7 +14,7 @@ http_port=${PBX_DEV_HTTP_PORT:-8080}
 pg_port=${PBX_DEV_PG_PORT:-54329}
 
 packages=(build-essential autoconf automake pkg-config perl libfcgi-dev libjson-c-dev
-	libpq-dev libcrypt-dev libcurl4-openssl-dev libssl-dev postgresql nginx-light curl valgrind)
+	libpq-dev libcrypt-dev libcurl4-openssl-dev libssl-dev postgresql nginx-light curl valgrind mandoc)
 
 # Request-path tests that dev.sh test runs a second time under valgrind.
 valgrind_tests=(t/info.t t/http.t t/db_outage.t)
