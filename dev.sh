@@ -17,7 +17,7 @@ packages=(build-essential autoconf automake pkg-config perl libfcgi-dev libjson-
 	libpq-dev libcrypt-dev libcurl4-openssl-dev libssl-dev postgresql nginx-light curl valgrind mandoc)
 
 # Request-path tests that dev.sh test runs a second time under valgrind.
-valgrind_tests=(t/info.t t/http.t t/db_outage.t)
+valgrind_tests=(t/info.t t/info_cache.t t/http.t t/db_outage.t)
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "dev.sh: $*"; exit 1; }

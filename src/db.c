@@ -35,6 +35,7 @@ struct pa_db {
 	char *conninfo, *appname;
 	int flags;
 	bool down;		/* the last connection attempt failed (logged once) */
+	bool fresh;		/* connected since the last pa_db_poll */
 	char errmsg[512];
 };
 
@@ -177,18 +178,20 @@ pa_db_connect(pa_db_t *db)
 	if (db->down)
 		pa_log_info("connected to PostgreSQL again");
 	db->down = false;
+	db->fresh = true;
 	return PA_OK;
 }
 
 bool
-pa_db_poll(pa_db_t *db)
+pa_db_poll(pa_db_t *db, pa_db_notify_fn *fn, void *arg)
 {
+	bool fresh = db->fresh;
 	struct pollfd p;
-	bool flush = false;
 	PGnotify *n;
 
+	db->fresh = false;
 	if (db->conn == NULL)
-		return true;
+		return false;
 	/*
 	 * One poll(2) says whether anything arrived.  POLLRDHUP matters: after
 	 * a server shutdown the socket holds a FATAL message and then EOF, and
@@ -199,25 +202,26 @@ pa_db_poll(pa_db_t *db)
 	p.events = POLLIN | POLLRDHUP;
 	p.revents = 0;
 	if (p.fd < 0 || poll(&p, 1, 0) < 0)
-		return false;
+		return !fresh;
 	if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) {
 		pa_log_warn("lost the PostgreSQL connection");
 		disconnect(db);
-		return true;
+		return false;
 	}
 	if (!(p.revents & POLLIN))
-		return false;
+		return !fresh;
 	if (!PQconsumeInput(db->conn) || PQstatus(db->conn) != CONNECTION_OK) {
 		set_error(db, PQerrorMessage(db->conn));
 		pa_log_warn("lost the PostgreSQL connection: %s", db->errmsg);
 		disconnect(db);
-		return true;
+		return false;
 	}
 	while ((n = PQnotifies(db->conn)) != NULL) {
-		flush = true;
+		if (strcmp(n->relname, PA_DB_CACHE_CHANNEL) == 0)
+			fn(arg, n->extra);
 		PQfreemem(n);
 	}
-	return flush;
+	return !fresh;
 }
 
 static void

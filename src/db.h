@@ -44,12 +44,16 @@ void pa_db_free(pa_db_t *db);
 /* Connects unless connected.  PA_OK, or PA_EDB (logged once per outage). */
 enum pa_err pa_db_connect(pa_db_t *db) PA_MUSTCHECK;
 
+/* Called with the payload of each notification on the cache channel. */
+typedef void pa_db_notify_fn(void *arg, const char *payload);
+
 /*
- * Reads what the server sent since the last call without blocking.  Returns
- * true when cached data must be dropped: a notification arrived on the cache
- * channel, or the connection was lost (it is then reconnected on next use).
+ * Reads what the server sent since the last call without blocking, and calls
+ * fn for each cache notification.  Returns false when notifications may have
+ * been missed: the connection was lost (it is reconnected on next use), or it
+ * was re-established since the last call.  Cached data must be dropped then.
  */
-bool pa_db_poll(pa_db_t *db);
+bool pa_db_poll(pa_db_t *db, pa_db_notify_fn *fn, void *arg);
 
 /*
  * Runs prepared statement id with text parameters (NULL = SQL NULL),

@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "log.h"
 #include "meta.h"
+#include "valid.h"
 
 struct entry {
 	char *key;		/* NULL: empty slot */
@@ -99,6 +100,50 @@ slot(pa_meta_t *m, const char *key)
 	while (m->slots[i].key != NULL && strcmp(m->slots[i].key, key) != 0)
 		i = (i + 1) & (m->cap - 1);
 	return &m->slots[i];
+}
+
+/*
+ * Removes the entry of key, if any, by backward-shift deletion: later
+ * entries of the probe run move up so lookups never meet a hole early.
+ */
+static void
+evict(pa_meta_t *m, const char *key)
+{
+	struct entry *e = slot(m, key);
+	size_t hole, i;
+
+	if (e->key == NULL)
+		return;
+	free(e->key);
+	free(e->body);
+	*e = (struct entry){ 0 };
+	m->count--;
+	hole = (size_t)(e - m->slots);
+	for (i = (hole + 1) & (m->cap - 1); m->slots[i].key != NULL; i = (i + 1) & (m->cap - 1)) {
+		size_t home = (size_t)hash(m->slots[i].key) & (m->cap - 1);
+
+		/* Move it if its home is not in the cyclic range (hole, i]. */
+		if (hole <= i ? (home <= hole || home > i) : (home <= hole && home > i)) {
+			m->slots[hole] = m->slots[i];
+			m->slots[i] = (struct entry){ 0 };
+			hole = i;
+		}
+	}
+}
+
+void
+pa_meta_invalidate(pa_meta_t *m, const char *payload)
+{
+	char key[PA_DOMAIN_MAX + 1];
+	size_t n;
+
+	if (strncmp(payload, "tenant ", 7) != 0 || (n = strlen(payload + 7)) > PA_DOMAIN_MAX) {
+		pa_meta_flush(m);
+		return;
+	}
+	for (size_t i = 0; i <= n; i++)
+		key[i] = (char)tolower((unsigned char)payload[7 + i]);
+	evict(m, key);
 }
 
 static void

@@ -1,8 +1,9 @@
 /*
  * System and tenant metadata for GET /api/info, cached per worker as
- * ready-to-send JSON bodies.  The cache holds found and not-found answers, is
- * bounded by tenant_cache_size, and is dropped whole when PostgreSQL notifies
- * a change (trigger on tenants and system_settings) or the connection drops.
+ * ready-to-send JSON bodies.  The cache holds found and not-found answers and
+ * is bounded by tenant_cache_size.  Triggers on tenants and system_settings
+ * notify changes: a tenant's change drops its entry, a change of the system
+ * settings (or a lost connection) drops everything.
  */
 #ifndef PA_META_H
 #define PA_META_H
@@ -20,6 +21,11 @@ typedef struct pa_meta pa_meta_t;
 pa_meta_t *pa_meta_new(const pa_config_t *cfg);
 void pa_meta_free(pa_meta_t *m);
 void pa_meta_flush(pa_meta_t *m);
+/*
+ * Applies one cache notification: "tenant <lower-case domain>" drops that
+ * tenant's entry; anything else ("all") drops everything.
+ */
+void pa_meta_invalidate(pa_meta_t *m, const char *payload);
 
 /*
  * The /api/info body for domain (NULL: system metadata only).  *body stays

@@ -107,13 +107,19 @@ log_safe(char *out, size_t outlen, const char *s)
 }
 
 static void
+on_notify(void *meta, const char *payload)
+{
+	pa_meta_invalidate(meta, payload);
+}
+
+static void
 serve(pa_http_conn_t *conn, pa_ctx_t *ctx, pa_arena_t *arena)
 {
 	long long t0 = now_us();
 	char method[32], path[256];
 	pa_req_t req;
 
-	if (pa_db_poll(ctx->db))
+	if (!pa_db_poll(ctx->db, on_notify, ctx->meta))
 		pa_meta_flush(ctx->meta);
 	if (pa_http_request_init(&req, conn, arena) != PA_OK)
 		pa_http_reply_error(&req, 500, NULL, "Internal error", NULL);

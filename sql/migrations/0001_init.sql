@@ -48,19 +48,34 @@ CREATE TABLE tenants (
 -- SIP domains are compared case-insensitively.
 CREATE UNIQUE INDEX tenants_domain_key ON tenants (lower(domain));
 
--- pbx-authd workers cache system and tenant metadata and LISTEN on this
--- channel; any change, by pbx-authctl or by hand, drops their caches.
-CREATE FUNCTION pbx_auth_notify_cache() RETURNS trigger LANGUAGE plpgsql AS $$
+-- pbx-authd workers cache system and tenant metadata and LISTEN on the
+-- channel pbx_auth_cache; any change, by pbx-authctl or by hand, reaches them.
+-- Payload 'tenant <lower(domain)>' drops one tenant's entry, 'all' everything.
+CREATE FUNCTION pbx_auth_notify_tenant() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('pbx_auth_cache', TG_TABLE_NAME);
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        PERFORM pg_notify('pbx_auth_cache', 'tenant ' || lower(OLD.domain));
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        PERFORM pg_notify('pbx_auth_cache', 'tenant ' || lower(NEW.domain));
+    END IF;
     RETURN NULL;
 END;
 $$;
+CREATE FUNCTION pbx_auth_notify_all() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('pbx_auth_cache', 'all');
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER tenants_notify_cache
+    AFTER INSERT OR UPDATE OR DELETE ON tenants
+    FOR EACH ROW EXECUTE FUNCTION pbx_auth_notify_tenant();
+CREATE TRIGGER tenants_notify_cache_truncate
+    AFTER TRUNCATE ON tenants
+    FOR EACH STATEMENT EXECUTE FUNCTION pbx_auth_notify_all();
 CREATE TRIGGER system_settings_notify_cache
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON system_settings
-    FOR EACH STATEMENT EXECUTE FUNCTION pbx_auth_notify_cache();
-CREATE TRIGGER tenants_notify_cache
-    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenants
-    FOR EACH STATEMENT EXECUTE FUNCTION pbx_auth_notify_cache();
+    FOR EACH STATEMENT EXECUTE FUNCTION pbx_auth_notify_all();
 
 INSERT INTO schema_migrations (version, name) VALUES (1, '0001_init.sql');
