@@ -93,42 +93,16 @@ parse_long(const char *v, int base, long min, long max, long *out)
 static const char *
 check_authority(char *v)
 {
-	const char *host, *end;
-	size_t n, hn;
+	const char *host, *rest, *why;
+	size_t hn;
 	bool https;
 
-	if (strncmp(v, "https://", 8) == 0)
-		https = true, host = v + 8;
-	else if (strncmp(v, "http://", 7) == 0)
-		https = false, host = v + 7;
-	else
-		return "must start with https://";
-	n = strlen(host);
-	if (n > 0 && host[n - 1] == '/')
-		v[strlen(v) - 1] = '\0', n--;
-	if (*host == '[') {	/* an IPv6 literal */
-		if ((end = strchr(host, ']')) == NULL)
-			return "has an unterminated [IPv6] host";
-		end++;
-		if (strspn(host + 1, "0123456789abcdefABCDEF:.") != (size_t)(end - host) - 2)
-			return "has a malformed [IPv6] host";
-	} else {
-		end = host + strcspn(host, ":");
-		for (const char *p = host; p < end; p++)
-			if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-')
-				return "must be scheme://host[:port] with no path, query or user";
-	}
-	hn = (size_t)(end - host);
-	if (hn == 0 || (hn == 2 && *host == '['))
-		return "has no host";
-	if (*end == ':') {
-		long port;
-
-		if (parse_long(end + 1, 10, 1, 65535, &port) != NULL)
-			return "has a bad port";
-	} else if (*end != '\0') {
+	if ((why = pa_url_split(v, &https, &host, &hn, &rest)) != NULL)
+		return why;
+	if (rest[0] == '/' && rest[1] == '\0')
+		v[strlen(v) - 1] = '\0';
+	else if (rest[0] != '\0')
 		return "must be scheme://host[:port] with no path, query or user";
-	}
 	if (!https && !pa_valid_loopback_host(host, hn))
 		return "plain http:// is allowed for loopback hosts only";
 	return NULL;

@@ -41,38 +41,66 @@ pa_valid_loopback_host(const char *h, size_t n)
 }
 
 const char *
-pa_valid_url(const char *s)
+pa_url_split(const char *s, bool *https, const char **host, size_t *hostlen, const char **rest)
 {
-	const char *host, *end;
-	bool https;
-	size_t hn;
+	const char *h, *end, *hend;
 
 	if (strncasecmp(s, "https://", 8) == 0)
-		https = true, host = s + 8;
+		*https = true, h = s + 8;
 	else if (strncasecmp(s, "http://", 7) == 0)
-		https = false, host = s + 7;
+		*https = false, h = s + 7;
 	else
-		return "must be an absolute https:// URL";
+		return "must start with https://";
+	end = h + strcspn(h, "/?#");
+	if (memchr(h, '@', (size_t)(end - h)) != NULL)
+		return "must not contain user information";
+	if (*h == '[') {	/* an IPv6 literal */
+		const char *rb = memchr(h, ']', (size_t)(end - h));
+
+		if (rb == NULL || rb == h + 1 ||
+		    strspn(h + 1, "0123456789abcdefABCDEF:.") != (size_t)(rb - h - 1))
+			return "has a malformed host";
+		hend = rb + 1;
+	} else {
+		hend = h + strcspn(h, ":/?#");
+		if (hend == h)
+			return "has no host";
+		for (const char *p = h; p < hend; p++)
+			if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-')
+				return "has a malformed host";
+	}
+	if (hend < end) {
+		long port = 0;
+		const char *p = hend + 1;
+
+		if (*hend != ':' || p == end || end - p > 5)
+			return "has a bad port";
+		for (; p < end; p++) {
+			if (!isdigit((unsigned char)*p))
+				return "has a bad port";
+			port = port * 10 + (*p - '0');
+		}
+		if (port < 1 || port > 65535)
+			return "has a bad port";
+	}
+	*host = h;
+	*hostlen = (size_t)(hend - h);
+	*rest = end;
+	return NULL;
+}
+
+const char *
+pa_valid_url(const char *s)
+{
+	const char *host, *rest, *why;
+	size_t hn;
+	bool https;
+
 	for (const char *p = s; *p; p++)
 		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '\\')
 			return "must not contain spaces, control characters or backslashes";
-	end = host + strcspn(host, "/?#");
-	if (memchr(host, '@', (size_t)(end - host)) != NULL)
-		return "must not contain user information";
-	/* the host without a port */
-	if (*host == '[') {
-		const char *rb = memchr(host, ']', (size_t)(end - host));
-
-		if (rb == NULL)
-			return "has a malformed host";
-		hn = (size_t)(rb + 1 - host);
-	} else {
-		const char *colon = memchr(host, ':', (size_t)(end - host));
-
-		hn = colon ? (size_t)(colon - host) : (size_t)(end - host);
-	}
-	if (hn == 0)
-		return "has no host";
+	if ((why = pa_url_split(s, &https, &host, &hn, &rest)) != NULL)
+		return why;
 	if (!https && !pa_valid_loopback_host(host, hn))
 		return "must use https:// (http:// only for loopback hosts)";
 	return NULL;
