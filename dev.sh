@@ -5,7 +5,9 @@
 #   ./dev.sh down      stop what `up` started
 #   ./dev.sh ctl ARGS  run pbx-authctl against the dev stack
 #   ./dev.sh test      build with -Werror and ASan+UBSan in a temporary directory and run
-#                      `make check` (unit tests, then integration tests through nginx)
+#                      `make check` (unit tests, then integration tests through nginx);
+#                      then the request-path tests under valgrind, scan-build, and
+#                      `make distcheck` (with the unit tests)
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -14,7 +16,8 @@ http_port=${PBX_DEV_HTTP_PORT:-8080}
 pg_port=${PBX_DEV_PG_PORT:-54329}
 
 packages=(build-essential autoconf automake pkg-config perl libfcgi-dev libjson-c-dev
-	libpq-dev libcrypt-dev libcurl4-openssl-dev libssl-dev postgresql nginx-light curl valgrind mandoc)
+	libpq-dev libcrypt-dev libcurl4-openssl-dev libssl-dev postgresql nginx-light curl valgrind mandoc
+	clang clang-tools)
 
 # Request-path tests that dev.sh test runs a second time under valgrind.
 valgrind_tests=(t/info.t t/info_cache.t t/http.t t/db_outage.t)
@@ -220,7 +223,30 @@ cmd_test() {
 		[ "$vfail" -gt 0 ] || vfail=1
 		rc=1
 	fi
-	echo "$(( pass + vpass )) passed, $(( fail + vfail )) failed"
+
+	# Static analysis (clang's analyzer over the whole tree) and the
+	# release tarball (builds, installs and runs the unit tests from it).
+	local extra_pass=0 extra_fail=0
+	say "dev.sh: scan-build"
+	mkdir -p "$tmp/build-scan"
+	if (cd "$tmp/build-scan" && scan-build "$top/configure" --quiet >/dev/null 2>&1 &&
+		scan-build -o "$tmp/scan-report" --status-bugs make -j"$(nproc)" >"$tmp/scan.log" 2>&1); then
+		extra_pass=$((extra_pass + 1))
+	else
+		grep -E 'warning:|bugs? found' "$tmp/scan.log" >&2 || tail -n 20 "$tmp/scan.log" >&2
+		extra_fail=$((extra_fail + 1)); rc=1
+	fi
+	say "dev.sh: make distcheck"
+	if make -C "$tmp/build-valgrind" distcheck --no-print-directory \
+		DISTCHECK_CONFIGURE_FLAGS=--enable-werror \
+		TESTS="$(make -s -C "$tmp/build-valgrind" --no-print-directory print-unit-tests)" \
+		>"$tmp/distcheck.log" 2>&1; then
+		extra_pass=$((extra_pass + 1))
+	else
+		tail -n 30 "$tmp/distcheck.log" >&2
+		extra_fail=$((extra_fail + 1)); rc=1
+	fi
+	echo "$(( pass + vpass + extra_pass )) passed, $(( fail + vfail + extra_fail )) failed"
 	if [ $rc -eq 0 ]; then rm -rf "$tmp"; else say "dev.sh: kept $tmp for inspection"; fi
 	return $rc
 }
