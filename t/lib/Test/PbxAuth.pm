@@ -108,6 +108,18 @@ sub new {
 sub dir { $_[0]{dir} }
 sub conf_file { $_[0]{conf_file} }
 sub fcgi_sock { $_[0]{fcgi_sock} }
+
+# Where pbx-authd listens: the unix socket, or host:port when the test
+# configured `listen` so.
+sub fcgi_listen { $_[0]{conf}{listen} // $_[0]{fcgi_sock} }
+
+# A connection to pbx-authd's FastCGI socket, or undef.
+sub fcgi_connect {
+	my ($self) = @_;
+	my $l = $self->fcgi_listen;
+	return IO::Socket::UNIX->new(Peer => $l, Type => SOCK_STREAM) if $l =~ m{^/};
+	return IO::Socket::INET->new(PeerAddr => $l, Proto => 'tcp', Timeout => 5);
+}
 sub pgport { $_[0]{pgport} }
 sub http_port { $_[0]{http_port} }
 sub migrations_dir { $_[0]{migrations} }
@@ -440,15 +452,11 @@ sub start_daemon {
 			die "Test::PbxAuth: pbx-authd exited during start-up "
 			    . "(status $st); log:\n" . $self->read_file($self->{authd_log});
 		}
-		if (-S $self->{fcgi_sock}) {
-			my $s = IO::Socket::UNIX->new(Peer => $self->{fcgi_sock},
-			    Type => SOCK_STREAM);
-			if ($s) {
-				close $s;
-				last;
-			}
+		if (my $s = $self->fcgi_connect) {
+			close $s;
+			last;
 		}
-		die "Test::PbxAuth: pbx-authd did not open $self->{fcgi_sock}\n"
+		die "Test::PbxAuth: pbx-authd did not open " . $self->fcgi_listen . "\n"
 		    if time > $deadline;
 		sleep 0.05;
 	}
@@ -569,6 +577,8 @@ sub start_nginx {
 	mkdir $d;
 	mkdir "$d/$_" for qw(client_body fastcgi proxy uwsgi scgi);
 	my $user = $self->{root} ? "user root;\n" : '';
+	my $l = $self->fcgi_listen;
+	my $pass = $l =~ m{^/} ? "unix:$l" : $l;
 	my $conf = <<"EOF";
 ${user}daemon off;
 master_process on;
@@ -595,7 +605,7 @@ http {
 
         location /api/ {
             include /etc/nginx/fastcgi_params;
-            fastcgi_pass unix:$self->{fcgi_sock};
+            fastcgi_pass $pass;
         }
     }
 }
@@ -761,8 +771,8 @@ sub fcgi_request {
 	my ($self, %o) = @_;
 	my $params = $o{params} // $self->fcgi_params;
 	my $stdin = $o{stdin} // '';
-	my $s = IO::Socket::UNIX->new(Peer => $self->{fcgi_sock}, Type => SOCK_STREAM)
-	    or die "Test::PbxAuth: connect $self->{fcgi_sock}: $!\n";
+	my $s = $self->fcgi_connect
+	    or die "Test::PbxAuth: connect " . $self->fcgi_listen . ": $!\n";
 
 	my $out = _fcgi_record(FCGI_BEGIN_REQUEST, pack('nCx5', FCGI_RESPONDER, 0));
 	my $p = '';
