@@ -1,8 +1,7 @@
 /*
  * A minimal TAP producer for the C unit tests (prove --exec '' t/unit/test_*).
  * Each check prints one line and returns whether it passed; main ends with
- * `return done_testing();`.  Between todo_start and todo_end, failures are
- * marked "# TODO" (a known bug) and do not fail the run.
+ * `return done_testing();`.
  */
 #ifndef PA_TAP_H
 #define PA_TAP_H
@@ -17,22 +16,18 @@
 	pass = tap_vok(pass, fmt, ap); va_end(ap); } while (0)
 
 static int tap_run, tap_failed, tap_planned = -1;
-static const char *tap_todo;
-/* Diagnostics of TODO tests go to stdout, where prove hides them (as Test::More does). */
-#define TAP_DIAG (tap_todo ? stdout : stderr)
+#define TAP_DIAG stderr
 
 static inline void plan(int n) { tap_planned = n; printf("1..%d\n", n); }
-static inline void todo_start(const char *why) { tap_todo = why; }
-static inline void todo_end(void) { tap_todo = NULL; }
 
 static inline bool TAP_PRINTF(2, 0)
 tap_vok(bool pass, const char *fmt, va_list ap)
 {
 	printf("%sok %d - ", pass ? "" : "not ", ++tap_run);
 	vprintf(fmt, ap);
-	printf("%s%s\n", tap_todo ? " # TODO " : "", tap_todo ? tap_todo : "");
+	printf("\n");
 	fflush(stdout);
-	tap_failed += !pass && tap_todo == NULL;
+	tap_failed += !pass;
 	return pass;
 }
 
