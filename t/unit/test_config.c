@@ -421,21 +421,9 @@ test_authorities(void)
 	check_authority_case("https://login.example.com:0", NULL, "has a bad port", 1001);
 	check_authority_case("https://[::1", NULL, NULL, 1002);
 	check_authority_case("https://exa]mple.com", NULL, NULL, 1003);
-	ok(parse("database = x\nms365_authority_global =\n", &c, err, sizeof(err)) != PA_OK ||
-	    c->ms365_authority_global != NULL, "an empty authority is refused or keeps a value");
+	is_int(parse("database = x\nms365_authority_global =\n", &c, err, sizeof(err)), PA_EINPUT,
+	    "an empty authority is refused");
 	pa_config_free(c);
-
-	/* The loopback rule the authorities rely on. */
-	ok(pa_valid_loopback_host("localhost", 9), "localhost is loopback");
-	ok(pa_valid_loopback_host("127.0.0.1", 9), "127.0.0.1 is loopback");
-	ok(pa_valid_loopback_host("127.255.255.254", 15), "127.255.255.254 is loopback");
-	ok(pa_valid_loopback_host("[::1]", 5), "[::1] is loopback");
-	ok(!pa_valid_loopback_host("127.0.0.1:80", 12), "a port is not part of the host");
-	ok(!pa_valid_loopback_host("127.0.0.", 8), "127.0.0. is not loopback");
-	ok(!pa_valid_loopback_host("128.0.0.1", 9), "128.0.0.1 is not loopback");
-	ok(!pa_valid_loopback_host("::1", 3), "::1 without brackets is not loopback");
-	ok(!pa_valid_loopback_host("localhostx", 10), "localhostx is not loopback");
-	ok(pa_valid_loopback_host("localhost:1", 9), "only n bytes are looked at");
 }
 
 int

@@ -124,6 +124,11 @@ test_loopback(void)
 	ok(!pa_valid_loopback_host("127.1", 5), "loopback: short form refused");
 	ok(!pa_valid_loopback_host("128.0.0.1", 9), "loopback: other address refused");
 	ok(!pa_valid_loopback_host("[::2]", 5), "loopback: other IPv6 refused");
+	ok(!pa_valid_loopback_host("::1", 3), "loopback: ::1 without brackets refused");
+	ok(!pa_valid_loopback_host("127.0.0.", 8), "loopback: trailing dot refused");
+	ok(!pa_valid_loopback_host("127.0.0.1:80", 12), "loopback: a port is not part of the host");
+	ok(!pa_valid_loopback_host("localhostx", 10), "loopback: localhostx refused");
+	ok(pa_valid_loopback_host("localhost:1", 9), "loopback: only n bytes are looked at");
 }
 
 int
