@@ -1,12 +1,15 @@
 /*
- * Field rules: domains, URLs, display text.
+ * Field rules: domains, URLs, display text, usernames, roles, the password
+ * policy and email addresses.
  */
 #include "autoconfig.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "crypto.h"
 #include "http.h"
 #include "valid.h"
 
@@ -117,4 +120,143 @@ pa_valid_text(const char *s, size_t maxlen)
 		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
 			return false;
 	return true;
+}
+
+/* [A-Za-z0-9], whatever the locale */
+static bool
+ascii_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+bool
+pa_valid_username(const char *s, size_t n)
+{
+	if (n < 1 || n > PA_USERNAME_MAX || s[0] == '.' || s[n - 1] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!ascii_alnum(c) && c != '_' && c != '-' && c != '\'' && c != '.')
+			return false;
+	}
+	return true;
+}
+
+/* ASCII-only case-insensitive equality, whatever the locale. */
+static bool
+ascii_caseeq(const char *a, const char *b)
+{
+	for (; *a && *b; a++, b++) {
+		unsigned char x = (unsigned char)*a, y = (unsigned char)*b;
+
+		if (x >= 'A' && x <= 'Z')
+			x = (unsigned char)(x - 'A' + 'a');
+		if (y >= 'A' && y <= 'Z')
+			y = (unsigned char)(y - 'A' + 'a');
+		if (x != y)
+			return false;
+	}
+	return *a == *b;
+}
+
+bool
+pa_username_reserved(const char *s)
+{
+	static const char *const names[] = { "admin", "system", "administrator", "root" };
+
+	for (size_t i = 0; i < PA_NELEM(names); i++)
+		if (ascii_caseeq(s, names[i]))
+			return true;
+	return false;
+}
+
+bool
+pa_valid_role(const char *s, bool *system_level)
+{
+	static const struct {
+		const char *name;
+		bool system_level;
+	} roles[] = {
+		{ "SystemAdmin", true },
+		{ "Dealer", true },
+		{ "Admin", false },
+		{ "StandardUser", false },
+		{ "StandardInternationalUser", false },
+		{ "QueueManager", false },
+	};
+
+	for (size_t i = 0; i < PA_NELEM(roles); i++)
+		if (strcmp(s, roles[i].name) == 0) {
+			if (system_level != NULL)
+				*system_level = roles[i].system_level;
+			return true;
+		}
+	return false;
+}
+
+const char *
+pa_valid_new_password(const char *s, size_t n, int min, int max, char *buf, size_t buflen)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t chars = 0;
+
+	/* C0 controls, NUL included, and DEL */
+	for (size_t i = 0; i < n; i++)
+		if (u[i] < 0x20 || u[i] == 0x7f) {
+			snprintf(buf, buflen, "must not contain control characters");
+			return buf;
+		}
+	if (!pa_utf8_valid(s, n)) {
+		snprintf(buf, buflen, "must be valid UTF-8");
+		return buf;
+	}
+	for (size_t i = 0; i < n; i++) {
+		/* C1 controls U+0080..U+009F are C2 80..C2 9F in UTF-8. */
+		if (u[i] == 0xc2 && i + 1 < n && u[i + 1] <= 0x9f) {
+			snprintf(buf, buflen, "must not contain control characters");
+			return buf;
+		}
+		chars += (u[i] & 0xc0) != 0x80;
+	}
+	if (chars < (size_t)(min < 0 ? 0 : min) || chars > (size_t)(max < 0 ? 0 : max)) {
+		snprintf(buf, buflen, "must be %d-%d characters", min, max);
+		return buf;
+	}
+	if (n > PA_PASSPHRASE_MAX) {	/* libxcrypt hashes no more */
+		snprintf(buf, buflen, "must be at most %d bytes of UTF-8", PA_PASSPHRASE_MAX);
+		return buf;
+	}
+	return NULL;
+}
+
+/* FACTS.md §6: nothing that could end a header or an SMTP command, or change its meaning. */
+bool
+pa_valid_email(const char *s)
+{
+	const char *at = strchr(s, '@'), *d;
+	size_t n = strlen(s), label = 0;
+
+	if (at == NULL || strchr(at + 1, '@') != NULL || n > 254)
+		return false;
+	if (at == s || at - s > 63)
+		return false;
+	for (const char *p = s; p < at; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f ||
+		    strchr("<>(),;:\\\"[]", *p) != NULL)
+			return false;
+	/* domain: labels of [A-Za-z0-9-], 1..63 characters (RFC 1035), single dots between */
+	for (d = at + 1; *d; d++) {
+		if (*d == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+		} else if (ascii_alnum(*d) || *d == '-') {
+			if (++label > 63)
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return label > 0;
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #define PA_DOMAIN_MAX 280
+#define PA_USERNAME_MAX 64
 
 /* A tenant SIP domain: 1..280 characters of an FQDN or IP address ([A-Za-z0-9.-_:[]]). */
 bool pa_valid_domain(const char *s);
@@ -31,5 +32,31 @@ const char *pa_url_split(const char *s, bool *https, const char **host, size_t *
 const char *pa_valid_url(const char *s);
 /* No control characters (C0, DEL) and valid UTF-8: text fit for a name. */
 bool pa_valid_text(const char *s, size_t maxlen);
+
+/*
+ * A username: 1..64 characters of ASCII letters, digits and _ - ' . that
+ * does not start or end with a dot.
+ */
+bool pa_valid_username(const char *s, size_t n);
+/* admin, system, administrator or root in any case: the system administrator's names. */
+bool pa_username_reserved(const char *s);
+/* A role name of the contract; *system_level (may be NULL) says whether it is system-level. */
+bool pa_valid_role(const char *s, bool *system_level);
+/*
+ * Checks a new password s[0..n) against the policy: min..max Unicode
+ * characters (code points) of valid UTF-8 without control characters (C0,
+ * DEL, C1; NUL included), and at most PA_PASSPHRASE_MAX (511) bytes, the
+ * most libxcrypt hashes.  Returns NULL, or buf holding the rule it breaks
+ * ("must be 8-128 characters").
+ */
+const char *pa_valid_new_password(const char *s, size_t n, int min, int max, char *buf,
+    size_t buflen);
+/*
+ * An email address safe to put in a header or an SMTP command: exactly one
+ * '@'; a local part of 1..63 printable ASCII characters other than space and
+ * < > ( ) , ; : \ " [ ]; a domain of labels of [A-Za-z0-9-] (1..63 each)
+ * joined by single dots; at most 254 characters in all.
+ */
+bool pa_valid_email(const char *s);
 
 #endif
