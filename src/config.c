@@ -23,7 +23,7 @@
 
 #define MAX_CONFIG_SIZE (1024 * 1024)
 
-enum type { T_STR, T_INT, T_OCTAL, T_LOGLEVEL, T_AUTHORITY };
+enum type { T_STR, T_INT, T_OCTAL, T_LOGLEVEL, T_AUTHORITY, T_BOOL, T_ORIGINS, T_NAME };
 
 struct key {
 	const char *name;
@@ -49,6 +49,22 @@ static const struct key keys[] = {
 	{ "ms365_authority_china", T_AUTHORITY, OFF(ms365_authority_china),
 	    "https://login.partner.microsoftonline.cn", 0, 0 },
 	{ "tenant_cache_size", T_INT, OFF(tenant_cache_size), "65536", 16, 10000000 },
+	{ "access_token_ttl", T_INT, OFF(access_token_ttl), "3600", 1, 86400 },
+	{ "refresh_token_ttl", T_INT, OFF(refresh_token_ttl), "2592000", 1, 31536000 },
+	{ "refresh_reuse_grace", T_INT, OFF(refresh_reuse_grace), "10", 0, 300 },
+	{ "two_factor_ttl", T_INT, OFF(two_factor_ttl), "600", 1, 3600 },
+	{ "password_hash_cost", T_INT, OFF(password_hash_cost), "0", 0, 11 },
+	{ "password_min_length", T_INT, OFF(password_min_length), "8", 1, 1024 },
+	{ "password_max_length", T_INT, OFF(password_max_length), "128", 1, 1024 },
+	{ "throttle_ip_failures", T_INT, OFF(throttle_ip_failures), "5", 0, 100000 },
+	{ "throttle_ip_window", T_INT, OFF(throttle_ip_window), "600", 1, 86400 },
+	{ "throttle_ip_block", T_INT, OFF(throttle_ip_block), "3600", 1, 604800 },
+	{ "throttle_account_failures", T_INT, OFF(throttle_account_failures), "10", 0, 100000 },
+	{ "throttle_account_window", T_INT, OFF(throttle_account_window), "600", 1, 86400 },
+	{ "throttle_account_block", T_INT, OFF(throttle_account_block), "900", 1, 604800 },
+	{ "cookie_name", T_NAME, OFF(cookie_name), "pbx_session", 0, 0 },
+	{ "cookie_secure", T_BOOL, OFF(cookie_secure), "on", 0, 0 },
+	{ "allowed_origins", T_ORIGINS, OFF(allowed_origins), NULL, 0, 0 },
 };
 
 const char *
@@ -108,6 +124,43 @@ check_authority(char *v)
 	return NULL;
 }
 
+/* Space-separated origins, each scheme://host[:port] as an authority. */
+static const char *
+check_origins(char *v)
+{
+	char one[512];
+	const char *why;
+
+	for (char *p = v; *p != '\0';) {
+		size_t n = strcspn(p, " \t");
+
+		if (n == 0) {
+			p++;
+			continue;
+		}
+		if (n >= sizeof(one))
+			return "an origin is too long";
+		memcpy(one, p, n);
+		one[n] = '\0';
+		if ((why = check_authority(one)) != NULL)
+			return why;
+		if (strlen(one) != n)
+			return "an origin ends with '/': write scheme://host[:port]";
+		p += n;
+	}
+	return NULL;
+}
+
+/* A cookie name: letters, digits, '_', '-' and '.' (an RFC 6265 token). */
+static const char *
+check_name(const char *v)
+{
+	if (strlen(v) > 64 || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789_-.") != strlen(v))
+		return "expected 1-64 letters, digits, '_', '-' or '.'";
+	return NULL;
+}
+
 static const struct key *
 find_key(const char *name)
 {
@@ -135,7 +188,9 @@ pa_config_set(pa_config_t *c, const char *name, const char *value, char *err, si
 	switch (k->type) {
 	case T_STR:
 	case T_AUTHORITY:
-		if (*value == '\0' && k->type == T_AUTHORITY) {
+	case T_ORIGINS:
+	case T_NAME:
+		if (*value == '\0' && (k->type == T_AUTHORITY || k->type == T_NAME)) {
 			msg = "must not be empty";
 			break;
 		}
@@ -150,6 +205,10 @@ pa_config_set(pa_config_t *c, const char *name, const char *value, char *err, si
 		}
 		if (k->type == T_AUTHORITY)
 			msg = check_authority(s);
+		else if (k->type == T_ORIGINS)
+			msg = check_origins(s);
+		else if (k->type == T_NAME)
+			msg = check_name(s);
 		if (msg == NULL) {
 			free(*(char **)field);
 			*(char **)field = s;
@@ -160,6 +219,16 @@ pa_config_set(pa_config_t *c, const char *name, const char *value, char *err, si
 	case T_OCTAL:
 		if ((msg = parse_long(value, k->type == T_OCTAL ? 8 : 10, k->min, k->max, &n)) == NULL)
 			*(int *)field = (int)n;
+		break;
+	case T_BOOL:
+		if (strcmp(value, "on") == 0 || strcmp(value, "true") == 0 ||
+		    strcmp(value, "yes") == 0 || strcmp(value, "1") == 0)
+			*(bool *)field = true;
+		else if (strcmp(value, "off") == 0 || strcmp(value, "false") == 0 ||
+		    strcmp(value, "no") == 0 || strcmp(value, "0") == 0)
+			*(bool *)field = false;
+		else
+			msg = "expected on or off";
 		break;
 	case T_LOGLEVEL:
 		if (pa_log_parse_level(value, &level))
@@ -199,7 +268,8 @@ pa_config_free(pa_config_t *c)
 	if (c == NULL)
 		return;
 	for (size_t i = 0; i < PA_NELEM(keys); i++)
-		if (keys[i].type == T_STR || keys[i].type == T_AUTHORITY)
+		if (keys[i].type == T_STR || keys[i].type == T_AUTHORITY ||
+		    keys[i].type == T_ORIGINS || keys[i].type == T_NAME)
 			free(*(char **)((char *)c + keys[i].offset));
 	free(c);
 }
@@ -255,6 +325,11 @@ check(pa_config_t *c, char *err, size_t errlen)
 	if (c->listen[0] != '/' && strrchr(c->listen, ':') == NULL) {
 		seterr(err, errlen, "listen = '%s': expected an absolute unix socket path or host:port",
 		    c->listen);
+		return PA_EINPUT;
+	}
+	if (c->password_min_length > c->password_max_length) {
+		seterr(err, errlen, "password_min_length (%d) is greater than password_max_length (%d)",
+		    c->password_min_length, c->password_max_length);
 		return PA_EINPUT;
 	}
 	if (c->workers == 0) {

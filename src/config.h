@@ -6,6 +6,7 @@
 #ifndef PA_CONFIG_H
 #define PA_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "log.h"
@@ -24,6 +25,22 @@ typedef struct {
 	char *ms365_authority_global;	/* scheme://host[:port], no trailing slash */
 	char *ms365_authority_china;
 	int tenant_cache_size;		/* entries of the per-worker /api/info cache */
+	/* Sessions and tokens (seconds). */
+	int access_token_ttl;
+	int refresh_token_ttl;		/* also the lifetime of a cookie session */
+	int refresh_reuse_grace;	/* a spent refresh token is refused quietly this long */
+	int two_factor_ttl;
+	/* Passwords. */
+	int password_hash_cost;		/* 0: libxcrypt's default for its preferred method */
+	int password_min_length;	/* of a new password, in characters */
+	int password_max_length;
+	/* Failed sign-in throttling; failures 0 turns a limit off. */
+	int throttle_ip_failures, throttle_ip_window, throttle_ip_block;
+	int throttle_account_failures, throttle_account_window, throttle_account_block;
+	/* The session cookie of the web portal. */
+	char *cookie_name;
+	bool cookie_secure;
+	char *allowed_origins;		/* space-separated origins for cookie requests, or NULL */
 } pa_config_t;
 
 /* Returns a configuration holding the defaults (free with pa_config_free), or NULL. */

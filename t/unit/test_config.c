@@ -426,6 +426,71 @@ test_authorities(void)
 	pa_config_free(c);
 }
 
+/* The keys of sign-in, sessions and the cookie. */
+static void
+test_auth_keys(void)
+{
+	pa_config_t *c;
+	char err[256];
+
+	is_int(parse("database = x\n", &c, err, sizeof(err)), PA_OK, "defaults parse");
+	is_int(c->access_token_ttl, 3600, "default access_token_ttl");
+	is_int(c->refresh_token_ttl, 2592000, "default refresh_token_ttl (30 days)");
+	is_int(c->refresh_reuse_grace, 10, "default refresh_reuse_grace");
+	is_int(c->password_hash_cost, 0, "default password_hash_cost: libxcrypt's");
+	is_int(c->password_min_length, 8, "default password_min_length");
+	is_int(c->password_max_length, 128, "default password_max_length");
+	is_int(c->throttle_ip_failures, 5, "default throttle_ip_failures");
+	is_int(c->throttle_ip_block, 3600, "default throttle_ip_block");
+	is_int(c->throttle_account_failures, 10, "default throttle_account_failures");
+	is_int(c->throttle_account_block, 900, "default throttle_account_block");
+	is_str(c->cookie_name, "pbx_session", "default cookie_name");
+	ok(c->cookie_secure, "cookie_secure defaults to on");
+	ok(c->allowed_origins == NULL, "no allowed_origins by default");
+	pa_config_free(c);
+
+	is_int(parse("database = x\ncookie_secure = off\nallowed_origins = https://a.test "
+	    "http://127.0.0.1:8080  https://[::1]:9\ncookie_name = my.sid\n", &c, err,
+	    sizeof(err)), PA_OK, "cookie keys parse");
+	ok(!c->cookie_secure, "cookie_secure = off");
+	is_str(c->allowed_origins, "https://a.test http://127.0.0.1:8080  https://[::1]:9",
+	    "allowed_origins kept as written");
+	is_str(c->cookie_name, "my.sid", "cookie_name");
+	pa_config_free(c);
+
+	is_int(parse("database = x\ncookie_secure = maybe\n", &c, err, sizeof(err)), PA_EINPUT,
+	    "cookie_secure takes on/off only");
+	pa_config_free(c);
+	is_int(parse("database = x\ncookie_name = a;b\n", &c, err, sizeof(err)), PA_EINPUT,
+	    "a cookie name with ';' is refused");
+	pa_config_free(c);
+	is_int(parse("database = x\ncookie_name =\n", &c, err, sizeof(err)), PA_EINPUT,
+	    "an empty cookie name is refused");
+	pa_config_free(c);
+	is_int(parse("database = x\nallowed_origins = https://a.test/\n", &c, err, sizeof(err)),
+	    PA_EINPUT, "an origin with a path is refused");
+	pa_config_free(c);
+	is_int(parse("database = x\nallowed_origins = http://portal.test\n", &c, err,
+	    sizeof(err)), PA_EINPUT, "a plain-http origin of a public host is refused");
+	pa_config_free(c);
+	is_int(parse("database = x\nallowed_origins = https://a.test/x\n", &c, err, sizeof(err)),
+	    PA_EINPUT, "an origin with a path is refused");
+	pa_config_free(c);
+	is_int(parse("database = x\npassword_min_length = 20\npassword_max_length = 10\n", &c,
+	    err, sizeof(err)), PA_EINPUT, "min length above max length is refused");
+	ok(strstr(err, "password_min_length") != NULL, "the message names the keys");
+	pa_config_free(c);
+	is_int(parse("database = x\npassword_hash_cost = 12\n", &c, err, sizeof(err)), PA_EINPUT,
+	    "password_hash_cost above 11 is refused");
+	pa_config_free(c);
+	is_int(parse("database = x\nthrottle_ip_failures = 0\nrefresh_reuse_grace = 0\n", &c,
+	    err, sizeof(err)), PA_OK, "0 turns throttling and the grace period off");
+	pa_config_free(c);
+	is_int(parse("database = x\naccess_token_ttl = 0\n", &c, err, sizeof(err)), PA_EINPUT,
+	    "access_token_ttl 0 is refused");
+	pa_config_free(c);
+}
+
 int
 main(void)
 {
@@ -437,6 +502,7 @@ main(void)
 	test_workers();
 	test_env();
 	test_authorities();
+	test_auth_keys();
 	clear_env();
 	return done_testing();
 }
