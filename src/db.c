@@ -19,6 +19,28 @@ struct stmt {
 	bool idempotent;	/* safe to run again after a lost connection */
 };
 
+/* A timestamptz column as RFC 3339 UTC text: 2026-11-28T10:00:00Z. */
+#define PA_RFC3339(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+/*
+ * Counts one failure for throttle key K (NULL: not limited) with limit L,
+ * window W and block B seconds; returns whether this failure started a block.
+ */
+#define THROTTLE_RESTART(W) \
+	"(th.window_start <= now() - " W "::int * interval '1 second'" \
+	" OR th.blocked_until <= now())"
+#define THROTTLE_COUNT(K, L, W, B) \
+	"INSERT INTO throttle AS th (key, failures, window_start, blocked_until)" \
+	" SELECT " K ", 1, now(), CASE WHEN " L "::int <= 1" \
+	" THEN now() + " B "::int * interval '1 second' END WHERE " K "::text IS NOT NULL" \
+	" ON CONFLICT (key) DO UPDATE SET" \
+	" failures = CASE WHEN " THROTTLE_RESTART(W) " THEN 1 ELSE th.failures + 1 END," \
+	" window_start = CASE WHEN " THROTTLE_RESTART(W) " THEN now() ELSE th.window_start END," \
+	" blocked_until = CASE WHEN (CASE WHEN " THROTTLE_RESTART(W) " THEN 1" \
+	"  ELSE th.failures + 1 END) >= " L "::int THEN now() + " B "::int * interval '1 second'" \
+	"  WHEN " THROTTLE_RESTART(W) " THEN NULL ELSE th.blocked_until END" \
+	" RETURNING failures = " L "::int AS blocked"
+
 static const struct stmt stmts[PA_STMT__MAX] = {
 	[PA_STMT_SYSTEM_INFO] = { "system_info",
 	    "SELECT web_domain, private_ipv4, public_ipv4, enable_ipv6, private_ipv6, public_ipv6,"
@@ -28,6 +50,163 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    "SELECT name, domain, website, avatar_url, ms365_enabled, ms365_directory_id,"
 	    " ms365_national_cloud FROM tenants WHERE lower(domain) = lower($1) AND enabled",
 	    1, true },
+
+	/*
+	 * Sign-in.  A tenant user is found through the tenant, so an unknown
+	 * tenant and an unknown user cost the same index lookups.
+	 */
+	[PA_STMT_USER_TENANT] = { "user_tenant",
+	    "SELECT u.id, u.password_hash, u.role, u.enabled AND t.enabled, u.two_factor,"
+	    " u.password_force_reset, u.password_verified, t.domain, u.username"
+	    " FROM tenants t JOIN users u ON u.tenant_id = t.id AND lower(u.username) = lower($2)"
+	    " WHERE lower(t.domain) = lower($1)", 2, true },
+	[PA_STMT_USER_SYSTEM] = { "user_system",
+	    "SELECT u.id, u.password_hash, u.role, u.enabled, u.two_factor,"
+	    " u.password_force_reset, u.password_verified, NULL::text, u.username"
+	    " FROM users u WHERE u.tenant_id IS NULL AND lower(u.username) = lower($1)", 1, true },
+	/* Only if nobody changed the hash meanwhile. */
+	[PA_STMT_USER_REHASH] = { "user_rehash",
+	    "UPDATE users SET password_hash = $2, updated_at = now()"
+	    " WHERE id = $1 AND password_hash = $3", 3, true },
+	/*
+	 * A new session, with its audit row and the account's throttle count
+	 * cleared, atomically.  $1 user id, $2 flavour, $3 access hash, $4
+	 * access ttl, $5 refresh hash, $6 refresh ttl, $7 client address, $8
+	 * signed in with the password, $9 account throttle key or NULL, $10
+	 * audit detail.
+	 */
+	[PA_STMT_SESSION_CREATE] = { "session_create",
+	    "WITH s AS (INSERT INTO sessions (user_id, flavour, access_hash, access_expires_at,"
+	    "  refresh_hash, refresh_expires_at, client_addr)"
+	    "  VALUES ($1, $2, decode($3, 'hex'), now() + $4::int * interval '1 second',"
+	    "  decode($5, 'hex'), now() + $6::int * interval '1 second', $7)"
+	    "  RETURNING id, access_expires_at),"
+	    " u AS (UPDATE users SET last_sign_in_at = now(),"
+	    "  password_verified = password_verified OR $8::boolean WHERE id = $1"
+	    "  RETURNING tenant_id, username),"
+	    " t AS (DELETE FROM throttle WHERE key = $9),"
+	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
+	    "  outcome, detail) SELECT (SELECT domain FROM tenants WHERE id = u.tenant_id),"
+	    "  u.username, $1, $7, 'sign_in', 'success', $10 FROM u)"
+	    " SELECT id, " PA_RFC3339("access_expires_at") " FROM s", 10, false },
+	/* $1 user id, $2 flavour, $3 token hash, $4 ttl, $5 address, $6 throttle key, $7 detail. */
+	[PA_STMT_FLOW_CREATE] = { "flow_create",
+	    "WITH f AS (INSERT INTO auth_flows (kind, token_hash, user_id, flavour, client_addr,"
+	    "  expires_at) VALUES ('two_factor', decode($3, 'hex'), $1, $2, $5,"
+	    "  now() + $4::int * interval '1 second') RETURNING id),"
+	    " t AS (DELETE FROM throttle WHERE key = $6),"
+	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
+	    "  outcome, detail) SELECT t.domain, u.username, u.id, $5, 'sign_in', 'two_factor', $7"
+	    "  FROM users u LEFT JOIN tenants t ON t.id = u.tenant_id WHERE u.id = $1)"
+	    " SELECT id FROM f", 7, false },
+	/*
+	 * Rotation: the UPDATE locks the session row; concurrent refreshes with
+	 * the same token wait for it, then find the hash changed and match
+	 * nothing.  $1 old refresh hash, $2 access hash, $3 access ttl, $4
+	 * refresh hash, $5 refresh ttl.
+	 */
+	[PA_STMT_SESSION_REFRESH] = { "session_refresh",
+	    "WITH s AS (UPDATE sessions s SET access_hash = decode($2, 'hex'),"
+	    "  access_expires_at = now() + $3::int * interval '1 second',"
+	    "  refresh_hash = decode($4, 'hex'),"
+	    "  refresh_expires_at = now() + $5::int * interval '1 second', refreshed_at = now()"
+	    "  FROM users u LEFT JOIN tenants t ON t.id = u.tenant_id"
+	    "  WHERE s.refresh_hash = decode($1, 'hex') AND s.flavour = 'bearer'"
+	    "  AND s.revoked_at IS NULL AND s.refresh_expires_at > now()"
+	    "  AND u.id = s.user_id AND u.enabled AND (u.tenant_id IS NULL OR t.enabled)"
+	    "  RETURNING s.id),"
+	    " sp AS (INSERT INTO spent_refresh_tokens (token_hash, session_id)"
+	    "  SELECT decode($1, 'hex'), id FROM s)"
+	    " SELECT id FROM s", 5, false },
+	/*
+	 * A refresh token that did not rotate: spent within the grace period
+	 * (two clients racing) it is only refused; spent before it, the session
+	 * is revoked as stolen, with an audit row.  $1 hash, $2 grace, $3 address.
+	 */
+	[PA_STMT_REFRESH_REUSE] = { "refresh_reuse",
+	    "WITH sp AS (SELECT session_id, spent_at > now() - $2::int * interval '1 second'"
+	    "  AS in_grace FROM spent_refresh_tokens WHERE token_hash = decode($1, 'hex')),"
+	    " r AS (UPDATE sessions s SET revoked_at = now(), revoke_reason = 'refresh token reuse'"
+	    "  FROM sp WHERE s.id = sp.session_id AND NOT sp.in_grace AND s.revoked_at IS NULL"
+	    "  RETURNING s.id, s.user_id),"
+	    " who AS (SELECT r.id, u.id AS user_id, t.domain, u.username FROM r"
+	    "  JOIN users u ON u.id = r.user_id LEFT JOIN tenants t ON t.id = u.tenant_id),"
+	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
+	    "  outcome, detail) SELECT domain, username, user_id, $3, 'refresh_reuse', 'revoked',"
+	    "  'session ' || id FROM who)"
+	    " SELECT sp.in_grace, who.id IS NOT NULL, who.user_id, who.domain, who.username"
+	    " FROM sp LEFT JOIN who ON true", 3, false },
+	[PA_STMT_SESSION_ACCESS] = { "session_access",
+	    "SELECT s.id, s.user_id, s.flavour, u.role, u.password_verified,"
+	    " u.password_force_reset, t.domain, u.username"
+	    " FROM sessions s JOIN users u ON u.id = s.user_id"
+	    " LEFT JOIN tenants t ON t.id = u.tenant_id"
+	    " WHERE s.access_hash = decode($1, 'hex') AND s.revoked_at IS NULL"
+	    " AND s.access_expires_at > now() AND s.refresh_expires_at > now()"
+	    " AND u.enabled AND (u.tenant_id IS NULL OR t.enabled)", 1, true },
+	/* $1 access hash, $2 address. */
+	[PA_STMT_SESSION_SIGN_OUT] = { "session_sign_out",
+	    "WITH r AS (UPDATE sessions s SET revoked_at = now(), revoke_reason = 'signed out'"
+	    "  FROM users u LEFT JOIN tenants t ON t.id = u.tenant_id"
+	    "  WHERE s.access_hash = decode($1, 'hex') AND s.revoked_at IS NULL"
+	    "  AND s.access_expires_at > now() AND s.refresh_expires_at > now()"
+	    "  AND u.id = s.user_id AND u.enabled AND (u.tenant_id IS NULL OR t.enabled)"
+	    "  RETURNING s.id, s.flavour, u.id AS user_id, t.domain, u.username),"
+	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
+	    "  outcome, detail) SELECT domain, username, user_id, $2, 'sign_out', 'success',"
+	    "  flavour FROM r)"
+	    " SELECT id, user_id, domain, username FROM r", 2, false },
+	[PA_STMT_SESSION_COOKIE] = { "session_cookie",
+	    "SELECT s.id, s.access_gen, " PA_RFC3339("s.access_expires_at") ","
+	    " floor(extract(epoch FROM s.access_expires_at - now()))::bigint, u.role"
+	    " FROM sessions s JOIN users u ON u.id = s.user_id"
+	    " LEFT JOIN tenants t ON t.id = u.tenant_id"
+	    " WHERE s.refresh_hash = decode($1, 'hex') AND s.flavour = 'cookie'"
+	    " AND s.revoked_at IS NULL AND s.refresh_expires_at > now()"
+	    " AND u.enabled AND (u.tenant_id IS NULL OR t.enabled)", 1, true },
+	/* The next derived access token; only if nobody rotated meanwhile. */
+	[PA_STMT_SESSION_COOKIE_ROTATE] = { "session_cookie_rotate",
+	    "UPDATE sessions SET access_gen = access_gen + 1, access_hash = decode($3, 'hex'),"
+	    " access_expires_at = now() + $4::int * interval '1 second'"
+	    " WHERE id = $1 AND access_gen = $2 AND revoked_at IS NULL"
+	    " RETURNING " PA_RFC3339("access_expires_at") ","
+	    " floor(extract(epoch FROM access_expires_at - now()))::bigint", 4, false },
+	/* $1 cookie hash, $2 address. */
+	[PA_STMT_SESSION_LOGOUT] = { "session_logout",
+	    "WITH r AS (UPDATE sessions s SET revoked_at = now(), revoke_reason = 'logged out'"
+	    "  FROM users u LEFT JOIN tenants t ON t.id = u.tenant_id"
+	    "  WHERE s.refresh_hash = decode($1, 'hex') AND s.flavour = 'cookie'"
+	    "  AND s.revoked_at IS NULL AND u.id = s.user_id"
+	    "  RETURNING s.id, u.id AS user_id, t.domain, u.username),"
+	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
+	    "  outcome, detail) SELECT domain, username, user_id, $2, 'sign_out', 'success',"
+	    "  'cookie' FROM r)"
+	    " SELECT id, user_id, domain, username FROM r", 2, false },
+	[PA_STMT_THROTTLE_CHECK] = { "throttle_check",
+	    "SELECT ceil(extract(epoch FROM max(blocked_until) - now()))::int FROM throttle"
+	    " WHERE key IN ($1, $2) AND blocked_until > now()", 2, true },
+	/*
+	 * One failed sign-in: count it for the address and the account (fixed
+	 * windows from the first failure; an expired window or block starts
+	 * over), block a key that reaches its limit, and write the audit rows.
+	 * $1-$4 address key (NULL: no limit), limit, window, block; $5-$8 the
+	 * same for the account; $9 domain, $10 username, $11 user id, $12
+	 * address, $13 detail.
+	 */
+	[PA_STMT_SIGN_IN_FAILED] = { "sign_in_failed",
+	    "WITH ip AS (" THROTTLE_COUNT("$1", "$2", "$3", "$4") "),"
+	    " acct AS (" THROTTLE_COUNT("$5", "$6", "$7", "$8") "),"
+	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
+	    "  outcome, detail)"
+	    "  SELECT $9, $10, $11::bigint, $12, 'sign_in', 'failure', $13"
+	    "  UNION ALL SELECT $9, $10, $11::bigint, $12, 'lockout', 'ip', NULL FROM ip WHERE blocked"
+	    "  UNION ALL SELECT $9, $10, $11::bigint, $12, 'lockout', 'account', NULL FROM acct"
+	    "  WHERE blocked)"
+	    " SELECT coalesce((SELECT blocked FROM ip), false),"
+	    " coalesce((SELECT blocked FROM acct), false)", 13, false },
+	[PA_STMT_AUDIT] = { "audit",
+	    "INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event, outcome,"
+	    " detail) VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, false },
 };
 
 struct pa_db {

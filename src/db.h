@@ -19,6 +19,22 @@ typedef struct pa_db_res pa_db_res_t;	/* a query result */
 enum pa_stmt {
 	PA_STMT_SYSTEM_INFO,	/* () -> system metadata row */
 	PA_STMT_TENANT_INFO,	/* (domain) -> enabled tenant's metadata row */
+	/* Users and sessions (sessions.c), throttling (throttle.c), audit (audit.c). */
+	PA_STMT_USER_TENANT,	/* (domain, username) -> PA_USER_* row */
+	PA_STMT_USER_SYSTEM,	/* (username) -> PA_USER_* row of a system-level account */
+	PA_STMT_USER_REHASH,	/* (id, new hash, old hash) */
+	PA_STMT_SESSION_CREATE,	/* -> id, access expiry (RFC 3339) */
+	PA_STMT_FLOW_CREATE,	/* a two-factor flow */
+	PA_STMT_SESSION_REFRESH,	/* -> id: rotated */
+	PA_STMT_REFRESH_REUSE,	/* -> in_grace, revoked, user id, domain, username */
+	PA_STMT_SESSION_ACCESS,	/* (access hash) -> PA_SES_* row */
+	PA_STMT_SESSION_SIGN_OUT,	/* (access hash, addr) -> id, user id, domain, username */
+	PA_STMT_SESSION_COOKIE,	/* (cookie hash) -> PA_CK_* row */
+	PA_STMT_SESSION_COOKIE_ROTATE,	/* (id, gen, access hash, ttl) -> expiry, seconds left */
+	PA_STMT_SESSION_LOGOUT,	/* (cookie hash, addr) -> id, user id, domain, username */
+	PA_STMT_THROTTLE_CHECK,	/* (ip key, account key) -> seconds blocked, or NULL */
+	PA_STMT_SIGN_IN_FAILED,	/* counts a failure, audits it -> ip blocked, account blocked */
+	PA_STMT_AUDIT,		/* (domain, username, user id, addr, event, outcome, detail) */
 	PA_STMT__MAX
 };
 
@@ -28,6 +44,15 @@ enum { PA_SYS_WEB_DOMAIN, PA_SYS_PRIVATE_IPV4, PA_SYS_PUBLIC_IPV4, PA_SYS_ENABLE
 	PA_SYS_ENABLE_DATAFLOW, PA_SYS_PUBLIC_BASE_URL, PA_SYS__MAX };
 enum { PA_TEN_NAME, PA_TEN_DOMAIN, PA_TEN_WEBSITE, PA_TEN_AVATAR_URL, PA_TEN_MS365_ENABLED,
 	PA_TEN_MS365_DIRECTORY, PA_TEN_MS365_CLOUD, PA_TEN__MAX };
+
+/* Columns of PA_STMT_USER_TENANT and PA_STMT_USER_SYSTEM. */
+enum { PA_USER_ID, PA_USER_HASH, PA_USER_ROLE, PA_USER_ENABLED, PA_USER_TWO_FACTOR,
+	PA_USER_FORCE_RESET, PA_USER_VERIFIED, PA_USER_DOMAIN, PA_USER_NAME, PA_USER__MAX };
+/* Columns of PA_STMT_SESSION_ACCESS. */
+enum { PA_SES_ID, PA_SES_USER_ID, PA_SES_FLAVOUR, PA_SES_ROLE, PA_SES_VERIFIED,
+	PA_SES_FORCE_RESET, PA_SES_DOMAIN, PA_SES_USERNAME, PA_SES__MAX };
+/* Columns of PA_STMT_SESSION_COOKIE. */
+enum { PA_CK_ID, PA_CK_GEN, PA_CK_EXPIRES_AT, PA_CK_LEFT, PA_CK_ROLE, PA_CK__MAX };
 
 enum pa_db_flags {
 	PA_DB_PREPARE = 1,	/* prepare the statement table at connect */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "crypto.h"
 #include "db.h"
 #include "handlers/handlers.h"
 #include "http.h"
@@ -140,7 +141,7 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd)
 	pa_http_conn_t *conn = NULL;
 	pa_arena_t *arena = NULL;
 	sigset_t term;
-	pa_ctx_t ctx = { cfg, NULL, NULL };
+	pa_ctx_t ctx = { cfg, NULL, NULL, NULL };
 	int rv = 1;
 
 	set_signals(&term);
@@ -157,6 +158,9 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd)
 		pa_log_error("out of memory starting a worker");
 		goto out;
 	}
+	/* Computes the dummy hash: one full hashing, before the first request. */
+	if ((ctx.passwd = pa_passwd_new((unsigned long)cfg->password_hash_cost)) == NULL)
+		goto out;
 	pa_log_info("worker started");
 	if (pa_db_connect(ctx.db) != PA_OK)	/* logged; each request tries again */
 		pa_log_debug("starting without a database connection");
@@ -169,6 +173,7 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd)
 	rv = 0;
 out:
 	pa_http_conn_free(conn);
+	pa_passwd_free(ctx.passwd);
 	pa_meta_free(ctx.meta);
 	pa_db_free(ctx.db);
 	pa_arena_free(arena);

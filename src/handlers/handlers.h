@@ -7,16 +7,19 @@
 #define PA_HANDLERS_H
 
 #include "config.h"
+#include "crypto.h"
 #include "db.h"
 #include "http.h"
 #include "json.h"
 #include "meta.h"
 #include "router.h"
+#include "sessions.h"
 
 struct pa_ctx {
 	const pa_config_t *cfg;
 	pa_db_t *db;
 	pa_meta_t *meta;
+	pa_passwd_t *passwd;	/* password hashing settings and the dummy hash */
 };
 
 /* The route table of the API. */
@@ -29,6 +32,42 @@ void pa_reply_failure(pa_req_t *req, pa_ctx_t *ctx, enum pa_err err);
 /* Answers 400 listing every validation problem in p (and frees p's memory). */
 void pa_reply_problems(pa_req_t *req, pa_ctx_t *ctx, pa_json_problems_t *p);
 
+/* 401 INVALID_TOKEN, with WWW-Authenticate for bearer endpoints. */
+void pa_reply_invalid_token(pa_req_t *req, bool bearer);
+
+/* The token of an "Authorization: Bearer <token>" header, or NULL. */
+const char *pa_bearer_token(const pa_req_t *req);
+
+/* The outcome of a password sign-in. */
+typedef struct {
+	bool two_factor;		/* the two-factor step started: flow_token is set */
+	char flow_token[PA_TOKEN_LEN + 1];
+	pa_tokens_t tokens;		/* otherwise: the new session */
+	const char *role;
+} pa_sign_in_t;
+
+/*
+ * The password sign-in both flavours share: validates {username, password,
+ * domain?} (plus earlier problems in p, may be NULL), applies throttling,
+ * verifies, audits, and starts the session or the two-factor step.  Returns
+ * true with *out filled, or false after answering the request itself.
+ */
+bool pa_sign_in_password(pa_req_t *req, pa_ctx_t *ctx, pa_flavour_t f,
+    pa_json_problems_t *p, pa_sign_in_t *out);
+
+/* Appends the token response {"token_type":"Bearer","access_token":…}. */
+void pa_token_body(pa_buf_t *b, const pa_tokens_t *t);
+
+/* Appends {"two_factor_enabled":true,"token":…}. */
+void pa_two_factor_body(pa_buf_t *b, const char *token);
+
 pa_handler_fn pa_handle_info;
+pa_handler_fn pa_handle_sign_in;
+pa_handler_fn pa_handle_login;
+pa_handler_fn pa_handle_login_status;
+pa_handler_fn pa_handle_logout;
+pa_handler_fn pa_handle_refresh_token;
+pa_handler_fn pa_handle_sign_out;
+pa_handler_fn pa_handle_auth_user;
 
 #endif

@@ -3,10 +3,19 @@
  */
 #include "autoconfig.h"
 
+#include <strings.h>
+
 #include "handlers.h"
 
 const pa_route_t pa_routes[] = {
 	{ "GET", "/api/info", PA_BODY_NONE, pa_handle_info },
+	{ "POST", "/api/auth/sign_in", PA_BODY_JSON, pa_handle_sign_in },
+	{ "POST", "/api/auth/refresh_token", PA_BODY_JSON, pa_handle_refresh_token },
+	{ "POST", "/api/auth/sign_out", PA_BODY_NONE, pa_handle_sign_out },
+	{ "GET", "/api/auth/user", PA_BODY_NONE, pa_handle_auth_user },
+	{ "POST", "/api/login", PA_BODY_JSON, pa_handle_login },
+	{ "GET", "/api/login", PA_BODY_NONE, pa_handle_login_status },
+	{ "POST", "/api/logout", PA_BODY_NONE, pa_handle_logout },
 };
 const size_t pa_nroutes = PA_NELEM(pa_routes);
 
@@ -19,6 +28,29 @@ pa_reply_failure(pa_req_t *req, pa_ctx_t *ctx, enum pa_err err)
 	} else {
 		pa_http_reply_error(req, 500, NULL, "Internal error", NULL);
 	}
+}
+
+void
+pa_reply_invalid_token(pa_req_t *req, bool bearer)
+{
+	/* RFC 6750 section 3: a 401 to a bearer request names the scheme. */
+	if (bearer)
+		pa_http_add_header(req, "WWW-Authenticate: Bearer error=\"invalid_token\"");
+	pa_http_reply_error(req, 401, "INVALID_TOKEN", "Invalid or expired token", NULL);
+}
+
+const char *
+pa_bearer_token(const pa_req_t *req)
+{
+	const char *h = pa_http_env(req, "HTTP_AUTHORIZATION");
+
+	/* RFC 7235: the scheme is case-insensitive, then one or more spaces. */
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return NULL;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	return h;
 }
 
 void

@@ -1,0 +1,31 @@
+/*
+ * Audit rows and their log lines.
+ */
+#include "autoconfig.h"
+
+#include "audit.h"
+#include "log.h"
+
+void
+pa_audit_log(const pa_audit_t *e)
+{
+	/* Every value here passed the input rules (domain, username) or is ours. */
+	pa_log_info("audit event=%s outcome=%s domain=%s user=%s addr=%s%s%s", e->event,
+	    e->outcome, e->domain ? e->domain : "-", e->username ? e->username : "-",
+	    e->client_addr && *e->client_addr ? e->client_addr : "-",
+	    e->detail ? " detail=" : "", e->detail ? e->detail : "");
+}
+
+enum pa_err
+pa_audit(pa_db_t *db, pa_arena_t *a, const pa_audit_t *e)
+{
+	const char *params[7] = { e->domain, e->username, e->user_id, e->client_addr, e->event,
+		e->outcome, e->detail };
+	pa_db_res_t *r;
+	enum pa_err rv;
+
+	if ((rv = pa_db_exec(db, a, PA_STMT_AUDIT, params, &r)) != PA_OK)
+		return rv;
+	pa_audit_log(e);
+	return PA_OK;
+}

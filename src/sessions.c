@@ -1,0 +1,327 @@
+/*
+ * Sign-in lookups, sessions and their tokens.  Each state change is one
+ * statement (db.c) that also writes its audit row, so nothing is left
+ * half-done when the database fails in between.
+ */
+#include "autoconfig.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "log.h"
+#include "sessions.h"
+
+static const char *const flavours[] = { "bearer", "cookie" };
+
+/* The hex SHA-256 of a token, as the statements take it. */
+static enum pa_err
+token_hash(const char *token, char out[PA_SHA256_HEX_LEN + 1])
+{
+	return pa_sha256_hex(token, strlen(token), out);
+}
+
+/*
+ * The access token number gen of a cookie session: HMAC-SHA256 keyed with
+ * the cookie, so only the cookie's holder (and not the database) can
+ * compute it, and every tab computes the same one.
+ */
+static enum pa_err
+cookie_access(const char *cookie, long gen, char out[PA_TOKEN_LEN + 1])
+{
+	unsigned char mac[PA_SHA256_LEN];
+	char msg[64];
+	int n = snprintf(msg, sizeof(msg), "pbx-auth access %ld", gen);
+	enum pa_err rv;
+
+	if ((rv = pa_hmac_sha256(cookie, strlen(cookie), msg, (size_t)n, mac)) != PA_OK)
+		return rv;
+	pa_base64url(mac, sizeof(mac), out);
+	return PA_OK;
+}
+
+static const char *
+dup_value(pa_arena_t *a, pa_db_res_t *r, int row, int col)
+{
+	const char *v = pa_db_value(r, row, col);
+
+	return v ? pa_strdup(a, v) : NULL;
+}
+
+enum pa_err
+pa_user_find(pa_db_t *db, pa_arena_t *a, const char *domain, const char *username,
+    pa_user_t *out)
+{
+	const char *params[2] = { domain ? domain : username, username };
+	pa_db_res_t *r;
+	enum pa_err rv;
+
+	memset(out, 0, sizeof(*out));
+	rv = pa_db_exec(db, a, domain ? PA_STMT_USER_TENANT : PA_STMT_USER_SYSTEM, params, &r);
+	if (rv != PA_OK)
+		return rv;
+	if (pa_db_rows(r) != 1)
+		return PA_ENOTFOUND;
+	out->id = pa_db_value(r, 0, PA_USER_ID);
+	out->password_hash = pa_db_value(r, 0, PA_USER_HASH);
+	out->role = pa_db_value(r, 0, PA_USER_ROLE);
+	out->enabled = pa_db_bool(r, 0, PA_USER_ENABLED);
+	out->two_factor = pa_db_bool(r, 0, PA_USER_TWO_FACTOR);
+	out->force_reset = pa_db_bool(r, 0, PA_USER_FORCE_RESET);
+	out->verified = pa_db_bool(r, 0, PA_USER_VERIFIED);
+	out->domain = pa_db_value(r, 0, PA_USER_DOMAIN);
+	out->username = pa_db_value(r, 0, PA_USER_NAME);
+	return PA_OK;
+}
+
+enum pa_err
+pa_user_rehash(pa_db_t *db, pa_arena_t *a, const pa_user_t *u, const char *new_hash)
+{
+	const char *params[3] = { u->id, new_hash, u->password_hash };
+	pa_db_res_t *r;
+	enum pa_err rv;
+
+	if ((rv = pa_db_exec(db, a, PA_STMT_USER_REHASH, params, &r)) != PA_OK)
+		return rv;
+	if (pa_db_affected(r) == 1)
+		pa_log_info("password hash upgraded to the preferred method domain=%s user=%s",
+		    u->domain ? u->domain : "-", u->username);
+	return PA_OK;
+}
+
+enum pa_err
+pa_session_create(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const pa_user_t *u,
+    pa_flavour_t f, const char *addr, const char *account_key, bool by_password,
+    pa_tokens_t *out)
+{
+	char ah[PA_SHA256_HEX_LEN + 1], rh[PA_SHA256_HEX_LEN + 1], ttl[16], rttl[16];
+	const char *params[10];
+	pa_db_res_t *r;
+	enum pa_err rv;
+
+	memset(out, 0, sizeof(*out));
+	if ((rv = pa_token_new(out->refresh)) != PA_OK)
+		return rv;
+	if (f == PA_FLAVOUR_COOKIE)
+		rv = cookie_access(out->refresh, 0, out->access);
+	else
+		rv = pa_token_new(out->access);
+	if (rv != PA_OK || (rv = token_hash(out->access, ah)) != PA_OK ||
+	    (rv = token_hash(out->refresh, rh)) != PA_OK)
+		return rv;
+	snprintf(ttl, sizeof(ttl), "%d", cfg->access_token_ttl);
+	snprintf(rttl, sizeof(rttl), "%d", cfg->refresh_token_ttl);
+	params[0] = u->id;
+	params[1] = flavours[f];
+	params[2] = ah;
+	params[3] = ttl;
+	params[4] = rh;
+	params[5] = rttl;
+	params[6] = addr;
+	params[7] = by_password ? "true" : "false";
+	params[8] = account_key;
+	params[9] = flavours[f];
+	if ((rv = pa_db_exec(db, a, PA_STMT_SESSION_CREATE, params, &r)) != PA_OK)
+		return rv;
+	if (pa_db_rows(r) != 1)
+		return PA_EDB;
+	out->expires_at = dup_value(a, r, 0, 1);
+	out->expires_in = cfg->access_token_ttl;
+	pa_audit_log(&(pa_audit_t){ u->domain, u->username, u->id, addr, "sign_in", "success",
+	    flavours[f] });
+	return out->expires_at ? PA_OK : PA_ENOMEM;
+}
+
+enum pa_err
+pa_session_two_factor(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const pa_user_t *u,
+    pa_flavour_t f, const char *addr, const char *account_key, char token[PA_TOKEN_LEN + 1])
+{
+	char th[PA_SHA256_HEX_LEN + 1], ttl[16];
+	const char *params[7];
+	pa_db_res_t *r;
+	enum pa_err rv;
+
+	if ((rv = pa_token_new(token)) != PA_OK || (rv = token_hash(token, th)) != PA_OK)
+		return rv;
+	snprintf(ttl, sizeof(ttl), "%d", cfg->two_factor_ttl);
+	params[0] = u->id;
+	params[1] = flavours[f];
+	params[2] = th;
+	params[3] = ttl;
+	params[4] = addr;
+	params[5] = account_key;
+	params[6] = flavours[f];
+	if ((rv = pa_db_exec(db, a, PA_STMT_FLOW_CREATE, params, &r)) != PA_OK)
+		return rv;
+	pa_audit_log(&(pa_audit_t){ u->domain, u->username, u->id, addr, "sign_in", "two_factor",
+	    flavours[f] });
+	return PA_OK;
+}
+
+enum pa_err
+pa_session_refresh(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const char *refresh,
+    const char *addr, pa_tokens_t *out)
+{
+	char oh[PA_SHA256_HEX_LEN + 1], ah[PA_SHA256_HEX_LEN + 1], rh[PA_SHA256_HEX_LEN + 1];
+	char ttl[16], rttl[16], grace[16];
+	const char *params[5];
+	pa_db_res_t *r;
+	enum pa_err rv;
+
+	memset(out, 0, sizeof(*out));
+	if (!pa_token_valid(refresh, strlen(refresh)))
+		return PA_ENOTFOUND;
+	if ((rv = pa_token_new(out->access)) != PA_OK || (rv = pa_token_new(out->refresh)) != PA_OK ||
+	    (rv = token_hash(refresh, oh)) != PA_OK || (rv = token_hash(out->access, ah)) != PA_OK ||
+	    (rv = token_hash(out->refresh, rh)) != PA_OK)
+		return rv;
+	snprintf(ttl, sizeof(ttl), "%d", cfg->access_token_ttl);
+	snprintf(rttl, sizeof(rttl), "%d", cfg->refresh_token_ttl);
+	params[0] = oh;
+	params[1] = ah;
+	params[2] = ttl;
+	params[3] = rh;
+	params[4] = rttl;
+	if ((rv = pa_db_exec(db, a, PA_STMT_SESSION_REFRESH, params, &r)) != PA_OK)
+		return rv;
+	if (pa_db_rows(r) == 1) {
+		out->expires_in = cfg->access_token_ttl;
+		return PA_OK;
+	}
+
+	/* Not rotated: unknown, expired, revoked, or already spent. */
+	snprintf(grace, sizeof(grace), "%d", cfg->refresh_reuse_grace);
+	params[1] = grace;
+	params[2] = addr;
+	if ((rv = pa_db_exec(db, a, PA_STMT_REFRESH_REUSE, params, &r)) != PA_OK)
+		return rv;
+	if (pa_db_rows(r) == 1 && pa_db_bool(r, 0, 1)) {
+		pa_audit_t e = { pa_db_value(r, 0, 3), pa_db_value(r, 0, 4), pa_db_value(r, 0, 2),
+			addr, "refresh_reuse", "revoked", NULL };
+
+		pa_audit_log(&e);
+		pa_log_warn("a spent refresh token was presented again: session revoked"
+		    " domain=%s user=%s addr=%s", e.domain ? e.domain : "-", e.username, addr);
+	}
+	return PA_ENOTFOUND;
+}
+
+enum pa_err
+pa_session_by_access(pa_db_t *db, pa_arena_t *a, const char *access, pa_principal_t *out)
+{
+	char h[PA_SHA256_HEX_LEN + 1];
+	const char *params[1] = { h };
+	pa_db_res_t *r;
+	enum pa_err rv;
+
+	memset(out, 0, sizeof(*out));
+	if (!pa_token_valid(access, strlen(access)))
+		return PA_ENOTFOUND;
+	if ((rv = token_hash(access, h)) != PA_OK ||
+	    (rv = pa_db_exec(db, a, PA_STMT_SESSION_ACCESS, params, &r)) != PA_OK)
+		return rv;
+	if (pa_db_rows(r) != 1)
+		return PA_ENOTFOUND;
+	out->session_id = pa_db_value(r, 0, PA_SES_ID);
+	out->user_id = pa_db_value(r, 0, PA_SES_USER_ID);
+	out->role = pa_db_value(r, 0, PA_SES_ROLE);
+	out->verified = pa_db_bool(r, 0, PA_SES_VERIFIED);
+	out->force_reset = pa_db_bool(r, 0, PA_SES_FORCE_RESET);
+	out->domain = pa_db_value(r, 0, PA_SES_DOMAIN);
+	out->username = pa_db_value(r, 0, PA_SES_USERNAME);
+	return PA_OK;
+}
+
+enum pa_err
+pa_session_sign_out(pa_db_t *db, pa_arena_t *a, const char *access, const char *addr)
+{
+	char h[PA_SHA256_HEX_LEN + 1];
+	const char *params[2] = { h, addr };
+	pa_db_res_t *r;
+	enum pa_err rv;
+
+	if (!pa_token_valid(access, strlen(access)))
+		return PA_ENOTFOUND;
+	if ((rv = token_hash(access, h)) != PA_OK ||
+	    (rv = pa_db_exec(db, a, PA_STMT_SESSION_SIGN_OUT, params, &r)) != PA_OK)
+		return rv;
+	if (pa_db_rows(r) != 1)
+		return PA_ENOTFOUND;
+	pa_audit_log(&(pa_audit_t){ pa_db_value(r, 0, 2), pa_db_value(r, 0, 3),
+	    pa_db_value(r, 0, 1), addr, "sign_out", "success", "bearer" });
+	return PA_OK;
+}
+
+enum pa_err
+pa_session_cookie(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const char *cookie,
+    pa_tokens_t *out, const char **role)
+{
+	char ch[PA_SHA256_HEX_LEN + 1], ah[PA_SHA256_HEX_LEN + 1], gen_s[24], ttl[16];
+	/* Issue the next token this close to the end of the current one. */
+	long margin = cfg->access_token_ttl / 10 < 60 ? cfg->access_token_ttl / 10 : 60;
+	pa_db_res_t *r;
+	enum pa_err rv;
+
+	memset(out, 0, sizeof(*out));
+	*role = NULL;
+	if (!pa_token_valid(cookie, strlen(cookie)))
+		return PA_ENOTFOUND;
+	if ((rv = token_hash(cookie, ch)) != PA_OK)
+		return rv;
+	snprintf(ttl, sizeof(ttl), "%d", cfg->access_token_ttl);
+	/* Another tab may rotate between the two statements: then look again. */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		const char *params[4] = { ch };
+		long gen, left;
+
+		if ((rv = pa_db_exec(db, a, PA_STMT_SESSION_COOKIE, params, &r)) != PA_OK)
+			return rv;
+		if (pa_db_rows(r) != 1)
+			return PA_ENOTFOUND;
+		gen = strtol(pa_db_value(r, 0, PA_CK_GEN), NULL, 10);
+		left = strtol(pa_db_value(r, 0, PA_CK_LEFT), NULL, 10);
+		*role = pa_db_value(r, 0, PA_CK_ROLE);
+		if (left > margin) {
+			out->expires_at = pa_db_value(r, 0, PA_CK_EXPIRES_AT);
+			out->expires_in = left;
+			return cookie_access(cookie, gen, out->access);
+		}
+		if ((rv = cookie_access(cookie, gen + 1, out->access)) != PA_OK ||
+		    (rv = token_hash(out->access, ah)) != PA_OK)
+			return rv;
+		snprintf(gen_s, sizeof(gen_s), "%ld", gen);
+		params[0] = pa_db_value(r, 0, PA_CK_ID);
+		params[1] = gen_s;
+		params[2] = ah;
+		params[3] = ttl;
+		if ((rv = pa_db_exec(db, a, PA_STMT_SESSION_COOKIE_ROTATE, params, &r)) != PA_OK)
+			return rv;
+		if (pa_db_rows(r) == 1) {
+			out->expires_at = pa_db_value(r, 0, 0);
+			out->expires_in = strtol(pa_db_value(r, 0, 1), NULL, 10);
+			return PA_OK;
+		}
+		params[0] = ch;
+	}
+	return PA_ENOTFOUND;
+}
+
+enum pa_err
+pa_session_logout(pa_db_t *db, pa_arena_t *a, const char *cookie, const char *addr)
+{
+	char h[PA_SHA256_HEX_LEN + 1];
+	const char *params[2] = { h, addr };
+	pa_db_res_t *r;
+	enum pa_err rv;
+
+	if (!pa_token_valid(cookie, strlen(cookie)))
+		return PA_OK;
+	if ((rv = token_hash(cookie, h)) != PA_OK ||
+	    (rv = pa_db_exec(db, a, PA_STMT_SESSION_LOGOUT, params, &r)) != PA_OK)
+		return rv;
+	if (pa_db_rows(r) == 1)
+		pa_audit_log(&(pa_audit_t){ pa_db_value(r, 0, 2), pa_db_value(r, 0, 3),
+		    pa_db_value(r, 0, 1), addr, "sign_out", "success", "cookie" });
+	return PA_OK;
+}
