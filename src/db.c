@@ -409,6 +409,30 @@ res_cleanup(void *p)
 	PQclear(p);
 }
 
+/*
+ * Records a failed result's message: the primary text, the SQLSTATE, the
+ * constraint and the hint, never the DETAIL, which can quote the row
+ * (password and token hashes) and would reach logs and terminals.
+ */
+static void
+set_result_error(pa_db_t *db, PGresult *r)
+{
+	const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	const char *state, *cons, *hint;
+	char buf[sizeof(db->errmsg)];
+
+	if (msg == NULL) {
+		set_error(db, r ? PQresultErrorMessage(r) : PQerrorMessage(db->conn));
+		return;
+	}
+	state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	cons = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+	hint = PQresultErrorField(r, PG_DIAG_MESSAGE_HINT);
+	snprintf(buf, sizeof(buf), "%s (SQLSTATE %s%s%s)%s%s", msg, state ? state : "?",
+	    cons ? ", constraint " : "", cons ? cons : "", hint ? " HINT: " : "", hint ? hint : "");
+	set_error(db, buf);
+}
+
 /* Maps a result to a status; logs and records server errors. */
 static enum pa_err
 check_result(pa_db_t *db, PGresult *r, const char *what)
@@ -422,7 +446,7 @@ check_result(pa_db_t *db, PGresult *r, const char *what)
 	default:
 		break;
 	}
-	set_error(db, r ? PQresultErrorMessage(r) : PQerrorMessage(db->conn));
+	set_result_error(db, r);
 	state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	if (state != NULL && strcmp(state, "23505") == 0)
 		return PA_ECONFLICT;
