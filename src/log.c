@@ -31,6 +31,12 @@ pa_log_forked(void)
 	pid = getpid();
 }
 
+enum pa_log_level
+pa_log_get_level(void)
+{
+	return min_level;
+}
+
 void
 pa_log_set_level(enum pa_log_level level)
 {

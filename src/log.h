@@ -19,6 +19,7 @@ void pa_log_init(const char *progname);
 /* Call in a child after fork(2): the pid in log lines is cached. */
 void pa_log_forked(void);
 void pa_log_set_level(enum pa_log_level level);
+enum pa_log_level pa_log_get_level(void);
 bool pa_log_enabled(enum pa_log_level level);
 /* Parses "debug", "info", "warn", "error"; returns false on anything else. */
 bool pa_log_parse_level(const char *s, enum pa_log_level *out);

@@ -24,6 +24,9 @@ usage(FILE *f)
 	    "  migrate [--status] [--dir DIR]      apply pending schema migrations\n"
 	    "  system show | set KEY=VALUE…        system metadata\n"
 	    "  tenant add|set|show|list|enable|disable …   tenants\n"
+	    "  user add|passwd|set|list|show …     users and system-level accounts\n"
+	    "  session list|revoke …               signed-in sessions\n"
+	    "  audit [--domain D] [--since WHEN]   the audit trail\n"
 	    "\n"
 	    "Each command takes --help.\n", pa_config_default_path());
 }
@@ -106,6 +109,46 @@ ctl_exec(ctl_t *c, const char *sql)
 	return pa_db_query(c->db, sql, 0, NULL, NULL) == PA_OK;
 }
 
+const char *
+ctl_db_reason(ctl_t *c)
+{
+	static const char *const cut[] = { " DETAIL:", " HINT:", " CONTEXT:" };
+	static char buf[512];
+	const char *msg = pa_db_error(c->db);
+	size_t n;
+
+	if (strncmp(msg, "ERROR:", 6) == 0)
+		msg += 6 + strspn(msg + 6, " ");
+	snprintf(buf, sizeof(buf), "%s", msg);
+	for (size_t i = 0; i < PA_NELEM(cut); i++) {
+		char *p = strstr(buf, cut[i]);
+
+		if (p != NULL)
+			*p = '\0';
+	}
+	n = strlen(buf);
+	while (n > 0 && buf[n - 1] == ' ')
+		buf[--n] = '\0';
+	return buf;
+}
+
+enum pa_err
+ctl_query_quiet(ctl_t *c, const char *sql, int nparams, const char *const *params,
+    pa_db_res_t **out)
+{
+	enum pa_log_level level = pa_log_get_level();
+	enum pa_err rv;
+
+	if (out != NULL)
+		*out = NULL;
+	if ((rv = pa_db_connect(c->db)) != PA_OK)
+		return rv;
+	pa_log_set_level(PA_LOG__MAX);
+	rv = pa_db_query(c->db, sql, nparams, params, out);
+	pa_log_set_level(level);
+	return rv;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -158,6 +201,12 @@ main(int argc, char **argv)
 		rv = ctl_system(&c, argc, argv);
 	} else if (strcmp(argv[0], "tenant") == 0) {
 		rv = ctl_tenant(&c, argc, argv);
+	} else if (strcmp(argv[0], "user") == 0) {
+		rv = ctl_user(&c, argc, argv);
+	} else if (strcmp(argv[0], "session") == 0) {
+		rv = ctl_session(&c, argc, argv);
+	} else if (strcmp(argv[0], "audit") == 0) {
+		rv = ctl_audit(&c, argc, argv);
 	} else {
 		ctl_err("unknown command '%s'", argv[0]);
 		usage(stderr);
