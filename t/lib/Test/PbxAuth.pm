@@ -24,6 +24,8 @@ use HTTP::Tiny;
 use IO::Select;
 use IO::Socket::INET;
 use IO::Socket::UNIX;
+use B ();
+use Encode ();
 use JSON::PP;
 use POSIX qw(WNOHANG);
 use Socket qw(SOCK_STREAM);
@@ -45,6 +47,7 @@ sub new {
 		raw_conf => '',
 		log_allow => [],
 		responses => [],
+		secrets  => {},
 		started  => {},
 		%opt,
 	}, $class;
@@ -384,6 +387,8 @@ sub ctl {
 	my $o = ref $args[-1] eq 'HASH' ? pop @args : {};
 	my @cmd = ($self->{authctl});
 	push @cmd, '-c', $o->{conf} // $self->{conf_file} unless $o->{noconf};
+	$self->secret($_, "stdin of pbx-authctl @args[0 .. ($#args > 1 ? 1 : $#args)]")
+	    for split /\r?\n/, $o->{stdin} // '';
 	my ($rc, $out, $err) = $self->run([@cmd, @args], stdin => $o->{stdin},
 	    env => $o->{env}, timeout => $o->{timeout} // 60);
 	$self->_ctl_log(\@args, $rc, $err);
@@ -591,6 +596,8 @@ events {
 }
 
 http {
+    # the default "combined" format: request line (with any query string),
+    # never the request body; check_logs greps it for secrets
     access_log $d/access.log;
     client_body_temp_path $d/client_body;
     fastcgi_temp_path $d/fastcgi;
@@ -647,6 +654,100 @@ sub stop_nginx {
 }
 
 ###############################################################################
+# secrets: strings that must never appear in any log of the test directory
+
+# Secrets shorter than this are ignored: they would match log text by chance.
+use constant SECRET_MIN_LEN => 6;
+
+# $t->secret($string [, $label]): register a secret (bytes; a character
+# string is stored UTF-8 encoded). check_logs() fails for every log that
+# contains one, naming the log and the label, never the secret itself.
+sub secret {
+	my ($self, $s, $label) = @_;
+	return unless defined $s && !ref $s;
+	$s = Encode::encode('UTF-8', $s) if utf8::is_utf8($s);
+	return if length $s < SECRET_MIN_LEN;
+	$self->{secrets}{$s} //= $label // 'registered by the test';
+	return $s;
+}
+
+# The registered secrets: { secret => label }.
+sub secrets { %{$_[0]{secrets}} }
+
+my @SECRET_REQUEST_FIELDS = qw(password new_password refresh_token token);
+my @SECRET_RESPONSE_FIELDS = qw(access_token refresh_token token);
+
+# A decoded JSON string value as UTF-8 bytes; undef for anything else
+# (numbers, booleans, null, arrays, objects).
+sub _json_string_bytes {
+	my ($v) = @_;
+	return undef if !defined $v || ref $v;
+	return undef unless B::svref_2object(\$v)->FLAGS & B::SVp_POK();
+	return Encode::encode('UTF-8', $v);
+}
+
+sub _json_or_undef {
+	my ($text) = @_;
+	return undef unless defined $text && length $text;
+	return eval { JSON::PP->new->utf8->allow_nonref->decode($text) };
+}
+
+# The secrets a request carries: password fields of a JSON body, tokens
+# sent back, the Authorization header's credentials.
+sub _track_request {
+	my ($self, $what, $headers, $body) = @_;
+	my $j = _json_or_undef($body);
+	if (ref $j eq 'HASH') {
+		for my $k (@SECRET_REQUEST_FIELDS) {
+			$self->secret(_json_string_bytes($j->{$k}), "$k sent in $what");
+		}
+	}
+	for my $k (keys %{$headers || {}}) {
+		next unless lc $k eq 'authorization';
+		my ($cred) = ($headers->{$k} // '') =~ /^\s*\S+\s+(\S+)/;
+		$self->secret($cred, "Authorization credentials sent in $what");
+	}
+}
+
+# The secrets a response carries: tokens in a JSON body, cookie values.
+sub _track_response {
+	my ($self, $what, $res) = @_;
+	my $j = $res->{json};
+	if (ref $j eq 'HASH') {
+		for my $k (@SECRET_RESPONSE_FIELDS) {
+			$self->secret(_json_string_bytes($j->{$k}), "$k of the response to $what");
+		}
+	}
+	my $sc = $res->{headers}{'set-cookie'};
+	for my $c (ref $sc eq 'ARRAY' ? @$sc : defined $sc ? split(/,\s*(?=[^;,=\s]+=)/, $sc) : ()) {
+		my ($name, $value) = $c =~ /^\s*([^=;\s]+)=([^;]*)/ or next;
+		$self->secret($value, "cookie $name set by $what");
+	}
+}
+
+# One test per log file: none contains a registered secret.
+sub check_secrets {
+	my ($self) = @_;
+	my %sec = $self->secrets;
+	my @logs = grep { -f } map { glob "$self->{dir}/$_" }
+	    qw(*.log nginx/*.log);
+	for my $log (sort @logs) {
+		my $c = $self->read_file($log);
+		(my $name = $log) =~ s{^\Q$self->{dir}\E/}{};
+		my @found;
+		for my $s (keys %sec) {
+			my $at = index($c, $s);
+			next if $at < 0;
+			my $line = 1 + (substr($c, 0, $at) =~ tr/\n//);
+			push @found, "$sec{$s} (line $line)";
+		}
+		Test::More::is(scalar @found, 0, "no password or token in $name ("
+		    . scalar(keys %sec) . " secrets)")
+		    or Test::More::diag("$name contains: " . join('; ', sort @found));
+	}
+}
+
+###############################################################################
 # HTTP
 
 sub url {
@@ -660,9 +761,17 @@ sub request {
 	my ($self, $method, $path, %o) = @_;
 	my %args = (headers => $o{headers} || {});
 	$args{content} = $o{body} if defined $o{body};
-	my $res = $self->{http}->request($method, $self->url($path), \%args);
+	$self->_track_request("$method $path", $args{headers}, $o{body});
+	my $http = $self->{http};
+	if ($o{keep_alive}) {
+		# one persistent connection for request(..., keep_alive => 1)
+		$http = $self->{http_ka} //= HTTP::Tiny->new(max_redirect => 0,
+		    timeout => 10, keep_alive => 1, agent => 'pbx-auth-tests');
+	}
+	my $res = $http->request($method, $self->url($path), \%args);
 	$res->{json} = eval { JSON::PP->new->utf8->allow_nonref->decode($res->{content}) }
 	    if defined $res->{content} && length $res->{content};
+	$self->_track_response("$method $path", $res);
 	$res->{request} = "$method $path";
 	push @{$self->{responses}}, [$res->{request}, $res->{status}];
 	return $res;
@@ -710,6 +819,7 @@ sub parse_http {
 	}
 	my $r = { status => $status // 0, headers => \%h, content => $body // '' };
 	$r->{json} = eval { JSON::PP->new->utf8->decode($r->{content}) };
+	$self->_track_response('raw HTTP request', $r);
 	return $r;
 }
 
@@ -771,6 +881,7 @@ sub fcgi_request {
 	my ($self, %o) = @_;
 	my $params = $o{params} // $self->fcgi_params;
 	my $stdin = $o{stdin} // '';
+	$self->_track_request('FastCGI request', {}, $stdin);
 	my $s = $self->fcgi_connect
 	    or die "Test::PbxAuth: connect " . $self->fcgi_listen . ": $!\n";
 
@@ -856,6 +967,7 @@ sub fcgi_request {
 	    stderr => $stderr, complete => $complete, app_status => $app_status,
 	    raw => $stdout };
 	$res->{json} = eval { JSON::PP->new->utf8->decode($res->{content}) };
+	$self->_track_response('FastCGI request', $res);
 	return $res;
 }
 
@@ -986,6 +1098,7 @@ sub check_logs {
 	my $ng = $self->read_file("$self->{dir}/nginx/error.log");
 	my @alerts = grep { /\[(alert|emerg)\]/ } split /\n/, $ng;
 	Test::More::is(join("\n", @alerts), '', 'no nginx alerts');
+	$self->check_secrets;
 }
 
 # Stop everything, run the log checks, then Test::More::done_testing.
