@@ -144,7 +144,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " WHERE s.access_hash = decode($1, 'hex') AND s.revoked_at IS NULL"
 	    " AND s.access_expires_at > now() AND s.refresh_expires_at > now()"
 	    " AND u.enabled AND (u.tenant_id IS NULL OR t.enabled)", 1, true },
-	/* $1 access hash, $2 address. */
+	/* $1 access hash, $2 address -> id, user id, domain, username, flavour. */
 	[PA_STMT_SESSION_SIGN_OUT] = { "session_sign_out",
 	    "WITH r AS (UPDATE sessions s SET revoked_at = now(), revoke_reason = 'signed out'"
 	    "  FROM users u LEFT JOIN tenants t ON t.id = u.tenant_id"
@@ -155,7 +155,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
 	    "  outcome, detail) SELECT domain, username, user_id, $2, 'sign_out', 'success',"
 	    "  flavour FROM r)"
-	    " SELECT id, user_id, domain, username FROM r", 2, false },
+	    " SELECT id, user_id, domain, username, flavour FROM r", 2, false },
 	[PA_STMT_SESSION_COOKIE] = { "session_cookie",
 	    "SELECT s.id, s.access_gen, " PA_RFC3339("s.access_expires_at") ","
 	    " floor(extract(epoch FROM s.access_expires_at - now()))::bigint, u.role"

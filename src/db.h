@@ -28,7 +28,7 @@ enum pa_stmt {
 	PA_STMT_SESSION_REFRESH,	/* -> id: rotated */
 	PA_STMT_REFRESH_REUSE,	/* -> in_grace, revoked, user id, domain, username */
 	PA_STMT_SESSION_ACCESS,	/* (access hash) -> PA_SES_* row */
-	PA_STMT_SESSION_SIGN_OUT,	/* (access hash, addr) -> id, user id, domain, username */
+	PA_STMT_SESSION_SIGN_OUT,	/* (access hash, addr) -> id, user id, domain, username, flavour */
 	PA_STMT_SESSION_COOKIE,	/* (cookie hash) -> PA_CK_* row */
 	PA_STMT_SESSION_COOKIE_ROTATE,	/* (id, gen, access hash, ttl) -> expiry, seconds left */
 	PA_STMT_SESSION_LOGOUT,	/* (cookie hash, addr) -> id, user id, domain, username */

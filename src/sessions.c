@@ -249,7 +249,7 @@ pa_session_sign_out(pa_db_t *db, pa_arena_t *a, const char *access, const char *
 	if (pa_db_rows(r) != 1)
 		return PA_ENOTFOUND;
 	pa_audit_log(&(pa_audit_t){ pa_db_value(r, 0, 2), pa_db_value(r, 0, 3),
-	    pa_db_value(r, 0, 1), addr, "sign_out", "success", "bearer" });
+	    pa_db_value(r, 0, 1), addr, "sign_out", "success", pa_db_value(r, 0, 4) });
 	return PA_OK;
 }
 
