@@ -14,13 +14,16 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 var=$top/var
 http_port=${PBX_DEV_HTTP_PORT:-8080}
 pg_port=${PBX_DEV_PG_PORT:-54329}
+# Passwords of the demo accounts `up` creates (a throwaway local stack only).
+demo_user_password=alice-demo-password
+demo_admin_password=admin-demo-password
 
 packages=(build-essential autoconf automake pkg-config perl libfcgi-dev libjson-c-dev
 	libpq-dev libcrypt-dev libcurl4-openssl-dev libssl-dev postgresql nginx-light curl valgrind mandoc
 	clang clang-tools)
 
 # Request-path tests that dev.sh test runs a second time under valgrind.
-valgrind_tests=(t/info.t t/info_cache.t t/http.t t/db_outage.t)
+valgrind_tests=(t/info.t t/info_cache.t t/http.t t/db_outage.t t/sign_in.t t/tokens.t t/cookie.t)
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "dev.sh: $*"; exit 1; }
@@ -111,6 +114,9 @@ cmd_up() {
 	workers = 2
 	log_level = info
 	migrations_dir = $top/sql/migrations
+	# plain http on 127.0.0.1: no Secure cookie, and the portal's origin
+	cookie_secure = off
+	allowed_origins = http://127.0.0.1:$http_port
 	CONF
 	cmd_ctl migrate >/dev/null
 	cmd_ctl tenant show demo.pbx.test >/dev/null 2>&1 ||
@@ -118,6 +124,12 @@ cmd_up() {
 			--website https://demo.pbx.test --callback-prefix "http://127.0.0.1:$http_port/" >/dev/null
 	cmd_ctl system set web_domain=pbx.test private_ipv4=127.0.0.1 \
 		public_base_url="http://127.0.0.1:$http_port"
+	# Demo accounts (development only: the passwords are printed below).
+	cmd_ctl user show --domain demo.pbx.test alice >/dev/null 2>&1 ||
+		printf '%s\n' "$demo_user_password" |
+		cmd_ctl user add --domain demo.pbx.test alice --email alice@demo.pbx.test >/dev/null
+	cmd_ctl user show admin >/dev/null 2>&1 ||
+		printf '%s\n' "$demo_admin_password" | cmd_ctl user add admin >/dev/null
 
 	stop_pid "$var/run/pbx-authd.pid"
 	"$var/build/src/pbx-authd" -f -c "$var/pbx-auth.conf" >>"$var/log/pbx-authd.log" 2>&1 &
@@ -161,9 +173,22 @@ cmd_up() {
 	cat <<-MSG
 	pbx-auth is running on http://127.0.0.1:$http_port (state and logs under $var).
 
+	Demo accounts: alice of tenant demo.pbx.test (password $demo_user_password)
+	and the system administrator admin (password $demo_admin_password).
+
 	Try:
 	  curl -s http://127.0.0.1:$http_port/api/info
 	  curl -s 'http://127.0.0.1:$http_port/api/info?domain=demo.pbx.test'
+	  curl -s -H 'Content-Type: application/json' http://127.0.0.1:$http_port/api/auth/sign_in \\
+	    -d '{"domain":"demo.pbx.test","username":"alice","password":"$demo_user_password"}'
+	  curl -s -H 'Authorization: Bearer ACCESS_TOKEN' http://127.0.0.1:$http_port/api/auth/user
+	  curl -s -H 'Content-Type: application/json' http://127.0.0.1:$http_port/api/auth/refresh_token \\
+	    -d '{"refresh_token":"REFRESH_TOKEN"}'
+	  curl -s -c var/cookies -H 'Content-Type: application/json' http://127.0.0.1:$http_port/api/login \\
+	    -d '{"username":"admin","password":"$demo_admin_password"}'
+	  curl -s -b var/cookies http://127.0.0.1:$http_port/api/login
+	  ./dev.sh ctl user list --domain demo.pbx.test
+	  ./dev.sh ctl audit --since 1h
 	  ./dev.sh ctl tenant list
 	  ./dev.sh ctl tenant set demo.pbx.test ms365_enabled=true ms365_directory_id=contoso.onmicrosoft.com
 	  tail -f $var/log/pbx-authd.log
