@@ -3,7 +3,8 @@
 # PostgreSQL going away and coming back: 503 SERVICE_UNAVAILABLE with
 # Retry-After from the configuration (or its PBX_AUTH_RETRY_AFTER override)
 # while it is down, 200 again on the very next requests once it is back,
-# without restarting pbx-authd and without any worker exiting.
+# without restarting pbx-authd and without any worker exiting.  The same
+# for every sign-in endpoint, whose sessions survive the outage.
 
 use strict;
 use warnings;
@@ -11,12 +12,14 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
+use JSON::PP ();
 use Test::More;
 
 use Test::PbxAuth;
 
 my $t = Test::PbxAuth->new(need_nginx => 1);
-$t->write_config(retry_after => 7, workers => 2);
+$t->write_config(retry_after => 7, workers => 2, password_hash_cost => 1,
+    cookie_secure => 'off');
 $t->start_pg->start_daemon->start_nginx;
 
 # Database failures are expected in this test; the daemon may log them at
@@ -75,6 +78,45 @@ all_503(7, 'second outage');
 $t->start_pg;
 all_ok('after the second outage');
 is_deeply([ $t->worker_pids ], \@workers, 'same worker pids after the second outage');
+
+# Sign-in endpoints: 503 while PostgreSQL is down, never a 401 or a 500
+# (an outage must not look like bad credentials), and the sessions made
+# before the outage work after it.
+($rc, undef, $err) = $t->ctl('user', 'add', '--domain', 'demo.pbx.test', 'alice',
+    { stdin => "Outage-pass-1\n" });
+is($rc, 0, 'user add') or diag($err);
+my %json = (headers => { 'Content-Type' => 'application/json' });
+my $creds = JSON::PP::encode_json({ domain => 'demo.pbx.test', username => 'alice',
+    password => 'Outage-pass-1' });
+my $tok = $t->request('POST', '/api/auth/sign_in', %json, body => $creds)->{json} // {};
+my $login = $t->request('POST', '/api/login', %json, body => $creds);
+my ($cookie) = ($login->{headers}{'set-cookie'} // '') =~ /^([^;]+)/;
+ok($tok->{access_token} && $cookie, 'signed in with both flavours before the outage');
+
+my @auth_requests = (
+	[ 'POST', '/api/auth/sign_in', %json, body => $creds ],
+	[ 'POST', '/api/login', %json, body => $creds ],
+	[ 'POST', '/api/auth/refresh_token', %json,
+	    body => JSON::PP::encode_json({ refresh_token => $tok->{refresh_token} }) ],
+	[ 'GET', '/api/auth/user', headers => { Authorization => "Bearer $tok->{access_token}" } ],
+	[ 'POST', '/api/auth/sign_out', headers => { Authorization => "Bearer $tok->{access_token}" } ],
+	[ 'GET', '/api/login', headers => { Cookie => $cookie } ],
+	[ 'POST', '/api/logout', headers => { Cookie => $cookie } ],
+);
+$t->stop_pg;
+for my $req (@auth_requests) {
+	my $r = $t->request(@$req);
+	$t->is_error($r, 503, 'SERVICE_UNAVAILABLE', "PostgreSQL down: $req->[0] $req->[1]");
+	is($r->{headers}{'retry-after'}, 7, "$req->[1]: Retry-After: 7");
+	ok(!defined $r->{headers}{'set-cookie'}, "$req->[1]: no cookie set or cleared");
+}
+$t->start_pg;
+my $r = $t->get('/api/auth/user', headers => { Authorization => "Bearer $tok->{access_token}" });
+is($r->{status}, 200, 'the bearer session made before the outage still works');
+$r = $t->get('/api/login', headers => { Cookie => $cookie });
+is($r->{status}, 200, 'the cookie session made before the outage still works');
+$r = $t->request(@{$auth_requests[2]});
+is($r->{status}, 200, 'its refresh token was not spent by the failed refresh');
 
 # PBX_AUTH_RETRY_AFTER overrides the file.
 is($t->stop_daemon, 0, 'pbx-authd stopped with status 0');
