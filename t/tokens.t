@@ -506,15 +506,18 @@ access_ok($sys->{access_token}, 'system-level access token', 'SystemAdmin');
 {
 	$t->stop_nginx;
 	$t->stop_daemon;
-	$t->write_config(access_token_ttl => 2, refresh_token_ttl => 5);
+	$t->write_config(access_token_ttl => 2, refresh_token_ttl => 6);
 	$t->start_daemon->start_nginx;
 	local $EXPECT_TTL = 2;
 
-	my $t0 = time;
+	# Lifetimes run from when the server made each session, which is before
+	# its response arrived: wait from the arrival of the later one (a slow
+	# sign-in, under valgrind, must not make the test look too early).
 	my $x = sign_in('carol', 't1.test', 'short lifetimes, session X');
-	my $y = sign_in('carol', 't1.test', 'short lifetimes, session Y');
-	my $xid = session_of_access($x->{access_token});
 	access_ok($x->{access_token}, 'short lifetimes: fresh access token works');
+	my $y = sign_in('carol', 't1.test', 'short lifetimes, session Y');
+	my $t0 = time;
+	my $xid = session_of_access($x->{access_token});
 
 	sleep($t0 + 2.6 - time);
 	access_401($x->{access_token}, 'access token after access_token_ttl (waited)');
@@ -522,7 +525,7 @@ access_ok($sys->{access_token}, 'system-level access token', 'SystemAdmin');
 	my $y2 = refresh_ok($y->{refresh_token}, 'refresh after the access expiry (waited)');
 	access_ok($y2->{access_token}, 'the refreshed access token works (waited)');
 
-	sleep($t0 + 5.6 - time);
+	sleep($t0 + 6.6 - time);
 	refresh_401($x->{refresh_token}, 'refresh token after refresh_token_ttl (waited)');
 	ok(!revoked($xid), 'an expired refresh token revokes nothing');
 
