@@ -382,10 +382,21 @@ sub psql {
 # $t->ctl(@args [, {stdin => .., conf => .., env => {..}, noconf => 1}])
 # Returns (exit code, stdout, stderr). stderr is also appended to
 # pbx-authctl.log, which teardown checks for sanitizer reports.
+# PA_TEST_VALGRIND=1: the daemon and pbx-authctl run under memcheck;
+# check_logs reads what it reports (with --quiet, anything in its logs is a
+# finding).  Returns the command prefix, empty otherwise.
+sub _valgrind {
+	my ($self, $name) = @_;
+	return () unless $ENV{PA_TEST_VALGRIND};
+	return ('valgrind', '--quiet', '--leak-check=full',
+	    '--show-leak-kinds=definite,indirect', '--errors-for-leak-kinds=definite,indirect',
+	    "--log-file=$self->{dir}/valgrind-$name.%p.log");
+}
+
 sub ctl {
 	my ($self, @args) = @_;
 	my $o = ref $args[-1] eq 'HASH' ? pop @args : {};
-	my @cmd = ($self->{authctl});
+	my @cmd = ($self->_valgrind('ctl'), $self->{authctl});
 	push @cmd, '-c', $o->{conf} // $self->{conf_file} unless $o->{noconf};
 	$self->secret($_, "stdin of pbx-authctl @args[0 .. ($#args > 1 ? 1 : $#args)]")
 	    for split /\r?\n/, $o->{stdin} // '';
@@ -438,11 +449,7 @@ sub start_daemon {
 	die "Test::PbxAuth: daemon already running\n" if $self->{authd_pid};
 	unlink $self->{fcgi_sock} unless -e $self->{fcgi_sock} && !-S _;
 	my @cmd = ($self->{authd}, '-f', '-c', $self->{conf_file});
-	# PA_TEST_VALGRIND=1: run the daemon under memcheck; check_logs reads
-	# what it reports (with --quiet, anything in its log is a finding).
-	unshift @cmd, 'valgrind', '--quiet', '--leak-check=full',
-	    '--show-leak-kinds=definite,indirect', '--errors-for-leak-kinds=definite,indirect',
-	    "--log-file=$self->{dir}/valgrind-authd.%p.log" if $ENV{PA_TEST_VALGRIND};
+	unshift @cmd, $self->_valgrind('authd');
 	my $h = $self->spawn(\@cmd,
 	    stdout_file => $self->{authd_log}, stderr_file => $self->{authd_log},
 	    append => 1, env => $o{env});
@@ -1087,7 +1094,7 @@ sub check_logs {
 	    split /\n/, $log . "\n" . $ctl;
 	Test::More::is(join("\n", @san), '', 'no sanitizer reports');
 	if ($ENV{PA_TEST_VALGRIND}) {
-		my $vg = join '', map { $self->read_file($_) } glob "$self->{dir}/valgrind-authd.*.log";
+		my $vg = join '', map { $self->read_file($_) } glob "$self->{dir}/valgrind-*.log";
 		Test::More::is($vg, '', 'no valgrind memcheck findings (errors or leaks)');
 	}
 	my @err = grep {
