@@ -29,6 +29,16 @@ extern const size_t pa_nroutes;
 /* Answers a failed module call: 503 with Retry-After for PA_EDB, else 500. */
 void pa_reply_failure(pa_req_t *req, pa_ctx_t *ctx, enum pa_err err);
 
+/* Answers 200 with the JSON body in b (500 if building it failed), and frees b. */
+void pa_reply_json(pa_req_t *req, pa_ctx_t *ctx, pa_buf_t *b);
+
+/*
+ * A string member of the JSON body into *out (NULL when absent or not a
+ * string), recording "required" or "must be a string" in p.
+ */
+void pa_body_string(pa_req_t *req, pa_json_problems_t *p, const char *key, bool required,
+    const char **out, size_t *len);
+
 /* Answers 400 listing every validation problem in p (and frees p's memory). */
 void pa_reply_problems(pa_req_t *req, pa_ctx_t *ctx, pa_json_problems_t *p);
 

@@ -97,11 +97,7 @@ reply_status(pa_req_t *req, pa_ctx_t *ctx, const pa_tokens_t *t, const char *rol
 	pa_buf_printf(&b, ",\"expires_in\":%ld,\"role\":", t->expires_in);
 	pa_buf_json_nstr(&b, role);
 	pa_buf_putc(&b, '}');
-	if (pa_buf_failed(&b))
-		pa_reply_failure(req, ctx, PA_ENOMEM);
-	else
-		pa_http_reply(req, 200, b.p, b.len);
-	pa_buf_free(&b);
+	pa_reply_json(req, ctx, &b);
 }
 
 void
@@ -114,11 +110,7 @@ pa_handle_login(pa_req_t *req, pa_ctx_t *ctx)
 		return;
 	if (s.two_factor) {
 		pa_two_factor_body(&b, s.flow_token);
-		if (pa_buf_failed(&b))
-			pa_reply_failure(req, ctx, PA_ENOMEM);
-		else
-			pa_http_reply(req, 200, b.p, b.len);
-		pa_buf_free(&b);
+		pa_reply_json(req, ctx, &b);
 		return;
 	}
 	set_cookie(req, ctx, s.tokens.refresh, ctx->cfg->refresh_token_ttl);

@@ -53,15 +53,48 @@ pa_bearer_token(const pa_req_t *req)
 	return h;
 }
 
+/* Sends b with status, or 500 when building it ran out of memory; frees b. */
+static void
+reply_buf(pa_req_t *req, pa_ctx_t *ctx, int status, pa_buf_t *b)
+{
+	if (pa_buf_failed(b))
+		pa_reply_failure(req, ctx, PA_ENOMEM);
+	else
+		pa_http_reply(req, status, b->p, b->len);
+	pa_buf_free(b);
+}
+
+void
+pa_reply_json(pa_req_t *req, pa_ctx_t *ctx, pa_buf_t *b)
+{
+	reply_buf(req, ctx, 200, b);
+}
+
 void
 pa_reply_problems(pa_req_t *req, pa_ctx_t *ctx, pa_json_problems_t *p)
 {
 	pa_buf_t b = PA_BUF_INIT;
 
 	pa_json_problems_body(p, &b);
-	if (pa_buf_failed(&b))
-		pa_reply_failure(req, ctx, PA_ENOMEM);
-	else
-		pa_http_reply(req, 400, b.p, b.len);
-	pa_buf_free(&b);
+	reply_buf(req, ctx, 400, &b);
+}
+
+void
+pa_body_string(pa_req_t *req, pa_json_problems_t *p, const char *key, bool required,
+    const char **out, size_t *len)
+{
+	*out = NULL;
+	*len = 0;
+	switch (pa_json_get_string(req->json, key, out, len)) {
+	case PA_JSON_FOUND:
+		break;
+	case PA_JSON_ABSENT:
+		if (required)
+			pa_json_problem(p, key, "required");
+		break;
+	case PA_JSON_WRONG_TYPE:
+		pa_json_problem(p, key, "must be a string");
+		*out = NULL;
+		break;
+	}
 }

@@ -18,27 +18,6 @@
 
 static const char *const flavour_names[] = { "bearer", "cookie" };
 
-/* Reads a string member into *out; records a problem when it is missing or wrong. */
-static void
-get_string(pa_req_t *req, pa_json_problems_t *p, const char *key, bool required,
-    const char **out, size_t *len)
-{
-	*out = NULL;
-	*len = 0;
-	switch (pa_json_get_string(req->json, key, out, len)) {
-	case PA_JSON_FOUND:
-		break;
-	case PA_JSON_ABSENT:
-		if (required)
-			pa_json_problem(p, key, "required");
-		break;
-	case PA_JSON_WRONG_TYPE:
-		pa_json_problem(p, key, "must be a string");
-		*out = NULL;
-		break;
-	}
-}
-
 static void
 reply_failed(pa_req_t *req)
 {
@@ -61,9 +40,9 @@ pa_sign_in_password(pa_req_t *req, pa_ctx_t *ctx, pa_flavour_t f, pa_json_proble
 	memset(out, 0, sizeof(*out));
 	if (p == NULL)
 		p = &own;
-	get_string(req, p, "username", true, &username, &ulen);
-	get_string(req, p, "password", true, &password, &plen);
-	get_string(req, p, "domain", false, &domain, &dlen);
+	pa_body_string(req, p, "username", true, &username, &ulen);
+	pa_body_string(req, p, "password", true, &password, &plen);
+	pa_body_string(req, p, "domain", false, &domain, &dlen);
 	if (username != NULL) {
 		if (!pa_valid_username(username, ulen))
 			pa_json_problem(p, "username", "1-64 letters, digits, _ - ' or ., not starting"
@@ -160,14 +139,9 @@ pa_handle_sign_in(pa_req_t *req, pa_ctx_t *ctx)
 		pa_json_problem(&p, "qr", "must be true or false, once");
 	if (!pa_sign_in_password(req, ctx, PA_FLAVOUR_BEARER, &p, &s))
 		return;
-	if (s.two_factor) {
+	if (s.two_factor)
 		pa_two_factor_body(&b, s.flow_token);
-	} else {
-		pa_token_body(&b, &s.tokens);
-	}
-	if (pa_buf_failed(&b))
-		pa_reply_failure(req, ctx, PA_ENOMEM);
 	else
-		pa_http_reply(req, 200, b.p, b.len);
-	pa_buf_free(&b);
+		pa_token_body(&b, &s.tokens);
+	pa_reply_json(req, ctx, &b);
 }

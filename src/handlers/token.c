@@ -28,16 +28,7 @@ pa_handle_refresh_token(pa_req_t *req, pa_ctx_t *ctx)
 	size_t len;
 	enum pa_err rv;
 
-	switch (pa_json_get_string(req->json, "refresh_token", &token, &len)) {
-	case PA_JSON_FOUND:
-		break;
-	case PA_JSON_ABSENT:
-		pa_json_problem(&p, "refresh_token", "required");
-		break;
-	case PA_JSON_WRONG_TYPE:
-		pa_json_problem(&p, "refresh_token", "must be a string");
-		break;
-	}
+	pa_body_string(req, &p, "refresh_token", true, &token, &len);
 	if (p.n > 0) {
 		pa_reply_problems(req, ctx, &p);
 		return;
@@ -52,11 +43,7 @@ pa_handle_refresh_token(pa_req_t *req, pa_ctx_t *ctx)
 		return;
 	}
 	pa_token_body(&b, &t);
-	if (pa_buf_failed(&b))
-		pa_reply_failure(req, ctx, PA_ENOMEM);
-	else
-		pa_http_reply(req, 200, b.p, b.len);
-	pa_buf_free(&b);
+	pa_reply_json(req, ctx, &b);
 }
 
 void
@@ -103,9 +90,5 @@ pa_handle_auth_user(pa_req_t *req, pa_ctx_t *ctx)
 	pa_buf_json_nstr(&b, who.role);
 	pa_buf_printf(&b, ",\"password_verified\":%s,\"password_force_reset\":%s}",
 	    who.verified ? "true" : "false", who.force_reset ? "true" : "false");
-	if (pa_buf_failed(&b))
-		pa_reply_failure(req, ctx, PA_ENOMEM);
-	else
-		pa_http_reply(req, 200, b.p, b.len);
-	pa_buf_free(&b);
+	pa_reply_json(req, ctx, &b);
 }
