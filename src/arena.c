@@ -3,6 +3,7 @@
  */
 #include "autoconfig.h"
 
+#include <ctype.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +146,16 @@ char *
 pa_strdup(pa_arena_t *a, const char *s)
 {
 	return pa_strndup(a, s, strlen(s));
+}
+
+char *
+pa_strdup_lower(pa_arena_t *a, const char *s)
+{
+	char *p = pa_strdup(a, s);
+
+	for (char *q = p; q != NULL && *q != '\0'; q++)
+		*q = (char)tolower((unsigned char)*q);
+	return p;
 }
 
 int

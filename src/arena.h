@@ -22,6 +22,8 @@ void *pa_alloc(pa_arena_t *a, size_t n);
 void *pa_calloc(pa_arena_t *a, size_t nmemb, size_t size);
 char *pa_strndup(pa_arena_t *a, const char *s, size_t n);
 char *pa_strdup(pa_arena_t *a, const char *s);
+/* A copy with ASCII letters in lower case (domains and usernames are ASCII). */
+char *pa_strdup_lower(pa_arena_t *a, const char *s);
 /* Registers fn(p) to run at the next reset; returns 0, or -1 (and runs fn(p) now). */
 int pa_arena_cleanup(pa_arena_t *a, pa_cleanup_fn fn, void *p);
 

@@ -250,10 +250,8 @@ pa_meta_info(pa_meta_t *m, pa_db_t *db, pa_arena_t *a, const char *domain, const
 		*len = m->plain.len;
 		return PA_OK;
 	}
-	if ((key = pa_strdup(a, domain)) == NULL)
+	if ((key = pa_strdup_lower(a, domain)) == NULL)
 		return PA_ENOMEM;
-	for (char *p = key; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
 	e = slot(m, key);
 	if (e->key == NULL) {
 		const char *params[1] = { domain };

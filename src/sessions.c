@@ -15,6 +15,12 @@
 
 static const char *const flavours[] = { "bearer", "cookie" };
 
+const char *
+pa_flavour_name(pa_flavour_t f)
+{
+	return flavours[f];
+}
+
 /* The hex SHA-256 of a token, as the statements take it. */
 static enum pa_err
 token_hash(const char *token, char out[PA_SHA256_HEX_LEN + 1])

@@ -28,6 +28,8 @@ typedef struct {
 } pa_user_t;
 
 typedef enum { PA_FLAVOUR_BEARER, PA_FLAVOUR_COOKIE } pa_flavour_t;
+/* "bearer" or "cookie", as sessions.flavour and audit details write it. */
+const char *pa_flavour_name(pa_flavour_t f);
 
 /* What a client receives when a session starts or rotates. */
 typedef struct {

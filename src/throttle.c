@@ -3,23 +3,12 @@
  */
 #include "autoconfig.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "throttle.h"
-
-static char *
-lower_dup(pa_arena_t *a, const char *s)
-{
-	char *p = pa_strdup(a, s);
-
-	for (char *q = p; q != NULL && *q != '\0'; q++)
-		*q = (char)tolower((unsigned char)*q);
-	return p;
-}
 
 enum pa_err
 pa_throttle_keys(pa_arena_t *a, const pa_config_t *cfg, const char *addr, const char *domain,
@@ -38,8 +27,8 @@ pa_throttle_keys(pa_arena_t *a, const pa_config_t *cfg, const char *addr, const 
 	}
 	if (cfg->throttle_account_failures > 0) {
 		/* Domains and usernames are ASCII (valid.h), so this is the whole folding. */
-		d = lower_dup(a, domain ? domain : "");
-		u = lower_dup(a, username);
+		d = pa_strdup_lower(a, domain ? domain : "");
+		u = pa_strdup_lower(a, username);
 		if (d == NULL || u == NULL)
 			return PA_ENOMEM;
 		n = strlen(d) + strlen(u) + 10;
@@ -75,30 +64,18 @@ enum pa_err
 pa_throttle_failure(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg,
     const pa_throttle_keys_t *keys, const pa_audit_t *e)
 {
+	/* Each key is followed by its limit, window and block ($1-$8). */
+	const int limits[6] = { cfg->throttle_ip_failures, cfg->throttle_ip_window,
+		cfg->throttle_ip_block, cfg->throttle_account_failures,
+		cfg->throttle_account_window, cfg->throttle_account_block };
 	char num[6][16];
-	const char *params[13];
+	const char *params[13] = { keys->ip, num[0], num[1], num[2], keys->account, num[3],
+		num[4], num[5], e->domain, e->username, e->user_id, e->client_addr, e->detail };
 	pa_db_res_t *r;
 	enum pa_err rv;
 
-	snprintf(num[0], sizeof(num[0]), "%d", cfg->throttle_ip_failures);
-	snprintf(num[1], sizeof(num[1]), "%d", cfg->throttle_ip_window);
-	snprintf(num[2], sizeof(num[2]), "%d", cfg->throttle_ip_block);
-	snprintf(num[3], sizeof(num[3]), "%d", cfg->throttle_account_failures);
-	snprintf(num[4], sizeof(num[4]), "%d", cfg->throttle_account_window);
-	snprintf(num[5], sizeof(num[5]), "%d", cfg->throttle_account_block);
-	params[0] = keys->ip;
-	params[1] = num[0];
-	params[2] = num[1];
-	params[3] = num[2];
-	params[4] = keys->account;
-	params[5] = num[3];
-	params[6] = num[4];
-	params[7] = num[5];
-	params[8] = e->domain;
-	params[9] = e->username;
-	params[10] = e->user_id;
-	params[11] = e->client_addr;
-	params[12] = e->detail;
+	for (size_t i = 0; i < PA_NELEM(limits); i++)
+		snprintf(num[i], sizeof(num[i]), "%d", limits[i]);
 	if ((rv = pa_db_exec(db, a, PA_STMT_SIGN_IN_FAILED, params, &r)) != PA_OK)
 		return rv;
 	pa_audit_log(e);

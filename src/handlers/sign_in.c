@@ -16,8 +16,6 @@
 
 #define PASSWORD_MAX 1024	/* bytes a sign-in password may have */
 
-static const char *const flavour_names[] = { "bearer", "cookie" };
-
 static void
 reply_failed(pa_req_t *req)
 {
@@ -66,7 +64,7 @@ pa_sign_in_password(pa_req_t *req, pa_ctx_t *ctx, pa_flavour_t f, pa_json_proble
 		goto fail;
 	if (retry > 0) {
 		pa_audit_t e = { domain, username, NULL, req->remote_addr, "sign_in", "blocked",
-			flavour_names[f] };
+			pa_flavour_name(f) };
 
 		if ((rv = pa_audit(ctx->db, req->arena, &e)) != PA_OK)
 			goto fail;
@@ -85,7 +83,7 @@ pa_sign_in_password(pa_req_t *req, pa_ctx_t *ctx, pa_flavour_t f, pa_json_proble
 	    &rehash);
 	if (!found || !match || !user.enabled) {
 		pa_audit_t e = { domain, username, found ? user.id : NULL, req->remote_addr,
-			"sign_in", "failure", flavour_names[f] };
+			"sign_in", "failure", pa_flavour_name(f) };
 
 		if ((rv = pa_throttle_failure(ctx->db, req->arena, ctx->cfg, &keys, &e)) != PA_OK)
 			goto fail;
