@@ -50,6 +50,11 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    "SELECT name, domain, website, avatar_url, ms365_enabled, ms365_directory_id,"
 	    " ms365_national_cloud FROM tenants WHERE lower(domain) = lower($1) AND enabled",
 	    1, true },
+	[PA_STMT_CALLBACK_PREFIXES] = { "callback_prefixes",
+	    "SELECT unnest(callback_prefixes) FROM tenants"
+	    " WHERE lower(domain) = lower($1) AND enabled"
+	    " UNION ALL SELECT 'https://' || web_domain FROM system_settings"
+	    " WHERE id AND web_domain <> ''", 1, true },
 
 	/*
 	 * Sign-in.  A tenant user is found through the tenant, so an unknown

@@ -19,6 +19,7 @@ typedef struct pa_db_res pa_db_res_t;	/* a query result */
 enum pa_stmt {
 	PA_STMT_SYSTEM_INFO,	/* () -> system metadata row */
 	PA_STMT_TENANT_INFO,	/* (domain) -> enabled tenant's metadata row */
+	PA_STMT_CALLBACK_PREFIXES,	/* (domain or NULL) -> allowed callback prefixes */
 	/* Users and sessions (sessions.c), throttling (throttle.c), audit (audit.c). */
 	PA_STMT_USER_TENANT,	/* (domain, username) -> PA_USER_* row */
 	PA_STMT_USER_SYSTEM,	/* (username) -> PA_USER_* row of a system-level account */

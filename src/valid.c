@@ -110,6 +110,17 @@ pa_valid_url(const char *s)
 }
 
 bool
+pa_url_prefix_match(const char *url, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	if (n == 0 || strncmp(url, prefix, n) != 0)
+		return false;
+	return prefix[n - 1] == '/' || url[n] == '\0' || url[n] == '/' || url[n] == '?' ||
+	    url[n] == '#';
+}
+
+bool
 pa_valid_text(const char *s, size_t maxlen)
 {
 	size_t n = strlen(s);

@@ -30,6 +30,13 @@ const char *pa_url_split(const char *s, bool *https, const char **host, size_t *
  * or what is wrong.
  */
 const char *pa_valid_url(const char *s);
+/*
+ * Whether url starts with the allow-listed prefix at a boundary: the prefix
+ * ends with '/', or url continues with '/', '?', '#' or ends there, so that
+ * "https://a.example" does not admit "https://a.example.evil" or ":8443".
+ * Byte comparison: a prefix is written as the URLs it admits.
+ */
+bool pa_url_prefix_match(const char *url, const char *prefix);
 /* No control characters (C0, DEL) and valid UTF-8: text fit for a name. */
 bool pa_valid_text(const char *s, size_t maxlen);
 

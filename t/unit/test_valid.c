@@ -361,10 +361,34 @@ test_emails(void)
 	ok(!pa_valid_email(e255), "email: 64-character domain label refused");
 }
 
+static void
+test_prefixes(void)
+{
+	static const struct { const char *url, *prefix; bool ok; } c[] = {
+		{ "https://a.example/cb", "https://a.example/", true },
+		{ "https://a.example/cb?x=1", "https://a.example/cb", true },
+		{ "https://a.example/cb#f", "https://a.example/cb", true },
+		{ "https://a.example/cb/deeper", "https://a.example/cb", true },
+		{ "https://a.example", "https://a.example", true },
+		{ "https://a.example.evil/cb", "https://a.example", false },
+		{ "https://a.example:8443/cb", "https://a.example", false },
+		{ "https://a.example@evil/cb", "https://a.example", false },
+		{ "https://a.example/cbx", "https://a.example/cb", false },
+		{ "https://A.example/cb", "https://a.example/", false },
+		{ "http://a.example/cb", "https://a.example/", false },
+		{ "https://a.example/cb", "", false },
+	};
+
+	for (size_t i = 0; i < PA_NELEM(c); i++)
+		ok(pa_url_prefix_match(c[i].url, c[i].prefix) == c[i].ok,
+		    "prefix %s %s %s", c[i].prefix, c[i].ok ? "admits" : "refuses", c[i].url);
+}
+
 int
 main(void)
 {
 	test_urls();
+	test_prefixes();
 	test_split();
 	test_domains();
 	test_text();
