@@ -20,12 +20,12 @@ demo_admin_password=admin-demo-password
 
 packages=(build-essential autoconf automake pkg-config perl libfcgi-dev libjson-c-dev
 	libpq-dev libcrypt-dev libcurl4-openssl-dev libssl-dev postgresql nginx-light curl valgrind mandoc
-	clang clang-tools)
+	clang clang-tools libcryptx-perl)
 
 # Tests that dev.sh test runs a second time with pbx-authd, and the pbx-authctl
 # calls they make, under valgrind.
 valgrind_tests=(t/info.t t/info_cache.t t/http.t t/db_outage.t t/sign_in.t t/tokens.t t/cookie.t
-	t/ctl.t t/ctl_users.t)
+	t/ctl.t t/ctl_users.t t/ctl_ms365.t)
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "dev.sh: $*"; exit 1; }
@@ -239,6 +239,8 @@ cmd_test() {
 	# sanitizers): any error or definite/indirect leak fails the run.
 	say "dev.sh: running the request-path tests under valgrind"
 	build "$tmp/build-valgrind"
+	make -C "$tmp/build-valgrind" --no-print-directory test-helpers >/dev/null ||
+		die "building the test helpers failed"
 	local vlog=$tmp/valgrind-prove.log vrc=0 vpass=0 vfail=0
 	PA_TEST_VALGRIND=1 PA_BUILDDIR="$tmp/build-valgrind" PA_SRCDIR="$top" \
 		prove -v -I"$top/t/lib" "${valgrind_tests[@]/#/$top/}" >"$vlog" 2>&1 || vrc=$?

@@ -47,9 +47,9 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " primary_dns_server, secondary_dns_server, enable_dataflow, public_base_url"
 	    " FROM system_settings WHERE id", 0, true },
 	[PA_STMT_TENANT_INFO] = { "tenant_info",
-	    "SELECT name, domain, website, avatar_url, ms365_enabled, ms365_directory_id,"
-	    " ms365_national_cloud FROM tenants WHERE lower(domain) = lower($1) AND enabled",
-	    1, true },
+	    "SELECT name, domain, website, avatar_url, " PA_DB_MS365_READY("tenants") ","
+	    " ms365_directory_id, ms365_national_cloud FROM tenants"
+	    " WHERE lower(domain) = lower($1) AND enabled", 1, true },
 	[PA_STMT_CALLBACK_PREFIXES] = { "callback_prefixes",
 	    "SELECT unnest(callback_prefixes) FROM tenants"
 	    " WHERE lower(domain) = lower($1) AND enabled"
@@ -212,6 +212,60 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	[PA_STMT_AUDIT] = { "audit",
 	    "INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event, outcome,"
 	    " detail) VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, false },
+
+	/* Microsoft 365 sign-in (ms365.c). */
+	[PA_STMT_MS365_TENANT] = { "ms365_tenant",
+	    "SELECT t.id, t.domain, t.name, " PA_DB_MS365_READY("t") ", t.ms365_directory_id,"
+	    " t.ms365_application_id, t.ms365_national_cloud, t.ms365_client_secret_file,"
+	    " t.ms365_certificate_file, t.ms365_private_key_file"
+	    " FROM tenants t WHERE lower(t.domain) = lower($1) AND t.enabled", 1, true },
+	/*
+	 * $1 tenant id, $2 hex SHA-256 of state, $3 nonce, $4 PKCE verifier,
+	 * $5 flavour, $6 destination, $7 ttl, $8 client address.
+	 */
+	[PA_STMT_MS365_FLOW_CREATE] = { "ms365_flow_create",
+	    "INSERT INTO auth_flows (kind, token_hash, tenant_id, nonce, pkce_verifier, flavour,"
+	    " destination, client_addr, expires_at) VALUES ('oidc', decode($2, 'hex'),"
+	    " $1::bigint, $3, $4, $5, $6, $8, now() + $7::int * interval '1 second')", 8, false },
+	/*
+	 * Spends a flow ($1 hex SHA-256 of state) and returns what it held; the
+	 * nonce and the verifier are not kept once spent.  The inner SELECT
+	 * locks the row: a concurrent spend waits, then finds spent_at set and
+	 * matches nothing, so exactly one callback gets the flow.
+	 */
+	[PA_STMT_MS365_FLOW_SPEND] = { "ms365_flow_spend",
+	    "UPDATE auth_flows f SET spent_at = now(), nonce = NULL, pkce_verifier = NULL"
+	    " FROM (SELECT id, nonce, pkce_verifier FROM auth_flows"
+	    "  WHERE token_hash = decode($1, 'hex') AND kind = 'oidc' AND spent_at IS NULL"
+	    "  AND expires_at > now() FOR UPDATE) o"
+	    " WHERE f.id = o.id AND f.spent_at IS NULL"
+	    " RETURNING f.tenant_id, (SELECT domain FROM tenants WHERE id = f.tenant_id),"
+	    " o.nonce, o.pkce_verifier, f.destination, f.flavour, f.client_addr", 1, false },
+	/*
+	 * A Microsoft account to a user of tenant $1: by the bound oid $2; else
+	 * by the operator-bound UPN matching the upn claim $3 (preferred) or
+	 * preferred_username $4 of a user without an oid, whose oid is then
+	 * recorded (audited).  A concurrent first sign-in of the same account
+	 * finds the oid already recorded and still matches.  Never by email.
+	 */
+	[PA_STMT_MS365_USER_MAP] = { "ms365_user_map",
+	    "WITH b AS (SELECT id FROM users"
+	    "  WHERE tenant_id = $1::bigint AND lower(ms365_oid) = lower($2::text)),"
+	    " n AS (UPDATE users u SET ms365_oid = lower($2::text), updated_at = now()"
+	    "  WHERE NOT EXISTS (SELECT 1 FROM b)"
+	    "  AND u.id = (SELECT id FROM users WHERE tenant_id = $1::bigint"
+	    "   AND ms365_oid IS NULL AND lower(ms365_upn) IN (lower($3::text), lower($4::text))"
+	    "   ORDER BY lower(ms365_upn) = lower($3::text) DESC NULLS LAST LIMIT 1)"
+	    "  AND (u.ms365_oid IS NULL OR lower(u.ms365_oid) = lower($2::text))"
+	    "  RETURNING u.id, u.username, u.ms365_upn),"
+	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, event, outcome,"
+	    "  detail) SELECT (SELECT domain FROM tenants WHERE id = $1::bigint), n.username, n.id,"
+	    "  'ms365_link', 'success', 'oid ' || lower($2::text) || ' by upn ' || n.ms365_upn"
+	    "  FROM n),"
+	    " m AS (SELECT id FROM b UNION ALL SELECT id FROM n)"
+	    " SELECT u.id, u.password_hash, u.role, u.enabled AND t.enabled, u.two_factor,"
+	    " u.password_force_reset, u.password_verified, t.domain, u.username"
+	    " FROM m JOIN users u ON u.id = m.id JOIN tenants t ON t.id = u.tenant_id", 4, false },
 };
 
 struct pa_db {

@@ -36,10 +36,19 @@ enum pa_stmt {
 	PA_STMT_THROTTLE_CHECK,	/* (ip key, account key) -> seconds blocked, or NULL */
 	PA_STMT_SIGN_IN_FAILED,	/* counts a failure, audits it -> ip blocked, account blocked */
 	PA_STMT_AUDIT,		/* (domain, username, user id, addr, event, outcome, detail) */
+	/* Microsoft 365 (ms365.c). */
+	PA_STMT_MS365_TENANT,	/* (domain) -> PA_MS_* row of an enabled tenant */
+	PA_STMT_MS365_FLOW_CREATE,	/* an OpenID Connect flow */
+	PA_STMT_MS365_FLOW_SPEND,	/* (state hash) -> PA_FLOW_* row, once */
+	PA_STMT_MS365_USER_MAP,	/* (tenant id, oid, upn, preferred_username) -> PA_USER_* row */
 	PA_STMT__MAX
 };
 
-/* Columns of PA_STMT_SYSTEM_INFO and PA_STMT_TENANT_INFO, in order. */
+/*
+ * Columns of PA_STMT_SYSTEM_INFO and PA_STMT_TENANT_INFO, in order.
+ * PA_TEN_MS365_ENABLED: Microsoft 365 sign-in switched on and its settings
+ * complete (directory, application, credential).
+ */
 enum { PA_SYS_WEB_DOMAIN, PA_SYS_PRIVATE_IPV4, PA_SYS_PUBLIC_IPV4, PA_SYS_ENABLE_IPV6,
 	PA_SYS_PRIVATE_IPV6, PA_SYS_PUBLIC_IPV6, PA_SYS_PRIMARY_DNS, PA_SYS_SECONDARY_DNS,
 	PA_SYS_ENABLE_DATAFLOW, PA_SYS_PUBLIC_BASE_URL, PA_SYS__MAX };
@@ -49,6 +58,23 @@ enum { PA_TEN_NAME, PA_TEN_DOMAIN, PA_TEN_WEBSITE, PA_TEN_AVATAR_URL, PA_TEN_MS3
 /* Columns of PA_STMT_USER_TENANT and PA_STMT_USER_SYSTEM. */
 enum { PA_USER_ID, PA_USER_HASH, PA_USER_ROLE, PA_USER_ENABLED, PA_USER_TWO_FACTOR,
 	PA_USER_FORCE_RESET, PA_USER_VERIFIED, PA_USER_DOMAIN, PA_USER_NAME, PA_USER__MAX };
+/*
+ * SQL: whether tenant row T's Microsoft 365 sign-in is switched on and
+ * complete: directory, application and a credential (a client secret, or a
+ * certificate and its key).  Plain SQL can store less; that counts as off.
+ */
+#define PA_DB_MS365_READY(T) \
+	"(" T ".ms365_enabled AND coalesce(" T ".ms365_directory_id, '') <> ''" \
+	" AND coalesce(" T ".ms365_application_id, '') <> ''" \
+	" AND (coalesce(" T ".ms365_client_secret_file, '') <> ''" \
+	" OR (coalesce(" T ".ms365_certificate_file, '') <> ''" \
+	" AND coalesce(" T ".ms365_private_key_file, '') <> '')))"
+/* Columns of PA_STMT_MS365_TENANT. */
+enum { PA_MS_TENANT_ID, PA_MS_DOMAIN, PA_MS_NAME, PA_MS_READY, PA_MS_DIRECTORY, PA_MS_APPLICATION,
+	PA_MS_CLOUD, PA_MS_SECRET_FILE, PA_MS_CERT_FILE, PA_MS_KEY_FILE, PA_MS__MAX };
+/* Columns of PA_STMT_MS365_FLOW_SPEND. */
+enum { PA_FLOW_TENANT_ID, PA_FLOW_DOMAIN, PA_FLOW_NONCE, PA_FLOW_VERIFIER, PA_FLOW_DESTINATION,
+	PA_FLOW_FLAVOUR, PA_FLOW_ADDR, PA_FLOW__MAX };
 /* Columns of PA_STMT_SESSION_ACCESS. */
 enum { PA_SES_ID, PA_SES_USER_ID, PA_SES_FLAVOUR, PA_SES_ROLE, PA_SES_VERIFIED,
 	PA_SES_FORCE_RESET, PA_SES_DOMAIN, PA_SES_USERNAME, PA_SES__MAX };

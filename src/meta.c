@@ -202,6 +202,7 @@ render_tenant(pa_meta_t *m, const pa_db_res_t *r, pa_buf_t *b)
 {
 	const char *dir = pa_db_value(r, 0, PA_TEN_MS365_DIRECTORY);
 	const char *cloud = pa_db_value(r, 0, PA_TEN_MS365_CLOUD);
+	/* On only when complete: the statement checks application and credential too. */
 	bool ms365 = pa_db_bool(r, 0, PA_TEN_MS365_ENABLED) && dir != NULL && *dir != '\0';
 
 	pa_buf_append(b, m->system.p, m->system.len);

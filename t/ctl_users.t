@@ -436,7 +436,7 @@ $h = kvh($out);
 is_deeply([ map { /^([^=]*)=/ } split /\n/, $out ],
     [ qw(domain username role email enabled two_factor password_force_reset
       password_verified password_set last_sign_in_at created_at updated_at
-      active_sessions) ], 'user show: keys in order');
+      active_sessions ms365_oid ms365_upn) ], 'user show: keys in order');
 is($h->{domain}, 'acme.example', 'user show: domain');
 is($h->{username}, 'alice', 'user show: username as stored');
 is($h->{role}, 'QueueManager', 'user show: role');

@@ -140,17 +140,30 @@ ctl_ok('tenant', 'add', 'demo.pbx.test', '--name', 'Demo PBX',
 ctl_ok('tenant', 'add', 'Mixed.PBX.test', '--name', 'Mixed Case');
 ctl_ok('tenant', 'add', 'off.pbx.test', '--name', 'Switched off');
 ctl_ok('tenant', 'disable', 'off.pbx.test');
+# Microsoft 365 is on only when enabled with complete settings: directory,
+# application and a credential (t/ctl_ms365.t tests more combinations).
+my $secret = $t->write_file('ms365-secret.txt', "info-client-secret\n");
+chmod 0600, $secret;
+$t->secret('info-client-secret', 'the client secret');
+my @APP = ('--application-id', '11111111-2222-4333-8444-555555555555',
+    '--client-secret-file', $secret);
 ctl_ok('tenant', 'add', 'ms.pbx.test', '--name', 'MS Global');
-ctl_ok('tenant', 'set', 'ms.pbx.test', 'ms365_enabled=true',
-    "ms365_directory_id=$DIR_G", 'ms365_national_cloud=GLOBAL');
+ctl_ok('ms365', 'set', 'ms.pbx.test', '--enable', '--directory-id', $DIR_G,
+    '--national-cloud', 'GLOBAL', @APP);
 ctl_ok('tenant', 'add', 'cn.pbx.test', '--name', 'MS China');
-ctl_ok('tenant', 'set', 'cn.pbx.test', 'ms365_enabled=true',
-    "ms365_directory_id=$DIR_C", 'ms365_national_cloud=CHINA');
+ctl_ok('ms365', 'set', 'cn.pbx.test', '--enable', '--directory-id', $DIR_C,
+    '--national-cloud', 'CHINA', @APP);
 ctl_ok('tenant', 'add', 'nodir.pbx.test', '--name', 'No directory');
-ctl_ok('tenant', 'set', 'nodir.pbx.test', 'ms365_enabled=true');
+$t->psql("UPDATE tenants SET ms365_enabled = true WHERE domain = 'nodir.pbx.test'");
+ctl_ok('tenant', 'add', 'noapp.pbx.test', '--name', 'No application');
+$t->psql("UPDATE tenants SET ms365_enabled = true, ms365_directory_id = '$DIR_G',"
+    . " ms365_client_secret_file = '$secret' WHERE domain = 'noapp.pbx.test'");
+ctl_ok('tenant', 'add', 'nocred.pbx.test', '--name', 'No credential');
+$t->psql("UPDATE tenants SET ms365_enabled = true, ms365_directory_id = '$DIR_G',"
+    . " ms365_application_id = '11111111-2222-4333-8444-555555555555'"
+    . " WHERE domain = 'nocred.pbx.test'");
 ctl_ok('tenant', 'add', 'msoff.pbx.test', '--name', 'MS off');
-ctl_ok('tenant', 'set', 'msoff.pbx.test', 'ms365_enabled=false',
-    "ms365_directory_id=$DIR_G");
+ctl_ok('ms365', 'set', 'msoff.pbx.test', '--disable', '--directory-id', $DIR_G, @APP);
 
 my $sys_now = info_ok('/api/info', \@SYS, 'system before tenants');
 
@@ -195,6 +208,12 @@ $j = info_ok('/api/info?domain=nodir.pbx.test', [@SYS, @TENANT],
     'ms365 enabled without directory');
 bool_is($j->{enable_ms365_integration}, 0, 'no directory id: integration off');
 is($j->{ms365_authorization_endpoint}, undef, 'no directory id: endpoint null');
+
+for my $d (qw(noapp nocred)) {
+	$j = info_ok("/api/info?domain=$d.pbx.test", [@SYS, @TENANT], "ms365 enabled, $d");
+	bool_is($j->{enable_ms365_integration}, 0, "$d: integration off");
+	is($j->{ms365_authorization_endpoint}, undef, "$d: endpoint null");
+}
 
 $j = info_ok('/api/info?domain=msoff.pbx.test', [@SYS, @TENANT], 'ms365 disabled');
 bool_is($j->{enable_ms365_integration}, 0, 'disabled: integration off');

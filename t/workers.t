@@ -152,9 +152,11 @@ $t->start_daemon->start_nginx;
 
 my ($rc, undef, $err) = $t->ctl('tenant', 'add', 'ms.pbx.test', '--name', 'MS');
 is($rc, 0, 'tenant add') or diag($err);
-($rc, undef, $err) = $t->ctl('tenant', 'set', 'ms.pbx.test', 'ms365_enabled=true',
-    "ms365_directory_id=$DIR");
-is($rc, 0, 'tenant set ms365') or diag($err);
+my $secret = $t->write_file('ms365-secret.txt', "workers-client-secret\n");
+chmod 0600, $secret;
+($rc, undef, $err) = $t->ctl('ms365', 'set', 'ms.pbx.test', '--enable', '--directory-id', $DIR,
+    '--application-id', '11111111-2222-4333-8444-555555555555', '--client-secret-file', $secret);
+is($rc, 0, 'ms365 set') or diag($err);
 
 is(ms_endpoint(), "https://login-a.test/$DIR/oauth2/v2.0/authorize",
     'authority from the configuration');

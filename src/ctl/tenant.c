@@ -13,9 +13,13 @@
 
 #define MAX_PREFIXES 32
 
-enum kind { K_NAME, K_WEBSITE, K_URL, K_BOOL, K_PREFIXES, K_DIRECTORY, K_CLOUD };
+enum kind { K_NAME, K_WEBSITE, K_URL, K_BOOL, K_PREFIXES };
 
-/* Settable columns, each with its one UPDATE ($1 = domain, $2 = value). */
+/*
+ * Settable columns, each with its one UPDATE ($1 = domain, $2 = value).  The
+ * Microsoft 365 settings belong to `pbx-authctl ms365 set` (ctl/ms365.c),
+ * which keeps them complete.
+ */
 static const ctl_field_t fields[] = {
 	{ "name", K_NAME, "UPDATE tenants SET name = $2, updated_at = now()"
 	    " WHERE lower(domain) = lower($1)" },
@@ -28,12 +32,6 @@ static const ctl_field_t fields[] = {
 	{ "callback_prefixes", K_PREFIXES, "UPDATE tenants SET callback_prefixes ="
 	    " coalesce(string_to_array($2, ','), '{}'), updated_at = now()"
 	    " WHERE lower(domain) = lower($1)" },
-	{ "ms365_enabled", K_BOOL, "UPDATE tenants SET ms365_enabled = $2::boolean,"
-	    " updated_at = now() WHERE lower(domain) = lower($1)" },
-	{ "ms365_directory_id", K_DIRECTORY, "UPDATE tenants SET ms365_directory_id = $2,"
-	    " updated_at = now() WHERE lower(domain) = lower($1)" },
-	{ "ms365_national_cloud", K_CLOUD, "UPDATE tenants SET ms365_national_cloud = $2,"
-	    " updated_at = now() WHERE lower(domain) = lower($1)" },
 };
 
 static void
@@ -45,9 +43,9 @@ usage(FILE *f)
 	    "       pbx-authctl tenant show DOMAIN\n"
 	    "       pbx-authctl tenant list\n"
 	    "       pbx-authctl tenant enable|disable DOMAIN\n"
-	    "  set keys: name, website, avatar_url, enabled, callback_prefixes (comma separated),\n"
-	    "            ms365_enabled, ms365_directory_id, ms365_national_cloud (GLOBAL|CHINA)\n"
-	    "  An empty VALUE clears website, avatar_url, callback_prefixes, ms365_directory_id.\n");
+	    "  set keys: name, website, avatar_url, enabled, callback_prefixes (comma separated)\n"
+	    "  An empty VALUE clears website, avatar_url, callback_prefixes.\n"
+	    "  Microsoft 365 sign-in: pbx-authctl ms365 set|show.\n");
 }
 
 /* Each comma-separated prefix must be an allowed callback URL. */
@@ -81,8 +79,7 @@ check(int kind, const char *v, const char **out)
 	if (*v == '\0') {
 		*out = NULL;
 		return kind == K_NAME ? "must not be empty" :
-		    kind == K_BOOL ? "expected true or false" :
-		    kind == K_CLOUD ? "expected GLOBAL or CHINA" : NULL;
+		    kind == K_BOOL ? "expected true or false" : NULL;
 	}
 	switch (kind) {
 	case K_NAME:
@@ -98,13 +95,6 @@ check(int kind, const char *v, const char **out)
 		return (*out = ctl_bool(v)) ? NULL : "expected true or false";
 	case K_PREFIXES:
 		return check_prefixes(v);
-	case K_DIRECTORY:
-		/* a directory (tenant) GUID or a verified domain name */
-		return strlen(v) <= 255 && pa_valid_domain(v) && strpbrk(v, ":[]") == NULL ? NULL :
-		    "expected a directory id (GUID) or domain";
-	case K_CLOUD:
-		return strcmp(v, "GLOBAL") == 0 || strcmp(v, "CHINA") == 0 ? NULL :
-		    "expected GLOBAL or CHINA";
 	}
 	return NULL;
 }

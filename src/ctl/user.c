@@ -16,6 +16,7 @@
 
 #include "crypto.h"
 #include "ctl/ctl.h"
+#include "ms365.h"
 #include "valid.h"
 
 /* The most bytes of password input read, its newline included. */
@@ -63,13 +64,19 @@ usage(FILE *f)
 	    "       pbx-authctl user set [--domain D] USERNAME KEY=VALUE…\n"
 	    "       pbx-authctl user list [--domain D]\n"
 	    "       pbx-authctl user show [--domain D] USERNAME\n"
+	    "       pbx-authctl user bind-ms365 --domain D USERNAME OID|UPN\n"
+	    "       pbx-authctl user unbind-ms365 --domain D USERNAME\n"
 	    "  Without --domain: a system-level account (roles SystemAdmin, Dealer); with it,\n"
 	    "  a user of that tenant (roles Admin, StandardUser, StandardInternationalUser,\n"
 	    "  QueueManager).  The default role is SystemAdmin or StandardUser.\n"
 	    "  add and passwd read the password from standard input (one line), or prompt\n"
 	    "  for it twice on a terminal; passwd revokes the user's sessions.\n"
 	    "  set keys: email (empty clears), role, enabled, two_factor, password_force_reset;\n"
-	    "  enabled=false revokes the user's sessions.\n");
+	    "  enabled=false revokes the user's sessions.\n"
+	    "  bind-ms365 lets a Microsoft 365 account of the tenant's directory sign in as the\n"
+	    "  tenant user: by its object id (a GUID), or by a user principal name (name@domain)\n"
+	    "  whose object id is recorded at its first sign-in.  It replaces an earlier\n"
+	    "  binding; unbind-ms365 removes it.\n");
 }
 
 static bool
@@ -654,7 +661,8 @@ show(ctl_t *c, int argc, char **argv)
 {
 	static const char *const keys[] = { "domain", "username", "role", "email", "enabled",
 		"two_factor", "password_force_reset", "password_verified", "password_set",
-		"last_sign_in_at", "created_at", "updated_at", "active_sessions" };
+		"last_sign_in_at", "created_at", "updated_at", "active_sessions", "ms365_oid",
+		"ms365_upn" };
 	const char *domain, *username, *params[1];
 	char id[CTL_ID_LEN];
 	pa_db_res_t *r;
@@ -671,7 +679,7 @@ show(ctl_t *c, int argc, char **argv)
 	    " u.password_hash IS NOT NULL, " CTL_SQL_RFC3339("u.last_sign_in_at") ", "
 	    CTL_SQL_RFC3339("u.created_at") ", " CTL_SQL_RFC3339("u.updated_at") ","
 	    " (SELECT count(*) FROM sessions s WHERE s.user_id = u.id AND s.revoked_at IS NULL"
-	    " AND s.refresh_expires_at > now())"
+	    " AND s.refresh_expires_at > now()), u.ms365_oid, u.ms365_upn"
 	    " FROM users u LEFT JOIN tenants t ON t.id = u.tenant_id WHERE u.id = $1",
 	    1, params, &r) != PA_OK)
 		return CTL_FAIL;
@@ -688,6 +696,92 @@ show(ctl_t *c, int argc, char **argv)
 		printf("%s=%s\n", keys[i], v ? v : "");
 	}
 	pa_db_res_free(r);
+	return CTL_OK;
+}
+
+/*
+ * bind-ms365 (value: an oid or a UPN) and unbind-ms365 (value NULL): one
+ * statement sets or clears both columns and writes the audit row.  A
+ * Microsoft account bound to another user of the tenant is refused (the
+ * unique indexes say so).
+ */
+static int
+bind_ms365(ctl_t *c, int argc, char **argv, bool bind)
+{
+	const char *domain, *username, *params[5];
+	char id[CTL_ID_LEN], detail[64], *value = NULL;
+	bool is_oid = false;
+	pa_db_res_t *r;
+	enum pa_err err;
+	char **rest;
+	int nrest, rows, rv;
+
+	if ((rv = user_args(argc, argv, &domain, &username, bind ? 1 : 0, bind ? 1 : 0, &rest,
+	    &nrest)) != CTL_OK)
+		return rv;
+	if (domain == NULL) {
+		ctl_err("a Microsoft 365 account binds to a tenant user: give --domain");
+		return CTL_FAIL;
+	}
+	if (bind) {
+		value = rest[0];
+		if (pa_ms365_guid(value)) {
+			is_oid = true;
+			for (char *p = value; *p; p++)	/* GUIDs compare case-insensitively */
+				if (*p >= 'A' && *p <= 'F')
+					*p = (char)(*p - 'A' + 'a');
+		} else if (!pa_ms365_upn(value)) {
+			ctl_err("'%s' is neither an object id (a GUID) nor a user principal name"
+			    " (name@domain, 3-254 characters without spaces)", value);
+			return CTL_FAIL;
+		}
+	}
+	if (ctl_user_find(c, domain, username, id) != CTL_OK)
+		return CTL_FAIL;
+	snprintf(detail, sizeof(detail), "pbx-authctl user %s%s", bind ? "bind-ms365 " :
+	    "unbind-ms365", bind ? (is_oid ? "oid" : "upn") : "");
+	params[0] = id;
+	params[1] = is_oid ? value : NULL;
+	params[2] = bind && !is_oid ? value : NULL;
+	params[3] = bind ? "ms365_bind" : "ms365_unbind";
+	params[4] = detail;
+	err = ctl_query_quiet(c, "WITH u AS (UPDATE users SET ms365_oid = $2, ms365_upn = $3,"
+	    " updated_at = now() WHERE id = $1::bigint RETURNING id, tenant_id, username),"
+	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, event, outcome, detail)"
+	    " SELECT (SELECT domain FROM tenants WHERE id = u.tenant_id), u.username, u.id,"
+	    " $4, 'success', $5 || coalesce(' ' || $2, ' ' || $3, '') FROM u)"
+	    " SELECT id FROM u", 5, params, &r);
+	if (err == PA_ECONFLICT) {
+		const char *q[3] = { id, params[1], params[2] };
+		pa_db_res_t *who = NULL;
+
+		if (pa_db_query(c->db, "SELECT username FROM users WHERE tenant_id ="
+		    " (SELECT tenant_id FROM users WHERE id = $1::bigint) AND id <> $1::bigint"
+		    " AND (lower(ms365_oid) = lower($2) OR lower(ms365_upn) = lower($3))",
+		    3, q, &who) == PA_OK && pa_db_rows(who) > 0)
+			ctl_err("the Microsoft 365 account '%s' is already bound to user '%s' in"
+			    " tenant '%s'", value, pa_db_value(who, 0, 0), domain);
+		else
+			ctl_err("the Microsoft 365 account '%s' is already bound to another user"
+			    " in tenant '%s'", value, domain);
+		pa_db_res_free(who);
+		return CTL_FAIL;
+	}
+	if (err != PA_OK) {
+		report_db(c, bind ? "bind-ms365" : "unbind-ms365");
+		return CTL_FAIL;
+	}
+	rows = pa_db_rows(r);
+	pa_db_res_free(r);
+	if (rows == 0) {
+		ctl_err("user '%s' was deleted meanwhile", username);
+		return CTL_FAIL;
+	}
+	if (bind)
+		printf("Microsoft 365 %s %s bound to %s in tenant %s\n",
+		    is_oid ? "object id" : "user principal name", value, username, domain);
+	else
+		printf("Microsoft 365 account unbound from %s in tenant %s\n", username, domain);
 	return CTL_OK;
 }
 
@@ -711,6 +805,8 @@ ctl_user(ctl_t *c, int argc, char **argv)
 		return list(c, argc - 1, argv + 1);
 	if (strcmp(sub, "show") == 0)
 		return show(c, argc - 1, argv + 1);
+	if (strcmp(sub, "bind-ms365") == 0 || strcmp(sub, "unbind-ms365") == 0)
+		return bind_ms365(c, argc - 1, argv + 1, sub[0] == 'b');
 	usage(stderr);
 	return CTL_USAGE;
 }

@@ -1,0 +1,209 @@
+/*
+ * Microsoft 365 sign-in rows: a tenant's settings, the one-time OpenID
+ * Connect flows (only SHA-256(state) is stored) and mapping a Microsoft
+ * account to a user.  Each is one prepared statement of db.c.
+ */
+#include "autoconfig.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "log.h"
+#include "ms365.h"
+
+/* The longest state accepted from a callback; ours are far shorter. */
+#define STATE_MAX 512
+
+enum pa_err
+pa_ms365_tenant(pa_db_t *db, pa_arena_t *a, const char *domain, pa_ms365_tenant_t *out)
+{
+	const char *params[1] = { domain };
+	pa_db_res_t *r;
+	enum pa_err rv;
+
+	memset(out, 0, sizeof(*out));
+	if ((rv = pa_db_exec(db, a, PA_STMT_MS365_TENANT, params, &r)) != PA_OK)
+		return rv;
+	if (pa_db_rows(r) != 1)
+		return PA_ENOTFOUND;
+	out->tenant_id = pa_db_value(r, 0, PA_MS_TENANT_ID);
+	out->domain = pa_db_value(r, 0, PA_MS_DOMAIN);
+	out->name = pa_db_value(r, 0, PA_MS_NAME);
+	out->enabled = pa_db_bool(r, 0, PA_MS_READY);
+	out->directory_id = pa_db_value(r, 0, PA_MS_DIRECTORY);
+	out->application_id = pa_db_value(r, 0, PA_MS_APPLICATION);
+	out->cloud = pa_db_value(r, 0, PA_MS_CLOUD);
+	out->client_secret_file = pa_db_value(r, 0, PA_MS_SECRET_FILE);
+	out->certificate_file = pa_db_value(r, 0, PA_MS_CERT_FILE);
+	out->private_key_file = pa_db_value(r, 0, PA_MS_KEY_FILE);
+	/* A half-set certificate is no credential (the statement says the same). */
+	if (out->certificate_file == NULL || out->private_key_file == NULL)
+		out->certificate_file = out->private_key_file = NULL;
+	return PA_OK;
+}
+
+enum pa_err
+pa_ms365_flow_create(pa_db_t *db, pa_arena_t *a, const char *tenant_id, const char *state,
+    const char *nonce, const char *verifier, pa_flavour_t f, const char *destination, int ttl,
+    const char *addr)
+{
+	char h[PA_SHA256_HEX_LEN + 1], sttl[16];
+	const char *params[8];
+	pa_db_res_t *r;
+	enum pa_err rv;
+
+	if ((rv = pa_sha256_hex(state, strlen(state), h)) != PA_OK)
+		return rv;
+	snprintf(sttl, sizeof(sttl), "%d", ttl);
+	params[0] = tenant_id;
+	params[1] = h;
+	params[2] = nonce;
+	params[3] = verifier;
+	params[4] = pa_flavour_name(f);
+	params[5] = destination;
+	params[6] = sttl;
+	params[7] = addr;
+	return pa_db_exec(db, a, PA_STMT_MS365_FLOW_CREATE, params, &r);
+}
+
+enum pa_err
+pa_ms365_flow_spend(pa_db_t *db, pa_arena_t *a, const char *state, pa_ms365_flow_t *out)
+{
+	char h[PA_SHA256_HEX_LEN + 1];
+	const char *params[1] = { h };
+	const char *flavour;
+	pa_db_res_t *r;
+	enum pa_err rv;
+	size_t n;
+
+	memset(out, 0, sizeof(*out));
+	if (state == NULL || (n = strnlen(state, STATE_MAX + 1)) == 0 || n > STATE_MAX)
+		return PA_ENOTFOUND;
+	if ((rv = pa_sha256_hex(state, n, h)) != PA_OK ||
+	    (rv = pa_db_exec(db, a, PA_STMT_MS365_FLOW_SPEND, params, &r)) != PA_OK)
+		return rv;
+	if (pa_db_rows(r) != 1)
+		return PA_ENOTFOUND;
+	out->tenant_id = pa_db_value(r, 0, PA_FLOW_TENANT_ID);
+	out->domain = pa_db_value(r, 0, PA_FLOW_DOMAIN);
+	out->nonce = pa_db_value(r, 0, PA_FLOW_NONCE);
+	out->verifier = pa_db_value(r, 0, PA_FLOW_VERIFIER);
+	out->destination = pa_db_value(r, 0, PA_FLOW_DESTINATION);
+	flavour = pa_db_value(r, 0, PA_FLOW_FLAVOUR);
+	out->flavour = flavour != NULL && strcmp(flavour, pa_flavour_name(PA_FLAVOUR_COOKIE)) == 0 ?
+	    PA_FLAVOUR_COOKIE : PA_FLAVOUR_BEARER;
+	out->client_addr = pa_db_value(r, 0, PA_FLOW_ADDR);
+	if (out->tenant_id == NULL || out->domain == NULL || out->nonce == NULL ||
+	    out->verifier == NULL) {
+		pa_log_error("OpenID Connect flow without its tenant, nonce or verifier");
+		return PA_ENOTFOUND;
+	}
+	return PA_OK;
+}
+
+enum pa_err
+pa_ms365_user_map(pa_db_t *db, pa_arena_t *a, const char *tenant_id, const char *oid,
+    const char *upn, const char *preferred_username, pa_user_t *out)
+{
+	const char *params[4] = { tenant_id, oid, upn, preferred_username };
+	pa_db_res_t *r;
+	enum pa_err rv;
+
+	memset(out, 0, sizeof(*out));
+	/* Without an oid nothing can be recorded, so nothing is matched. */
+	if (tenant_id == NULL || oid == NULL || !pa_ms365_guid(oid))
+		return PA_ENOTFOUND;
+	if (upn != NULL && !pa_ms365_upn(upn))
+		params[2] = NULL;
+	if (preferred_username != NULL && !pa_ms365_upn(preferred_username))
+		params[3] = NULL;
+	rv = pa_db_exec(db, a, PA_STMT_MS365_USER_MAP, params, &r);
+	if (rv == PA_ECONFLICT) {
+		/* Another user of the tenant got this oid meanwhile. */
+		pa_log_warn("Microsoft account oid=%s is bound to another user of tenant %s", oid,
+		    tenant_id);
+		return PA_ENOTFOUND;
+	}
+	if (rv != PA_OK)
+		return rv;
+	if (pa_db_rows(r) != 1)
+		return PA_ENOTFOUND;
+	out->id = pa_db_value(r, 0, PA_USER_ID);
+	out->password_hash = pa_db_value(r, 0, PA_USER_HASH);
+	out->role = pa_db_value(r, 0, PA_USER_ROLE);
+	out->enabled = pa_db_bool(r, 0, PA_USER_ENABLED);
+	out->two_factor = pa_db_bool(r, 0, PA_USER_TWO_FACTOR);
+	out->force_reset = pa_db_bool(r, 0, PA_USER_FORCE_RESET);
+	out->verified = pa_db_bool(r, 0, PA_USER_VERIFIED);
+	out->domain = pa_db_value(r, 0, PA_USER_DOMAIN);
+	out->username = pa_db_value(r, 0, PA_USER_NAME);
+	return PA_OK;
+}
+
+bool
+pa_ms365_guid(const char *s)
+{
+	static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+
+	if (s == NULL || strlen(s) != sizeof(shape) - 1)
+		return false;
+	for (size_t i = 0; shape[i] != '\0'; i++)
+		if (shape[i] == '-' ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+/* A DNS name of at least two labels: letters, digits and inner hyphens; not all digits. */
+static bool
+dns_name(const char *s, size_t n)
+{
+	size_t label = 0, labels = 1;
+	bool alpha = false;
+
+	if (n == 0 || n > 253 || s[n - 1] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return false;
+			label = 0;
+			labels++;
+			continue;
+		}
+		if (!isalnum(c) && !(c == '-' && label > 0))
+			return false;
+		if (isalpha(c))
+			alpha = true;
+		if (++label > 63)
+			return false;
+	}
+	return labels >= 2 && s[n - 1] != '-' && alpha;
+}
+
+bool
+pa_ms365_directory(const char *s)
+{
+	return s != NULL && (pa_ms365_guid(s) || dns_name(s, strlen(s)));
+}
+
+bool
+pa_ms365_upn(const char *s)
+{
+	const char *at;
+	size_t n;
+
+	if (s == NULL || (n = strlen(s)) < 3 || n > 254 || (at = strchr(s, '@')) == NULL ||
+	    at == s || at[1] == '\0' || strchr(at + 1, '@') != NULL)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c <= ' ' || c == 0x7f)
+			return false;
+	}
+	return true;
+}
