@@ -48,6 +48,12 @@ static const struct key keys[] = {
 	    "https://login.microsoftonline.com", 0, 0 },
 	{ "ms365_authority_china", T_AUTHORITY, OFF(ms365_authority_china),
 	    "https://login.partner.microsoftonline.cn", 0, 0 },
+	{ "ms365_ca_file", T_STR, OFF(ms365_ca_file), NULL, 0, 0 },
+	{ "ms365_connect_timeout", T_INT, OFF(ms365_connect_timeout), "5", 1, 300 },
+	{ "ms365_timeout", T_INT, OFF(ms365_timeout), "15", 1, 300 },
+	{ "ms365_flow_ttl", T_INT, OFF(ms365_flow_ttl), "600", 60, 3600 },
+	{ "ms365_metadata_ttl", T_INT, OFF(ms365_metadata_ttl), "3600", 1, 604800 },
+	{ "portal_url", T_STR, OFF(portal_url), NULL, 0, 0 },
 	{ "tenant_cache_size", T_INT, OFF(tenant_cache_size), "65536", 16, 10000000 },
 	{ "access_token_ttl", T_INT, OFF(access_token_ttl), "3600", 1, 86400 },
 	{ "refresh_token_ttl", T_INT, OFF(refresh_token_ttl), "2592000", 1, 31536000 },
@@ -314,6 +320,8 @@ apply_env(pa_config_t *c, char *err, size_t errlen)
 static enum pa_err
 check(pa_config_t *c, char *err, size_t errlen)
 {
+	const char *msg;
+
 	if (c->database == NULL) {
 		seterr(err, errlen, "'database' (a libpq connection string) is required");
 		return PA_EINPUT;
@@ -330,6 +338,15 @@ check(pa_config_t *c, char *err, size_t errlen)
 	if (c->password_min_length > c->password_max_length) {
 		seterr(err, errlen, "password_min_length (%d) is greater than password_max_length (%d)",
 		    c->password_min_length, c->password_max_length);
+		return PA_EINPUT;
+	}
+	if (c->portal_url != NULL && (msg = pa_valid_url(c->portal_url)) != NULL) {
+		seterr(err, errlen, "portal_url = '%s': %s", c->portal_url, msg);
+		return PA_EINPUT;
+	}
+	if (c->ms365_connect_timeout > c->ms365_timeout) {
+		seterr(err, errlen, "ms365_connect_timeout (%d) is greater than ms365_timeout (%d)",
+		    c->ms365_connect_timeout, c->ms365_timeout);
 		return PA_EINPUT;
 	}
 	if (c->workers == 0) {

@@ -24,6 +24,12 @@ typedef struct {
 	char *migrations_dir;
 	char *ms365_authority_global;	/* scheme://host[:port], no trailing slash */
 	char *ms365_authority_china;
+	char *ms365_ca_file;		/* CA bundle for the IdP's TLS; NULL: the system's */
+	int ms365_connect_timeout;	/* seconds, outbound requests to the IdP */
+	int ms365_timeout;		/* seconds, a whole outbound request */
+	int ms365_flow_ttl;		/* seconds a Microsoft sign-in may take */
+	int ms365_metadata_ttl;		/* seconds discovery documents and keys are cached */
+	char *portal_url;		/* where cookie-flavour Microsoft sign-ins land */
 	int tenant_cache_size;		/* entries of the per-worker /api/info cache */
 	/* Sessions and tokens (seconds). */
 	int access_token_ttl;

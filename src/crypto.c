@@ -47,6 +47,18 @@ pa_sha256_hex(const void *p, size_t n, char out[PA_SHA256_HEX_LEN + 1])
 }
 
 enum pa_err
+pa_sha256(const void *p, size_t n, unsigned char out[PA_SHA256_LEN])
+{
+	unsigned int mdlen = 0;
+
+	if (!EVP_Digest(p, n, out, &mdlen, EVP_sha256(), NULL) || mdlen != PA_SHA256_LEN) {
+		pa_log_error("SHA-256 failed");
+		return PA_ENOMEM;
+	}
+	return PA_OK;
+}
+
+enum pa_err
 pa_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
     unsigned char out[PA_SHA256_LEN])
 {
@@ -116,6 +128,42 @@ pa_base64url(const void *p, size_t n, char *out)
 		*out++ = b64url[(s[i + 1] & 15) << 2];
 	}
 	*out = '\0';
+}
+
+static int
+b64url_value(char c)
+{
+	const char *p = c != '\0' ? strchr(b64url, c) : NULL;
+
+	return p != NULL ? (int)(p - b64url) : -1;
+}
+
+bool
+pa_base64url_decode(const char *s, size_t n, unsigned char *out, size_t *outlen)
+{
+	unsigned long acc = 0;
+	size_t bits = 0, j = 0;
+
+	*outlen = 0;
+	if (n % 4 == 1)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		int v = b64url_value(s[i]);
+
+		if (v < 0)
+			return false;
+		acc = (acc << 6 | (unsigned long)v) & 0xffffff;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[j++] = (unsigned char)(acc >> bits);
+		}
+	}
+	/* The leftover bits of the last character must be zero (canonical form). */
+	if (bits > 0 && (acc & ((1UL << bits) - 1)) != 0)
+		return false;
+	*outlen = j;
+	return true;
 }
 
 enum pa_err

@@ -26,6 +26,9 @@
 /* Writes the lower-case hex SHA-256 of p[0..n) and a NUL to out.  PA_OK or PA_ENOMEM. */
 enum pa_err pa_sha256_hex(const void *p, size_t n, char out[PA_SHA256_HEX_LEN + 1]) PA_MUSTCHECK;
 
+/* The SHA-256 of p[0..n) into out.  PA_OK or PA_ENOMEM (logged). */
+enum pa_err pa_sha256(const void *p, size_t n, unsigned char out[PA_SHA256_LEN]) PA_MUSTCHECK;
+
 /* HMAC-SHA256 of msg under key.  PA_OK or PA_ENOMEM (logged). */
 enum pa_err pa_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
     unsigned char out[PA_SHA256_LEN]) PA_MUSTCHECK;
@@ -42,6 +45,13 @@ enum pa_err pa_random(void *p, size_t n) PA_MUSTCHECK;
  */
 #define PA_B64URL_LEN(n) (((n) / 3) * 4 + ((n) % 3 ? (n) % 3 + 1 : 0))
 void pa_base64url(const void *p, size_t n, char *out);
+/*
+ * Decodes base64url s[0..n) (no padding, no whitespace) into out, which has
+ * room for n * 3 / 4 bytes; *outlen receives the length.  False on a
+ * character outside the alphabet, an impossible length (n % 4 == 1) or
+ * non-zero unused bits in the last character.
+ */
+bool pa_base64url_decode(const char *s, size_t n, unsigned char *out, size_t *outlen);
 
 /* A new random token (PA_TOKEN_LEN characters and a NUL).  PA_OK or PA_ESYS. */
 enum pa_err pa_token_new(char out[PA_TOKEN_LEN + 1]) PA_MUSTCHECK;

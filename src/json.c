@@ -4,6 +4,7 @@
 #include "autoconfig.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -257,6 +258,43 @@ pa_json_get_bool(const pa_json_t *obj, const char *key, bool *b)
 		return PA_JSON_WRONG_TYPE;
 	*b = json_object_get_boolean(v);
 	return PA_JSON_FOUND;
+}
+
+enum pa_json_get
+pa_json_get_int(const pa_json_t *obj, const char *key, long long *v)
+{
+	struct json_object *m = member(obj, key);
+
+	if (m == NULL)
+		return PA_JSON_ABSENT;
+	if (!json_object_is_type(m, json_type_int))
+		return PA_JSON_WRONG_TYPE;
+	errno = 0;
+	*v = (long long)json_object_get_int64(m);
+	/* json-c clamps values beyond int64 and sets errno. */
+	return errno == 0 ? PA_JSON_FOUND : PA_JSON_WRONG_TYPE;
+}
+
+enum pa_json_get
+pa_json_get_array(const pa_json_t *obj, const char *key, const pa_json_t **arr, size_t *n)
+{
+	struct json_object *m = member(obj, key);
+
+	if (m == NULL)
+		return PA_JSON_ABSENT;
+	if (!json_object_is_type(m, json_type_array))
+		return PA_JSON_WRONG_TYPE;
+	*arr = (const pa_json_t *)m;
+	*n = json_object_array_length(m);
+	return PA_JSON_FOUND;
+}
+
+const pa_json_t *
+pa_json_at(const pa_json_t *arr, size_t i)
+{
+	struct json_object *e = json_object_array_get_idx(COBJ(arr), i);
+
+	return e != NULL && json_object_is_type(e, json_type_object) ? (const pa_json_t *)e : NULL;
 }
 
 void

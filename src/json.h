@@ -34,6 +34,16 @@ enum pa_json_get {
 enum pa_json_get pa_json_get_string(const pa_json_t *obj, const char *key, const char **s,
     size_t *len);
 enum pa_json_get pa_json_get_bool(const pa_json_t *obj, const char *key, bool *v);
+/* An integer member (a JSON number without fraction or exponent). */
+enum pa_json_get pa_json_get_int(const pa_json_t *obj, const char *key, long long *v);
+/*
+ * An array member: *arr and its length *n.  The elements (pa_json_at) are
+ * borrowed from obj and live as long as it does.
+ */
+enum pa_json_get pa_json_get_array(const pa_json_t *obj, const char *key, const pa_json_t **arr,
+    size_t *n);
+/* The i-th element of an array when it is an object, else NULL. */
+const pa_json_t *pa_json_at(const pa_json_t *arr, size_t i);
 
 /* Appends {"code":…,"message":…,"detail":…}; detail_json is raw JSON or NULL. */
 void pa_json_error_item(pa_buf_t *b, const char *code, const char *message,

@@ -22,6 +22,8 @@
 #include "http.h"
 #include "log.h"
 #include "meta.h"
+#include "oidc.h"
+#include "outbound.h"
 #include "router.h"
 #include "worker.h"
 
@@ -141,7 +143,7 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd)
 	pa_http_conn_t *conn = NULL;
 	pa_arena_t *arena = NULL;
 	sigset_t term;
-	pa_ctx_t ctx = { cfg, NULL, NULL, NULL };
+	pa_ctx_t ctx = { cfg, NULL, NULL, NULL, NULL };
 	int rv = 1;
 
 	set_signals(&term);
@@ -154,7 +156,8 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd)
 		goto out;
 	if ((arena = pa_arena_new()) == NULL ||
 	    (ctx.db = pa_db_new(cfg->database, "pbx-authd", PA_DB_PREPARE | PA_DB_LISTEN)) == NULL ||
-	    (ctx.meta = pa_meta_new(cfg)) == NULL || (conn = pa_http_conn_new(listen_fd)) == NULL) {
+	    (ctx.meta = pa_meta_new(cfg)) == NULL || (ctx.oidc = pa_oidc_new(cfg)) == NULL ||
+	    (conn = pa_http_conn_new(listen_fd)) == NULL) {
 		pa_log_error("out of memory starting a worker");
 		goto out;
 	}
@@ -175,6 +178,8 @@ out:
 	pa_http_conn_free(conn);
 	pa_passwd_free(ctx.passwd);
 	pa_meta_free(ctx.meta);
+	pa_oidc_free(ctx.oidc);
+	pa_outbound_cleanup();
 	pa_db_free(ctx.db);
 	pa_arena_free(arena);
 	return rv;

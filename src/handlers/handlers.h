@@ -20,6 +20,7 @@ struct pa_ctx {
 	pa_db_t *db;
 	pa_meta_t *meta;
 	pa_passwd_t *passwd;	/* password hashing settings and the dummy hash */
+	struct pa_oidc *oidc;	/* the Microsoft 365 relying party's caches (oidc.h) */
 };
 
 /* The route table of the API. */
@@ -71,6 +72,14 @@ void pa_token_body(pa_buf_t *b, const pa_tokens_t *t);
 /* Appends {"two_factor_enabled":true,"token":…}. */
 void pa_two_factor_body(pa_buf_t *b, const char *token);
 
+/*
+ * The Origin check of state-changing cookie requests (login.c): true when the
+ * request may go on; otherwise it has been answered (403, or 503).
+ */
+bool pa_login_origin_ok(pa_req_t *req, pa_ctx_t *ctx);
+/* Sets the session cookie of a new cookie session, as POST /api/login does. */
+void pa_login_set_cookie(pa_req_t *req, pa_ctx_t *ctx, const char *value);
+
 pa_handler_fn pa_handle_info;
 pa_handler_fn pa_handle_sign_in;
 pa_handler_fn pa_handle_login;
@@ -79,5 +88,8 @@ pa_handler_fn pa_handle_logout;
 pa_handler_fn pa_handle_refresh_token;
 pa_handler_fn pa_handle_sign_out;
 pa_handler_fn pa_handle_auth_user;
+pa_handler_fn pa_handle_sign_in_provider;
+pa_handler_fn pa_handle_login_by_microsoft;
+pa_handler_fn pa_handle_ms365_callback;
 
 #endif

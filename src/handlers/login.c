@@ -153,3 +153,15 @@ pa_handle_logout(pa_req_t *req, pa_ctx_t *ctx)
 	set_cookie(req, ctx, "", 0);
 	pa_http_reply(req, 204, NULL, 0);
 }
+
+bool
+pa_login_origin_ok(pa_req_t *req, pa_ctx_t *ctx)
+{
+	return origin_ok(req, ctx);
+}
+
+void
+pa_login_set_cookie(pa_req_t *req, pa_ctx_t *ctx, const char *value)
+{
+	set_cookie(req, ctx, value, ctx->cfg->refresh_token_ttl);
+}

@@ -491,10 +491,46 @@ test_auth_keys(void)
 	pa_config_free(c);
 }
 
+static void
+test_ms365_keys(void)
+{
+	pa_config_t *c;
+	char err[256];
+
+	is_int(parse("database = x\n", &c, err, sizeof(err)), PA_OK, "defaults parse");
+	ok(c->ms365_ca_file == NULL, "no ms365_ca_file by default: the system's CA store");
+	is_int(c->ms365_connect_timeout, 5, "default ms365_connect_timeout");
+	is_int(c->ms365_timeout, 15, "default ms365_timeout");
+	is_int(c->ms365_flow_ttl, 600, "default ms365_flow_ttl");
+	is_int(c->ms365_metadata_ttl, 3600, "default ms365_metadata_ttl");
+	ok(c->portal_url == NULL, "no portal_url by default");
+	pa_config_free(c);
+
+	is_int(parse("database = x\nms365_ca_file = /etc/ca.pem\nms365_timeout = 30\n"
+	    "portal_url = https://portal.test/app/\n", &c, err, sizeof(err)), PA_OK,
+	    "Microsoft keys parse");
+	is_str(c->ms365_ca_file, "/etc/ca.pem", "ms365_ca_file");
+	is_str(c->portal_url, "https://portal.test/app/", "portal_url");
+	pa_config_free(c);
+	is_int(parse("database = x\nportal_url = http://portal.test/\n", &c, err, sizeof(err)),
+	    PA_EINPUT, "a plain-http portal_url of a public host is refused");
+	pa_config_free(c);
+	is_int(parse("database = x\nportal_url = /relative\n", &c, err, sizeof(err)),
+	    PA_EINPUT, "a relative portal_url is refused");
+	pa_config_free(c);
+	is_int(parse("database = x\nms365_connect_timeout = 20\nms365_timeout = 10\n", &c, err,
+	    sizeof(err)), PA_EINPUT, "a connect timeout above the total timeout is refused");
+	pa_config_free(c);
+	is_int(parse("database = x\nms365_flow_ttl = 10\n", &c, err, sizeof(err)), PA_EINPUT,
+	    "ms365_flow_ttl under 60 is refused");
+	pa_config_free(c);
+}
+
 int
 main(void)
 {
 	clear_env();
+	test_ms365_keys();
 	test_defaults();
 	test_full();
 	test_syntax();

@@ -1,0 +1,415 @@
+/*
+ * Microsoft 365 sign-in (API.md "Microsoft sign-in"): POST
+ * /api/auth/sign_in/{provider} (bearer flavour, answers the authorization
+ * URL), POST /api/login/by_microsoft (cookie flavour, a browser form post
+ * answered with a 302), and the callback GET|POST
+ * /api/auth/callback/microsoft (response_mode query or form_post).  The
+ * relying party is oidc.c; the rows are ms365.c's.
+ *
+ * Answers before a flow exists are JSON errors: an unknown or disabled
+ * tenant is 404, a tenant without complete Microsoft 365 settings is 400
+ * (detail: domain).  At the callback, a missing, unknown, expired or spent
+ * state is 400 JSON; everything after the flow is found redirects to its
+ * destination with #error=…&error_description=… (a database failure is 503).
+ */
+#include "autoconfig.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "audit.h"
+#include "callback.h"
+#include "handlers.h"
+#include "log.h"
+#include "ms365.h"
+#include "oidc.h"
+#include "outbound.h"
+#include "valid.h"
+
+#define CODE_MAX 4096		/* bytes of an authorization code */
+#define STATE_MAX 512
+#define CALLBACK_PATH "/api/auth/callback/microsoft"
+
+/* The redirect_uri: public_base_url without trailing '/', then the callback path. */
+static enum pa_err
+base_url(pa_req_t *req, pa_ctx_t *ctx, const char **base)
+{
+	pa_db_res_t *r;
+	const char *b;
+	size_t n;
+	enum pa_err rv;
+
+	*base = NULL;
+	if ((rv = pa_db_exec(ctx->db, req->arena, PA_STMT_SYSTEM_INFO, NULL, &r)) != PA_OK)
+		return rv;
+	b = pa_db_rows(r) == 1 ? pa_db_value(r, 0, PA_SYS_PUBLIC_BASE_URL) : NULL;
+	if (b == NULL || pa_valid_url(b) != NULL) {
+		pa_log_error("Microsoft sign-in needs a valid public_base_url in the system settings");
+		return PA_EINPUT;
+	}
+	n = strlen(b);
+	while (n > 0 && b[n - 1] == '/')
+		n--;
+	*base = pa_strndup(req->arena, b, n);
+	return *base != NULL ? PA_OK : PA_ENOMEM;
+}
+
+static const char *
+redirect_uri(pa_req_t *req, const char *base)
+{
+	size_t n = strlen(base) + sizeof(CALLBACK_PATH);
+	char *s = pa_alloc(req->arena, n);
+
+	if (s != NULL) {
+		memcpy(s, base, strlen(base));
+		memcpy(s + strlen(base), CALLBACK_PATH, sizeof(CALLBACK_PATH));
+	}
+	return s;
+}
+
+/*
+ * Looks the tenant up, stores a flow and makes the authorization URL.
+ * Returns it, or NULL after answering the request.
+ */
+static const char *
+start(pa_req_t *req, pa_ctx_t *ctx, const char *domain, pa_flavour_t f, const char *destination)
+{
+	pa_json_problems_t p = { PA_BUF_INIT, 0 };
+	pa_ms365_tenant_t t;
+	pa_oidc_start_t s;
+	const char *base, *ruri;
+	enum pa_err rv;
+
+	rv = pa_ms365_tenant(ctx->db, req->arena, domain, &t);
+	if (rv == PA_ENOTFOUND) {
+		pa_http_reply_error(req, 404, NULL, "No such tenant", NULL);
+		return NULL;
+	}
+	if (rv != PA_OK)
+		goto fail;
+	if (!t.enabled) {
+		pa_json_problem(&p, "domain", "Microsoft 365 sign-in is not enabled for this tenant");
+		pa_reply_problems(req, ctx, &p);
+		return NULL;
+	}
+	if ((rv = base_url(req, ctx, &base)) != PA_OK)
+		goto fail;
+	if ((ruri = redirect_uri(req, base)) == NULL) {
+		rv = PA_ENOMEM;
+		goto fail;
+	}
+	if ((rv = pa_oidc_start(ctx->oidc, req->arena, &t, ruri, &s)) != PA_OK ||
+	    (rv = pa_ms365_flow_create(ctx->db, req->arena, t.tenant_id, s.state, s.nonce,
+	    s.verifier, f, destination, ctx->cfg->ms365_flow_ttl, req->remote_addr)) != PA_OK)
+		goto fail;
+	explicit_bzero(s.verifier, sizeof(s.verifier));
+	return s.url;
+fail:
+	pa_reply_failure(req, ctx, rv);
+	return NULL;
+}
+
+/* A domain that is valid, or NULL after adding a problem. */
+static const char *
+check_domain(pa_json_problems_t *p, const char *domain)
+{
+	if (domain == NULL)
+		return NULL;
+	if (strlen(domain) < 1 || strlen(domain) > PA_DOMAIN_MAX) {
+		pa_json_problem(p, "domain", "length 1..280");
+		return NULL;
+	}
+	if (!pa_valid_domain(domain)) {
+		pa_json_problem(p, "domain", "an FQDN or an IP address");
+		return NULL;
+	}
+	return domain;
+}
+
+void
+pa_handle_sign_in_provider(pa_req_t *req, pa_ctx_t *ctx)
+{
+	pa_json_problems_t p = { PA_BUF_INIT, 0 };
+	const char *provider = pa_http_param(req->path_params, req->npath_params, "provider");
+	const char *domain, *cb, *why, *url;
+	pa_buf_t b = PA_BUF_INIT;
+	size_t dlen, clen;
+	enum pa_err rv;
+
+	if (provider == NULL || strcmp(provider, "microsoft") != 0) {
+		pa_http_reply_error(req, 404, NULL, "No such sign-in provider", NULL);
+		return;
+	}
+	pa_body_string(req, &p, "domain", true, &domain, &dlen);
+	pa_body_string(req, &p, "callback_url", true, &cb, &clen);
+	check_domain(&p, domain);
+	/* The allow-list decides before anything else happens (no open redirector). */
+	if (cb != NULL && p.n == 0) {
+		rv = pa_callback_check(ctx->db, req->arena, domain, cb, &why);
+		if (rv == PA_EINPUT) {
+			pa_json_problem(&p, "callback_url", why);
+		} else if (rv != PA_OK) {
+			pa_buf_free(&p.items);
+			pa_reply_failure(req, ctx, rv);
+			return;
+		}
+	}
+	if (p.n > 0) {
+		pa_reply_problems(req, ctx, &p);
+		return;
+	}
+	if ((url = start(req, ctx, domain, PA_FLAVOUR_BEARER, cb)) == NULL)
+		return;
+	pa_buf_puts(&b, "{\"url\":");
+	pa_buf_json_str(&b, url, strlen(url));
+	pa_buf_putc(&b, '}');
+	pa_reply_json(req, ctx, &b);
+}
+
+void
+pa_handle_login_by_microsoft(pa_req_t *req, pa_ctx_t *ctx)
+{
+	pa_json_problems_t p = { PA_BUF_INIT, 0 };
+	const char *domain = pa_http_param(req->form, req->nform, "domain"), *url;
+
+	if (!pa_login_origin_ok(req, ctx))
+		return;
+	if (domain == NULL)
+		pa_json_problem(&p, "domain", "required");
+	else if (pa_http_param_count(req->form, req->nform, "domain") > 1)
+		pa_json_problem(&p, "domain", "must be given once");
+	else
+		check_domain(&p, domain);
+	if (p.n > 0) {
+		pa_reply_problems(req, ctx, &p);
+		return;
+	}
+	if ((url = start(req, ctx, domain, PA_FLAVOUR_COOKIE, NULL)) == NULL)
+		return;
+	pa_http_add_header(req, "Location: %s", url);
+	pa_http_reply(req, 302, NULL, 0);
+}
+
+/* 302 to dest (its own fragment dropped) with the fragment built in frag. */
+static void
+redirect(pa_req_t *req, pa_ctx_t *ctx, const char *dest, pa_buf_t *frag)
+{
+	pa_buf_t loc = PA_BUF_INIT;
+
+	pa_buf_append(&loc, dest, strcspn(dest, "#"));
+	pa_buf_putc(&loc, '#');
+	if (frag->p != NULL)
+		pa_buf_append(&loc, frag->p, frag->len);
+	if (pa_buf_failed(&loc) || pa_buf_failed(frag)) {
+		pa_reply_failure(req, ctx, PA_ENOMEM);
+	} else {
+		pa_http_add_header(req, "Location: %s", loc.p);
+		pa_http_reply(req, 302, NULL, 0);
+	}
+	if (frag->p != NULL)
+		explicit_bzero(frag->p, frag->cap);
+	if (loc.p != NULL)
+		explicit_bzero(loc.p, loc.cap);
+	pa_buf_free(frag);
+	pa_buf_free(&loc);
+}
+
+static void
+redirect_error(pa_req_t *req, pa_ctx_t *ctx, const char *dest, const char *error,
+    const char *description)
+{
+	pa_buf_t frag = PA_BUF_INIT;
+
+	pa_outbound_param(&frag, "error", error);
+	pa_outbound_param(&frag, "error_description", description);
+	redirect(req, ctx, dest, &frag);
+}
+
+/* An OAuth error code as the IdP sent it, if it looks like one (RFC 6749 §4.1.2.1). */
+static const char *
+idp_error(const char *e)
+{
+	size_t n = strlen(e);
+
+	if (n == 0 || n > 64 || strspn(e, "abcdefghijklmnopqrstuvwxyz_") != n)
+		return "server_error";
+	return e;
+}
+
+/* A failed sign-in's audit row (tenant known, user maybe). */
+static enum pa_err
+audit_failure(pa_req_t *req, pa_ctx_t *ctx, const pa_ms365_flow_t *fl, const pa_user_t *u,
+    const char *reason)
+{
+	pa_buf_t d = PA_BUF_INIT;
+	pa_audit_t e = { fl->domain, u ? u->username : NULL, u ? u->id : NULL, req->remote_addr,
+		"sign_in", "failure", NULL };
+	enum pa_err rv;
+
+	pa_buf_printf(&d, "microsoft %s: %s", pa_flavour_name(fl->flavour), reason);
+	e.detail = pa_buf_failed(&d) ? "microsoft" : d.p;
+	rv = pa_audit(ctx->db, req->arena, &e);
+	pa_buf_free(&d);
+	return rv;
+}
+
+void
+pa_handle_ms365_callback(pa_req_t *req, pa_ctx_t *ctx)
+{
+	bool post = strcmp(req->method, "POST") == 0;
+	const pa_param_t *in = post ? req->form : req->query;
+	size_t nin = post ? req->nform : req->nquery;
+	const char *state = pa_http_param(in, nin, "state"), *code = pa_http_param(in, nin, "code");
+	const char *error = pa_http_param(in, nin, "error"), *dest, *base, *ruri, *why;
+	pa_json_problems_t p = { PA_BUF_INIT, 0 };
+	pa_ms365_tenant_t t;
+	pa_ms365_flow_t fl;
+	pa_oidc_identity_t id;
+	pa_user_t u;
+	pa_buf_t frag = PA_BUF_INIT;
+	enum pa_err rv;
+
+	if (state == NULL || *state == '\0')
+		pa_json_problem(&p, "state", "required");
+	else if (pa_http_param_count(in, nin, "state") > 1 || strlen(state) > STATE_MAX)
+		pa_json_problem(&p, "state", "must be given once, at most 512 bytes");
+	if (p.n > 0) {
+		pa_reply_problems(req, ctx, &p);
+		return;
+	}
+	rv = pa_ms365_flow_spend(ctx->db, req->arena, state, &fl);
+	if (rv == PA_ENOTFOUND) {
+		pa_json_problem(&p, "state", "unknown, expired or already used");
+		pa_reply_problems(req, ctx, &p);
+		return;
+	}
+	if (rv != PA_OK) {
+		pa_reply_failure(req, ctx, rv);
+		return;
+	}
+	if ((rv = base_url(req, ctx, &base)) != PA_OK || (ruri = redirect_uri(req, base)) == NULL) {
+		pa_reply_failure(req, ctx, rv != PA_OK ? rv : PA_ENOMEM);
+		return;
+	}
+	if (fl.flavour == PA_FLAVOUR_BEARER) {
+		dest = fl.destination;
+	} else if (ctx->cfg->portal_url != NULL) {
+		dest = ctx->cfg->portal_url;
+	} else {
+		char *d = pa_alloc(req->arena, strlen(base) + 2);
+
+		if (d == NULL) {
+			pa_reply_failure(req, ctx, PA_ENOMEM);
+			return;
+		}
+		strcpy(d, base);
+		strcat(d, "/");
+		dest = d;
+	}
+	if (dest == NULL) {
+		pa_log_error("Microsoft flow of %s has no destination", fl.domain);
+		pa_reply_failure(req, ctx, PA_EINPUT);
+		return;
+	}
+
+	if (error != NULL) {
+		const char *desc = pa_http_param(in, nin, "error_description");
+
+		pa_log_warn("Microsoft sign-in for %s: the IdP answered error=%.64s description=%.200s",
+		    fl.domain, error, desc ? desc : "-");
+		if ((rv = audit_failure(req, ctx, &fl, NULL, "the identity provider refused")) != PA_OK)
+			goto fail;
+		redirect_error(req, ctx, dest, idp_error(error), "Microsoft sign-in failed");
+		return;
+	}
+	if (code == NULL || *code == '\0' || strlen(code) > CODE_MAX ||
+	    pa_http_param_count(in, nin, "code") > 1) {
+		if ((rv = audit_failure(req, ctx, &fl, NULL, "no code")) != PA_OK)
+			goto fail;
+		redirect_error(req, ctx, dest, "invalid_request", "No authorization code");
+		return;
+	}
+	rv = pa_ms365_tenant(ctx->db, req->arena, fl.domain, &t);
+	if (rv != PA_OK && rv != PA_ENOTFOUND)
+		goto fail;
+	if (rv == PA_ENOTFOUND || !t.enabled) {
+		if ((rv = audit_failure(req, ctx, &fl, NULL, "tenant disabled")) != PA_OK)
+			goto fail;
+		redirect_error(req, ctx, dest, "access_denied",
+		    "Microsoft 365 sign-in is not enabled for this tenant");
+		return;
+	}
+	rv = pa_oidc_finish(ctx->oidc, req->arena, &t, ruri, code, fl.verifier, fl.nonce, &id, &why);
+	if (rv == PA_EUPSTREAM || rv == PA_EINPUT) {
+		enum pa_err arv = audit_failure(req, ctx, &fl, NULL, why);
+
+		if (arv != PA_OK) {
+			rv = arv;
+			goto fail;
+		}
+		redirect_error(req, ctx, dest, rv == PA_EUPSTREAM ? "temporarily_unavailable" :
+		    "access_denied", why);
+		return;
+	}
+	if (rv != PA_OK)
+		goto fail;
+
+	rv = pa_ms365_user_map(ctx->db, req->arena, t.tenant_id, id.oid, id.upn,
+	    id.preferred_username, &u);
+	if (rv != PA_OK && rv != PA_ENOTFOUND)
+		goto fail;
+	if (rv == PA_ENOTFOUND || !u.enabled) {
+		/* Like a wrong password: one answer for unknown and disabled users. */
+		pa_log_info("Microsoft account oid=%s of %s: %s", id.oid, fl.domain,
+		    rv == PA_ENOTFOUND ? "no user bound" : "user disabled");
+		char reason[128];
+
+		snprintf(reason, sizeof(reason), "%s oid=%.40s", rv == PA_ENOTFOUND ?
+		    "no user for the Microsoft account" : "user disabled", id.oid);
+		if ((rv = audit_failure(req, ctx, &fl, rv == PA_OK ? &u : NULL, reason)) != PA_OK)
+			goto fail;
+		redirect_error(req, ctx, dest, "access_denied", "Authentication Error");
+		return;
+	}
+
+	if (u.two_factor) {
+		char token[PA_TOKEN_LEN + 1];
+
+		if ((rv = pa_session_two_factor(ctx->db, req->arena, ctx->cfg, &u, fl.flavour,
+		    req->remote_addr, NULL, token)) != PA_OK)
+			goto fail;
+		pa_outbound_param(&frag, "two_factor_enabled", "true");
+		pa_outbound_param(&frag, "token", token);
+		explicit_bzero(token, sizeof(token));
+		redirect(req, ctx, dest, &frag);
+		return;
+	}
+	{
+		pa_tokens_t tok;
+		char exp[24];
+
+		if ((rv = pa_session_create(ctx->db, req->arena, ctx->cfg, &u, fl.flavour,
+		    req->remote_addr, NULL, false, &tok)) != PA_OK)
+			goto fail;
+		if (fl.flavour == PA_FLAVOUR_COOKIE) {
+			pa_login_set_cookie(req, ctx, tok.refresh);
+		} else {
+			snprintf(exp, sizeof(exp), "%ld", tok.expires_in);
+			pa_outbound_param(&frag, "token_type", "Bearer");
+			pa_outbound_param(&frag, "access_token", tok.access);
+			pa_outbound_param(&frag, "refresh_token", tok.refresh);
+			pa_outbound_param(&frag, "expires_in", exp);
+		}
+		explicit_bzero(&tok, sizeof(tok));
+		if (fl.flavour == PA_FLAVOUR_COOKIE) {
+			pa_http_add_header(req, "Location: %s", dest);
+			pa_http_reply(req, 302, NULL, 0);
+			return;
+		}
+		redirect(req, ctx, dest, &frag);
+		return;
+	}
+fail:
+	pa_buf_free(&frag);
+	pa_reply_failure(req, ctx, rv);
+}

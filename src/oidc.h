@@ -1,0 +1,70 @@
+/*
+ * The OpenID Connect relying party for Microsoft 365 (FACTS.md §1, §2):
+ * OpenID discovery per authority and directory and the JWKS of each
+ * jwks_uri, cached per worker; the authorization URL (state, nonce, PKCE
+ * S256); code redemption at the token endpoint with the tenant's client
+ * secret or a certificate assertion; and the ID token checks.
+ */
+#ifndef PA_OIDC_H
+#define PA_OIDC_H
+
+#include "arena.h"
+#include "config.h"
+#include "crypto.h"
+#include "ms365.h"
+#include "pa.h"
+
+/* Clock skew allowed on exp, nbf and iat (Microsoft.IdentityModel's default). */
+#define PA_OIDC_SKEW 300
+/* An unknown kid refetches the JWKS at most this often (seconds). */
+#define PA_OIDC_JWKS_REFETCH 60
+
+typedef struct pa_oidc pa_oidc_t;
+
+/* A worker's caches (free with pa_oidc_free), or NULL when out of memory. */
+pa_oidc_t *pa_oidc_new(const pa_config_t *cfg);
+void pa_oidc_free(pa_oidc_t *o);
+
+/* The authority (scheme://host[:port]) of a national cloud: "CHINA" or else GLOBAL. */
+const char *pa_oidc_authority(const pa_config_t *cfg, const char *cloud);
+
+/* A started sign-in: what the flow row keeps and where the browser goes. */
+typedef struct {
+	char state[PA_TOKEN_LEN + 1];
+	char nonce[PA_TOKEN_LEN + 1];
+	char verifier[PA_TOKEN_LEN + 1];	/* PKCE: 32 random bytes, base64url */
+	char *url;				/* the authorization URL (arena) */
+} pa_oidc_start_t;
+
+/*
+ * New state, nonce and PKCE verifier, and the authorization URL of tenant t's
+ * directory for redirect_uri (response_type=code, response_mode=form_post,
+ * scope "openid profile email offline_access", code_challenge_method=S256).
+ * PA_OK, PA_EINPUT (a directory id unfit for a URL; logged), PA_ENOMEM,
+ * PA_ESYS.
+ */
+enum pa_err pa_oidc_start(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t,
+    const char *redirect_uri, pa_oidc_start_t *out) PA_MUSTCHECK;
+
+/* The Microsoft account an ID token proved (arena strings; upn and preferred_username may be NULL). */
+typedef struct {
+	const char *oid, *tid, *upn, *preferred_username;
+} pa_oidc_identity_t;
+
+/*
+ * Redeems code at the tenant's token endpoint (with verifier, and the client
+ * secret from its file or a certificate assertion) and checks the ID token:
+ * RS256 only, signature with the JWKS key of its kid (one refetch on an
+ * unknown kid, at most every PA_OIDC_JWKS_REFETCH seconds), iss = the
+ * discovery issuer with {tenantid} = the directory, aud = the application,
+ * exp/nbf/iat within PA_OIDC_SKEW, nonce, tid = the directory, an oid.
+ * PA_OK with *id; PA_EUPSTREAM when discovery, the JWKS or the token endpoint
+ * failed or answered nonsense; PA_EINPUT when the ID token is refused or the
+ * tenant's credential is unusable; PA_ENOMEM; PA_ESYS.  *why is a short
+ * description for the log and the error redirect (never a secret).
+ */
+enum pa_err pa_oidc_finish(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t,
+    const char *redirect_uri, const char *code, const char *verifier, const char *nonce,
+    pa_oidc_identity_t *id, const char **why) PA_MUSTCHECK;
+
+#endif

@@ -1,0 +1,627 @@
+#!/usr/bin/perl
+
+# Microsoft 365 sign-in end to end against the fake identity platform
+# (t/lib/fake-idp, one worker so that its caches can be counted):
+# - the bearer flavour (POST /api/auth/sign_in/microsoft: the authorization
+#   URL's parameters, the flow row) and the cookie flavour (POST
+#   /api/login/by_microsoft, Origin checked), the callback in form_post and
+#   query mode, tokens and cookie that work, two-factor users of both flavours;
+# - an operator-bound UPN recording the oid; an unbound account (matching
+#   email and preferred_username claims) and a disabled user refused like a
+#   wrong password, with audit rows;
+# - PKCE and the client secret checked by the IdP (a wrong verifier or secret
+#   fails), and the PS256 certificate assertion verified by it;
+# - each ID token defect refused (bad signature, another key, alg none, HS256
+#   with the public key as secret, wrong iss/aud/tid/nonce, expired, not yet
+#   valid, no oid) and the 5 minutes of skew; the {tenantid} issuer template;
+#   a directory named by domain;
+# - key rotation accepted after exactly one JWKS refetch, and a second unknown
+#   kid within the minute refused without one;
+# - replayed, unknown, expired and missing state: 400 JSON, no redirect;
+# - the IdP's error= on the callback; the token endpoint down, slow (timeout),
+#   answering garbage or an error; the IdP unreachable;
+# - discovery and keys kept when their refresh fails after ms365_metadata_ttl;
+# - callback_url outside the allow-list refused before anything happens;
+# - 404 for another provider or an unknown tenant, 400 without Microsoft 365;
+# - no secret (client secret, passwords, our tokens, the IdP's tokens, the
+#   private key) in any log.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use Digest::SHA qw(sha256);
+use HTTP::Tiny;
+use JSON::PP ();
+use MIME::Base64 qw(encode_base64url);
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+use Test::PbxAuth;
+use Test::PbxAuth::Idp;
+
+my $DIR = '6d3f1b2a-8c4e-4f5a-9b7c-0e1d2c3b4a59';
+my $APP = '0f9e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f';
+my $SECRET = 'fake-idp-client-secret-' . encode_base64url(pack('N4', map { rand(2**32) } 1 .. 4));
+my %OID = (alice => '11111111-2222-4333-8444-555555555555',
+    tfa => '22222222-3333-4444-8555-666666666666',
+    carol => '33333333-4444-4555-8666-777777777777',
+    nobody => '44444444-5555-4666-8777-888888888888');
+my $CB = 'https://app.test/signed-in';
+my $PORTAL = 'https://portal.test/app/';
+my $JSON = JSON::PP->new->utf8->canonical;
+
+my $t = Test::PbxAuth->new(need_nginx => 1);
+$t->secret($SECRET, 'the client secret');
+my $idp = Test::PbxAuth::Idp->new($t, client_id => $APP, client_secret => $SECRET,
+    user => { oid => $OID{alice}, preferred_username => 'alice@acme.example' });
+$idp->start;
+# One worker: the discovery and JWKS caches the test counts fetches of are per worker.
+$t->write_config(workers => 1, cookie_secure => 'off', portal_url => $PORTAL,
+    ms365_authority_global => $idp->base, ms365_connect_timeout => 2, ms365_timeout => 3,
+    throttle_ip_failures => 0, throttle_account_failures => 0);
+$t->start_pg->start_daemon->start_nginx;
+
+###############################################################################
+# helpers
+
+sub ctl_ok {
+	my (@args) = @_;
+	my @shown = grep { !ref } @args;
+	my ($rc, $out, $err) = $t->ctl(@args);
+	is($rc, 0, "pbx-authctl @shown") or diag($out . $err);
+	return $out;
+}
+
+sub row { $t->psql($_[0]) }
+
+sub post_json {
+	my ($path, $body, %h) = @_;
+	return $t->request('POST', $path, body => $JSON->encode($body),
+	    headers => { 'Content-Type' => 'application/json', %h });
+}
+
+sub form_encode {
+	my (%p) = @_;
+	return join '&', map {
+		my ($k, $v) = ($_, $p{$_});
+		s/([^A-Za-z0-9\-._~])/sprintf '%%%02X', ord $1/ge for $k, $v;
+		"$k=$v";
+	} sort keys %p;
+}
+
+sub query_decode {
+	my ($q) = @_;
+	my %h;
+	for (split /&/, $q // '') {
+		my ($k, $v) = map { my $x = $_ // ''; $x =~ tr/+/ /;
+		    $x =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge; $x } split /=/, $_, 2;
+		$h{$k} = $v;
+	}
+	return \%h;
+}
+
+my $browser = HTTP::Tiny->new(max_redirect => 0, timeout => 20);
+
+# The IdP's authorize step: GET url, expect a 302 back to the callback;
+# returns its query parameters.
+sub authorize {
+	my ($url) = @_;
+	my $r = $browser->get($url);
+	my $loc = $r->{headers}{location} // '';
+	my $cb = $t->url('/api/auth/callback/microsoft');
+	like($loc, qr/^\Q$cb\E\?/, 'the IdP redirects back to the callback')
+	    or diag("$r->{status} $r->{content}");
+	my ($q) = $loc =~ /\?(.*)$/;
+	return query_decode($q);
+}
+
+# The callback, as the browser sends it (form_post by default, or query).
+sub callback {
+	my ($p, $mode) = @_;
+	if (($mode // 'form_post') eq 'query') {
+		return $t->get('/api/auth/callback/microsoft?' . form_encode(%$p));
+	}
+	return $t->request('POST', '/api/auth/callback/microsoft', body => form_encode(%$p),
+	    headers => { 'Content-Type' => 'application/x-www-form-urlencoded' });
+}
+
+# Location of a 302 split into (base, fragment hash).
+sub destination {
+	my ($r) = @_;
+	my $loc = $r->{headers}{location} // '';
+	my ($base, $frag) = split /#/, $loc, 2;
+	my $f = query_decode($frag);
+	$t->secret($f->{$_}, "$_ in a callback redirect") for qw(access_token refresh_token token);
+	return ($base, $f);
+}
+
+sub register_idp_tokens { $t->secret($_, 'a token the IdP issued') for $idp->issued }
+
+# Starts a bearer sign-in; returns the authorization URL.
+sub start_bearer {
+	my (%o) = @_;
+	my $r = post_json('/api/auth/sign_in/microsoft',
+	    { domain => $o{domain} // 'acme.example', callback_url => $o{callback_url} // $CB });
+	is($r->{status}, 200, 'sign_in/microsoft: 200') or diag($r->{content});
+	return $r->{json}{url};
+}
+
+# A whole bearer sign-in with the knobs %k set for it; returns the
+# callback's response and its fragment.
+sub bearer_flow {
+	my (%k) = @_;
+	my $mode = delete $k{mode};
+	$idp->reset_knobs;
+	$idp->knobs(%k) if %k;
+	my $url = start_bearer();
+	my $q = authorize($url);
+	my $r = callback($q, $mode);
+	register_idp_tokens();
+	my ($base, $f) = destination($r);
+	return ($r, $f, $base);
+}
+
+sub is_error_redirect {
+	my ($r, $f, $base, $error, $name) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	is($r->{status}, 302, "$name: 302") or diag($r->{content});
+	is($base, $CB, "$name: to the callback_url");
+	is($f->{error}, $error, "$name: #error=$error") or diag($JSON->encode($f));
+	ok(length($f->{error_description} // ''), "$name: with error_description");
+	ok(!exists $f->{access_token} && !exists $f->{token}, "$name: no token");
+}
+
+sub audit_count {
+	my ($outcome) = @_;
+	return row("SELECT count(*) FROM audit_log WHERE tenant_domain = 'acme.example'"
+	    . " AND event = 'sign_in' AND outcome = '$outcome'");
+}
+
+###############################################################################
+# setup
+
+ctl_ok('system', 'set', "public_base_url=" . $t->url(''), 'web_domain=portal.test');
+ctl_ok('tenant', 'add', 'acme.example', '--name', 'Acme', '--callback-prefix', 'https://app.test/');
+ctl_ok('tenant', 'add', 'plain.example', '--name', 'Plain');
+my $secret_file = $t->write_file('client-secret.txt', "$SECRET\n");
+chmod 0600, $secret_file;
+ctl_ok('ms365', 'set', 'acme.example', '--directory-id', $DIR, '--application-id', $APP,
+    '--client-secret-file', $secret_file, '--enable');
+my %PW = (alice => 'Alice-pass-1', tfa => 'Tfa-pass-22', carol => 'Carol-pass-3',
+    bob => 'Bob-pass-44');
+$t->secret($_, 'a password') for values %PW;
+ctl_ok('user', 'add', '--domain', 'acme.example', $_, ($_ eq 'tfa' ? ('--two-factor') : ()),
+    { stdin => "$PW{$_}\n" }) for sort keys %PW;
+ctl_ok('user', 'bind-ms365', '--domain', 'acme.example', 'alice', $OID{alice});
+ctl_ok('user', 'bind-ms365', '--domain', 'acme.example', 'tfa', 'Tfa@Acme.Example');
+ctl_ok('user', 'bind-ms365', '--domain', 'acme.example', 'carol', $OID{carol});
+
+###############################################################################
+# bearer flavour, client secret, form_post
+
+{
+	my $r = post_json('/api/auth/sign_in/microsoft',
+	    { domain => 'acme.example', callback_url => $CB });
+	is($r->{status}, 200, 'sign_in/microsoft: 200');
+	$t->has_common_headers($r, 'sign_in/microsoft');
+	is_deeply([$t->json_keys($r->{content})], ['url'], 'sign_in/microsoft: {url}');
+	my $url = $r->{json}{url} // '';
+	my ($ep, $qs) = split /\?/, $url, 2;
+	is($ep, $idp->base . "/$DIR/oauth2/v2.0/authorize",
+	    'the authorization endpoint of the directory at the configured authority');
+	my $q = query_decode($qs);
+	is($q->{client_id}, $APP, 'client_id');
+	is($q->{response_type}, 'code', 'response_type=code');
+	is($q->{response_mode}, 'form_post', 'response_mode=form_post');
+	is($q->{scope}, 'openid profile email offline_access', 'scope');
+	is($q->{redirect_uri}, $t->url('/api/auth/callback/microsoft'),
+	    'redirect_uri = public_base_url + /api/auth/callback/microsoft');
+	is($q->{code_challenge_method}, 'S256', 'PKCE S256');
+	like($q->{code_challenge}, qr/^[A-Za-z0-9_-]{43}\z/, 'code_challenge: 43 base64url');
+	like($q->{state}, qr/^[A-Za-z0-9_-]{43}\z/, 'state: 256 random bits');
+	like($q->{nonce}, qr/^[A-Za-z0-9_-]{43}\z/, 'nonce: 256 random bits');
+	isnt($q->{state}, $q->{nonce}, 'state and nonce differ');
+	my $flow = row("SELECT kind, flavour, destination, tenant_id = (SELECT id FROM tenants"
+	    . " WHERE domain = 'acme.example'), expires_at - created_at FROM auth_flows"
+	    . " WHERE kind = 'oidc'");
+	is($flow, "oidc|bearer|$CB|t|00:10:00", 'the flow row: bearer, destination, 10 minutes');
+	is(row("SELECT count(*) FROM auth_flows WHERE nonce IS NOT NULL AND token_hash = "
+	    . "sha256('$q->{state}'::bytea)"), 1, 'only SHA-256(state) is stored');
+
+	my $back = authorize($url);
+	is($back->{state}, $q->{state}, 'the IdP returns the state');
+	my $cr = callback($back);
+	register_idp_tokens();
+	is($cr->{status}, 302, 'callback (form_post): 302') or diag($cr->{content});
+	my ($base, $f) = destination($cr);
+	is($base, $CB, 'to the callback_url');
+	is_deeply([sort keys %$f], [qw(access_token expires_in refresh_token token_type)],
+	    'fragment: token_type, access_token, refresh_token, expires_in');
+	is($f->{token_type}, 'Bearer', 'token_type=Bearer');
+	is($f->{expires_in}, 3600, 'expires_in');
+	like($f->{access_token}, qr/^[A-Za-z0-9_-]{43}\z/, 'an access token');
+	my $tr = $idp->last_token_request;
+	ok($tr->{ok} && $tr->{pkce} && $tr->{secret_verified},
+	    'the IdP checked the PKCE verifier and the client secret') or diag($JSON->encode($tr));
+	my $u = $t->get('/api/auth/user',
+	    headers => { Authorization => "Bearer $f->{access_token}" });
+	is($u->{status}, 200, 'the access token works');
+	is(row("SELECT spent_at IS NOT NULL FROM auth_flows WHERE token_hash = "
+	    . "sha256('$q->{state}'::bytea)"), 't', 'the flow is spent');
+
+	# the same state again: 400 JSON, no redirect
+	my $again = callback($back);
+	$t->is_error($again, 400, 'VALIDATE_FAILED', 'replayed state');
+	ok(!defined $again->{headers}{location}, 'replayed state: no Location');
+	my $unknown = callback({ code => 'x', state => 'no-such-state-' . 'a' x 30 });
+	$t->is_error($unknown, 400, 'VALIDATE_FAILED', 'unknown state');
+	ok(!defined $unknown->{headers}{location}, 'unknown state: no Location');
+	$t->is_error(callback({ code => 'x' }), 400, 'VALIDATE_FAILED', 'no state');
+	$t->is_error($t->get('/api/auth/callback/microsoft'), 400, 'VALIDATE_FAILED',
+	    'GET without parameters');
+
+	# an expired flow: 400, no redirect (and still spendable by nobody)
+	my $q2 = authorize(start_bearer());
+	row("UPDATE auth_flows SET expires_at = now() - interval '1 second'"
+	    . " WHERE token_hash = sha256('$q2->{state}'::bytea)");
+	my $expired = callback($q2);
+	$t->is_error($expired, 400, 'VALIDATE_FAILED', 'expired state');
+	ok(!defined $expired->{headers}{location}, 'expired state: no Location');
+	is(audit_count('success'), 1, 'one sign_in success audit row');
+}
+
+# query response mode
+{
+	my ($r, $f, $base) = bearer_flow(mode => 'query');
+	is($r->{status}, 302, 'callback (query): 302');
+	ok(length($f->{access_token} // ''), 'callback (query): tokens');
+}
+
+# an operator-bound UPN links the account and records the oid; two-factor
+{
+	my ($r, $f, $base) = bearer_flow(user => { oid => $OID{tfa},
+	    preferred_username => 'tfa@acme.example' });
+	is($r->{status}, 302, 'two-factor user: 302');
+	is_deeply([sort keys %$f], [qw(token two_factor_enabled)],
+	    'two-factor user: #two_factor_enabled=true&token=…');
+	is($f->{two_factor_enabled}, 'true', 'two_factor_enabled=true');
+	like($f->{token}, qr/^[A-Za-z0-9_-]{43}\z/, 'the two-factor token');
+	is(row("SELECT ms365_oid FROM users WHERE username = 'tfa'"), $OID{tfa},
+	    'the UPN binding recorded the oid');
+	is(row("SELECT count(*) FROM auth_flows WHERE kind = 'two_factor' AND spent_at IS NULL"),
+	    1, 'a two-factor flow started');
+}
+
+###############################################################################
+# cookie flavour
+
+{
+	$idp->reset_knobs;
+	my $r = $t->request('POST', '/api/login/by_microsoft', body => 'domain=acme.example',
+	    headers => { 'Content-Type' => 'application/x-www-form-urlencoded',
+	    Origin => 'https://portal.test' });
+	is($r->{status}, 302, 'login/by_microsoft: 302') or diag($r->{content});
+	my $url = $r->{headers}{location} // '';
+	like($url, qr/^\Q${\ $idp->base}\E\/\Q$DIR\E\/oauth2\/v2\.0\/authorize\?/,
+	    'login/by_microsoft: Location is the authorization URL');
+	is(row("SELECT flavour, destination IS NULL FROM auth_flows WHERE kind = 'oidc'"
+	    . " ORDER BY id DESC LIMIT 1"), 'cookie|t', 'a cookie flow without destination');
+	my $cr = callback(authorize($url));
+	register_idp_tokens();
+	is($cr->{status}, 302, 'cookie callback: 302') or diag($cr->{content});
+	is($cr->{headers}{location}, $PORTAL, 'cookie callback: to portal_url');
+	my $sc = $cr->{headers}{'set-cookie'} // '';
+	like($sc, qr/^pbx_session=[A-Za-z0-9_-]{43}; Path=\/api; Max-Age=\d+; HttpOnly; SameSite=Lax$/,
+	    'cookie callback: the session cookie, as POST /api/login sets it');
+	my ($cookie) = $sc =~ /^pbx_session=([^;]+)/;
+	my $s = $t->get('/api/login', headers => { Cookie => "pbx_session=$cookie" });
+	is($s->{status}, 200, 'the cookie session works');
+
+	my $bad = $t->request('POST', '/api/login/by_microsoft', body => 'domain=acme.example',
+	    headers => { 'Content-Type' => 'application/x-www-form-urlencoded',
+	    Origin => 'https://evil.test' });
+	$t->is_error($bad, 403, 'FORBIDDEN', 'login/by_microsoft from another origin');
+
+	# a two-factor user, cookie flavour: the portal gets the two-factor token, no cookie
+	$idp->knobs(user => { oid => $OID{tfa}, preferred_username => 'tfa@acme.example' });
+	$r = $t->request('POST', '/api/login/by_microsoft', body => 'domain=acme.example',
+	    headers => { 'Content-Type' => 'application/x-www-form-urlencoded' });
+	$cr = callback(authorize($r->{headers}{location}));
+	my ($pbase, $pf) = destination($cr);
+	is($pbase, $PORTAL, 'cookie flavour, two-factor: to portal_url');
+	is($pf->{two_factor_enabled}, 'true', 'cookie flavour, two-factor: #two_factor_enabled');
+	like($pf->{token} // '', qr/^[A-Za-z0-9_-]{43}\z/, 'cookie flavour, two-factor: token');
+	ok(!defined $cr->{headers}{'set-cookie'}, 'cookie flavour, two-factor: no cookie yet');
+	is(row("SELECT flavour FROM auth_flows WHERE kind = 'two_factor' ORDER BY id DESC LIMIT 1"),
+	    'cookie', 'cookie flavour, two-factor: a cookie two-factor flow');
+	$idp->reset_knobs;
+
+	# a failure of the cookie flavour goes to the portal with #error
+	$idp->knobs(token => 'error');
+	$r = $t->request('POST', '/api/login/by_microsoft', body => 'domain=acme.example',
+	    headers => { 'Content-Type' => 'application/x-www-form-urlencoded' });
+	$cr = callback(authorize($r->{headers}{location}));
+	is($cr->{status}, 302, 'cookie flavour failure: 302');
+	like($cr->{headers}{location} // '', qr/^\Q$PORTAL\E#error=temporarily_unavailable&error_description=/,
+	    'cookie flavour failure: portal_url#error=…&error_description=…');
+	ok(!defined $cr->{headers}{'set-cookie'}, 'cookie flavour failure: no cookie');
+	$idp->reset_knobs;
+}
+
+###############################################################################
+# ID token defects: each one is refused
+
+my $now = int time;
+my %DEFECTS = (
+	'bad signature' => { id_token => { alg => 'bad_sig' } },
+	'alg none' => { id_token => { alg => 'none' } },
+	'HS256 with the public key as secret' => { id_token => { alg => 'HS256' } },
+	'wrong iss' => { id_token => { claims => { iss => $idp->base . '/other-tenant/v2.0' } } },
+	'wrong aud' => { id_token => { claims => { aud => '99999999-9999-4999-8999-999999999999' } } },
+	'wrong tid' => { id_token => { claims => { tid => '99999999-9999-4999-8999-999999999999' } } },
+	'wrong nonce' => { id_token => { claims => { nonce => 'not-the-nonce' } } },
+	'expired' => { id_token => { claims => { exp => $now - 400, iat => $now - 4000,
+	    nbf => $now - 4000 } } },
+	'not yet valid' => { id_token => { claims => { nbf => $now + 900, iat => $now + 900,
+	    exp => $now + 4000 } } },
+	'no oid' => { id_token => { claims => { oid => undef } } },
+	'signed by a key not in the JWKS (same kid)' => { id_token => { alg => 'bad_sig',
+	    sign_with => 'other' } },
+);
+$idp->new_key('other');
+for my $name (sort keys %DEFECTS) {
+	my $k = $DEFECTS{$name};
+	# JSON null deletes a claim in the fake IdP
+	my ($r, $f, $base) = bearer_flow(%$k);
+	is_error_redirect($r, $f, $base, 'access_denied', "ID token $name");
+}
+like($t->daemon_log, qr/ID token refused: alg none is not RS256/, 'log: alg none refused');
+like($t->daemon_log, qr/ID token refused: alg HS256 is not RS256/, 'log: HS256 refused');
+like($t->daemon_log, qr/ID token refused: bad signature/, 'log: bad signature');
+like($t->daemon_log, qr/ID token refused: wrong nonce/, 'log: wrong nonce');
+
+# within the 5 minutes of skew: accepted
+{
+	my $n = int time;
+	my ($r, $f) = bearer_flow(id_token => { claims => { exp => $n - 200,
+	    iat => $n - 3800, nbf => $n - 3800 } });
+	ok(length($f->{access_token} // ''), 'expired 200 s ago: within the skew, accepted');
+	($r, $f) = bearer_flow(id_token => { claims => { nbf => $n + 200, iat => $n + 200 } });
+	ok(length($f->{access_token} // ''), 'valid in 200 s: within the skew, accepted');
+}
+
+# the metadata's issuer template {tenantid}, resolved to the directory
+{
+	my $fetches = $idp->discovery_fetches;
+	my ($r, $f) = bearer_flow(issuer_template => JSON::PP::true);
+	is($idp->discovery_fetches, $fetches, 'discovery is cached (no fetch per sign-in)');
+}
+
+###############################################################################
+# unbound, disabled
+
+{
+	my $fail0 = audit_count('failure');
+	my ($r, $f, $base) = bearer_flow(user => { oid => $OID{nobody},
+	    preferred_username => 'alice@acme.example', email => 'alice@acme.example' });
+	is_error_redirect($r, $f, $base, 'access_denied', 'an unbound Microsoft account');
+	is($f->{error_description}, 'Authentication Error', 'unbound: like a wrong password');
+	is(audit_count('failure'), $fail0 + 1, 'unbound: a failure audit row');
+	is(row("SELECT detail FROM audit_log WHERE outcome = 'failure' ORDER BY id DESC LIMIT 1"),
+	    "microsoft bearer: no user for the Microsoft account oid=$OID{nobody}",
+	    'unbound: the audit row names the account');
+	is(row("SELECT count(*) FROM users WHERE ms365_oid = '$OID{nobody}'"), 0,
+	    'unbound: no oid recorded; the email or preferred_username claim links nothing');
+
+	ctl_ok('user', 'set', '--domain', 'acme.example', 'carol', 'enabled=false');
+	($r, $f, $base) = bearer_flow(user => { oid => $OID{carol} });
+	is_error_redirect($r, $f, $base, 'access_denied', 'a disabled user');
+	is($f->{error_description}, 'Authentication Error', 'disabled: like a wrong password');
+	like(row("SELECT username || ' ' || detail FROM audit_log WHERE outcome = 'failure'"
+	    . " ORDER BY id DESC LIMIT 1"), qr/^carol microsoft bearer: /, 'disabled: audit row');
+}
+
+###############################################################################
+# the IdP's error on the callback, and token endpoint failures
+
+{
+	my ($r, $f, $base) = bearer_flow(authorize_error => 'access_denied');
+	is_error_redirect($r, $f, $base, 'access_denied', 'the IdP answers error=access_denied');
+	is($idp->count(qr{/token$}), scalar($idp->token_requests), 'no token request after error=');
+
+	($r, $f, $base) = bearer_flow(token => 'down');
+	is_error_redirect($r, $f, $base, 'temporarily_unavailable', 'token endpoint down');
+	($r, $f, $base) = bearer_flow(token => 'garbage');
+	is_error_redirect($r, $f, $base, 'temporarily_unavailable', 'token endpoint garbage');
+	($r, $f, $base) = bearer_flow(token => 'error');
+	is_error_redirect($r, $f, $base, 'temporarily_unavailable', 'token endpoint error');
+	# the IdP really checks the verifier and the secret
+	$idp->reset_knobs;
+	my $q = authorize(start_bearer());
+	row("UPDATE auth_flows SET pkce_verifier = 'x' || substr(pkce_verifier, 2)"
+	    . " WHERE kind = 'oidc' AND spent_at IS NULL");
+	$r = callback($q);
+	($base, $f) = destination($r);
+	is_error_redirect($r, $f, $base, 'temporarily_unavailable', 'a wrong PKCE verifier');
+	is($idp->last_token_request->{why}, 'code_verifier', 'the IdP refused the verifier');
+	($r, $f, $base) = bearer_flow(client_secret => 'another-secret');
+	is_error_redirect($r, $f, $base, 'temporarily_unavailable', 'a wrong client secret');
+	is($idp->last_token_request->{why}, 'client_secret', 'the IdP refused the secret');
+
+	my $t0 = time;
+	($r, $f, $base) = bearer_flow(token => 'hang', hang_seconds => 20);
+	is_error_redirect($r, $f, $base, 'temporarily_unavailable', 'token endpoint slow');
+	cmp_ok(time - $t0, '<', 15, 'slow: ms365_timeout (3 s) cut it short');
+	like($t->daemon_log, qr/token endpoint \S+ failed: .*timed out/, 'slow: logged as a timeout');
+}
+
+###############################################################################
+# key rotation: a new kid is accepted after one JWKS refetch
+
+{
+	my $before = $idp->jwks_fetches;
+	$idp->rotate('k2');
+	my ($r, $f) = bearer_flow();
+	ok(length($f->{access_token} // ''), 'rotated key k2: accepted') or diag($r->{headers}{location});
+	is($idp->jwks_fetches, $before + 1, 'rotated key k2: exactly one JWKS refetch');
+	($r, $f) = bearer_flow();
+	is($idp->jwks_fetches, $before + 1, 'k2 again: no fetch');
+
+	# another unknown kid right away: refused, no second refetch within a minute
+	$idp->rotate('k3');
+	my $base;
+	($r, $f, $base) = bearer_flow();
+	is_error_redirect($r, $f, $base, 'access_denied', 'k3 within a minute of the k2 refetch');
+	is($idp->jwks_fetches, $before + 1, 'k3: no refetch within the minute');
+	like($t->daemon_log, qr/unknown kid; the last refetch was \d+s ago/, 'k3: logged');
+	$idp->set_defaults(signing_kid => 'k2');
+}
+
+###############################################################################
+# the IdP gone: discovery and keys are kept; the token endpoint is down
+
+{
+	$idp->stop;
+	my $url = start_bearer();
+	ok($url, 'sign_in needs no IdP round trip');
+	my ($state) = $url =~ /[?&]state=([^&]+)/;
+	my $r = callback({ code => 'some-code', state => $state });
+	my ($base, $f) = destination($r);
+	is_error_redirect($r, $f, $base, 'temporarily_unavailable', 'IdP unreachable');
+	$idp->start;
+}
+
+###############################################################################
+# callback_url outside the allow-list: 400 before anything else
+
+{
+	my $flows = row("SELECT count(*) FROM auth_flows WHERE kind = 'oidc'");
+	my $auth = $idp->count(qr{authorize});
+	for my $bad ('https://evil.test/cb', 'https://app.test.evil.test/', 'http://app.test/',
+	    'javascript:alert(1)', 'https://app.test@evil.test/') {
+		my $r = post_json('/api/auth/sign_in/microsoft',
+		    { domain => 'acme.example', callback_url => $bad });
+		$t->is_error($r, 400, 'VALIDATE_FAILED', "callback_url $bad");
+		like($r->{content}, qr/callback_url/, "callback_url $bad: named in the detail");
+	}
+	# even for a tenant that does not exist or has no Microsoft settings
+	$t->is_error(post_json('/api/auth/sign_in/microsoft',
+	    { domain => 'nosuch.example', callback_url => 'https://evil.test/' }), 400,
+	    'VALIDATE_FAILED', 'unknown tenant, bad callback_url: 400 first');
+	is(row("SELECT count(*) FROM auth_flows WHERE kind = 'oidc'"), $flows, 'no flow stored');
+	is($idp->count(qr{authorize}), $auth, 'no redirect happened');
+}
+
+###############################################################################
+# other answers before a flow
+
+{
+	$t->is_error(post_json('/api/auth/sign_in/google',
+	    { domain => 'acme.example', callback_url => $CB }), 404, 'NOT_FOUND',
+	    'provider other than microsoft');
+	$t->is_error(post_json('/api/auth/sign_in/microsoft',
+	    { domain => 'nosuch.example', callback_url => 'https://portal.test/x' }), 404,
+	    'NOT_FOUND', 'unknown tenant');
+	$t->is_error(post_json('/api/auth/sign_in/microsoft',
+	    { domain => 'plain.example', callback_url => 'https://portal.test/x' }), 400,
+	    'VALIDATE_FAILED', 'tenant without Microsoft 365');
+	$t->is_error(post_json('/api/auth/sign_in/microsoft', { domain => 'acme.example' }), 400,
+	    'VALIDATE_FAILED', 'no callback_url');
+	$t->is_error($t->request('POST', '/api/login/by_microsoft', body => 'x=1',
+	    headers => { 'Content-Type' => 'application/x-www-form-urlencoded' }), 400,
+	    'VALIDATE_FAILED', 'login/by_microsoft without domain');
+	$t->is_error($t->request('POST', '/api/login/by_microsoft', body => '{}',
+	    headers => { 'Content-Type' => 'application/json' }), 415,
+	    'UNSUPPORTED_MEDIA_TYPE', 'login/by_microsoft with JSON');
+	$t->is_error($t->request('PUT', '/api/auth/callback/microsoft'), 405,
+	    'METHOD_NOT_ALLOWED', 'callback PUT');
+}
+
+###############################################################################
+# certificate client assertion (PS256, x5t#S256) verified by the IdP
+
+{
+	my $cert = $t->dir . '/app-cert.pem';
+	my $key = $t->dir . '/app-key.pem';
+	my ($rc, $out, $err) = $t->run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+	    '-keyout', $key, '-out', $cert, '-days', '2', '-subj', '/CN=pbx-auth test app']);
+	is($rc, 0, 'openssl req -x509: the test certificate') or diag($err);
+	chmod 0600, $key;
+	my $pem = $t->read_file($key);
+	$t->secret($_, 'a line of the private key')
+	    for grep { length > 40 && !/-----/ } split /\n/, $pem;
+	ctl_ok('ms365', 'set', 'acme.example', '--certificate', $cert, '--private-key', $key);
+	$idp->set_defaults(cert_file => $cert, client_secret => undef);
+	my ($r, $f) = bearer_flow();
+	ok(length($f->{access_token} // ''), 'certificate credential: signed in')
+	    or diag($r->{headers}{location});
+	my $tr = $idp->last_token_request;
+	ok($tr->{ok} && $tr->{auth} eq 'assertion' && $tr->{assertion_verified},
+	    'the IdP verified the PS256 assertion (signature, x5t#S256, aud, iss/sub, exp)')
+	    or diag($JSON->encode($tr));
+
+	# an assertion the IdP cannot verify (another certificate) fails the sign-in
+	my $other = $t->dir . '/other-cert.pem';
+	$t->run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout',
+	    $t->dir . '/other-key.pem', '-out', $other, '-days', '2', '-subj', '/CN=other']);
+	my $base;
+	($r, $f, $base) = bearer_flow(cert_file => $other);
+	is_error_redirect($r, $f, $base, 'temporarily_unavailable',
+	    'an assertion of another certificate');
+	like($idp->last_token_request->{why} // '', qr/x5t#S256|signature/,
+	    'the IdP refused it for its thumbprint');
+}
+
+###############################################################################
+# a directory named by its domain: tid and iss are the GUID Microsoft's issuer names
+
+{
+	ctl_ok('ms365', 'set', 'acme.example', '--directory-id', 'acme.onmicrosoft.com');
+	my ($r, $f) = bearer_flow(tid => $DIR);
+	ok(length($f->{access_token} // ''), 'directory by domain name: signed in')
+	    or diag($r->{headers}{location});
+	is($idp->last_authorize->{client_id}, $APP, 'directory by domain name: authorize');
+	my $base;
+	($r, $f, $base) = bearer_flow(tid => $DIR,
+	    id_token => { claims => { tid => '99999999-9999-4999-8999-999999999999' } });
+	is_error_redirect($r, $f, $base, 'access_denied',
+	    'directory by domain name: a tid other than the issuer\'s GUID');
+	ctl_ok('ms365', 'set', 'acme.example', '--directory-id', $DIR);
+}
+
+###############################################################################
+# discovery and keys: a failed refresh keeps the last good copy
+
+{
+	$t->stop_daemon;
+	$t->write_config(ms365_metadata_ttl => 1);
+	$t->start_daemon;
+	$idp->set_defaults(discovery => 'down');
+	my ($r, $f, $base) = bearer_flow();
+	is_error_redirect($r, $f, $base, 'temporarily_unavailable',
+	    'discovery down and nothing cached');
+	$idp->set_defaults(discovery => undef);
+	($r, $f) = bearer_flow();
+	ok(length($f->{access_token} // ''), 'discovery back: signed in');
+	sleep 1.5;
+	my ($d0, $j0) = ($idp->discovery_fetches, $idp->jwks_fetches);
+	$idp->set_defaults(discovery => 'down', jwks => 'down');
+	($r, $f) = bearer_flow();
+	ok(length($f->{access_token} // ''),
+	    'discovery and JWKS down after their lifetime: the last good copies serve');
+	cmp_ok($idp->discovery_fetches, '>', $d0, 'the expired discovery document was refetched');
+	cmp_ok($idp->jwks_fetches, '>', $j0, 'the expired keys were refetched');
+	like($t->daemon_log, qr/OpenID discovery \S+ failed: using the copy of \d+s ago/,
+	    'log: discovery kept');
+	like($t->daemon_log, qr/JWKS \S+: refresh failed, keeping the keys of \d+s ago/,
+	    'log: keys kept');
+	$idp->set_defaults(discovery => undef, jwks => undef);
+}
+
+is(audit_count('success') > 5, 1, 'sign_in success audit rows');
+$t->log_format_ok;
+$idp->stop;
+$t->done_testing;
