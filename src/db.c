@@ -221,12 +221,14 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " FROM tenants t WHERE lower(t.domain) = lower($1) AND t.enabled", 1, true },
 	/*
 	 * $1 tenant id, $2 hex SHA-256 of state, $3 nonce, $4 PKCE verifier,
-	 * $5 flavour, $6 destination, $7 ttl, $8 client address.
+	 * $5 flavour, $6 destination, $7 ttl, $8 client address, $9 hex SHA-256
+	 * of the browser binding (cookie flows; NULL for bearer flows).
 	 */
 	[PA_STMT_MS365_FLOW_CREATE] = { "ms365_flow_create",
 	    "INSERT INTO auth_flows (kind, token_hash, tenant_id, nonce, pkce_verifier, flavour,"
-	    " destination, client_addr, expires_at) VALUES ('oidc', decode($2, 'hex'),"
-	    " $1::bigint, $3, $4, $5, $6, $8, now() + $7::int * interval '1 second')", 8, false },
+	    " destination, client_addr, expires_at, browser_hash) VALUES ('oidc', decode($2, 'hex'),"
+	    " $1::bigint, $3, $4, $5, $6, $8, now() + $7::int * interval '1 second',"
+	    " decode($9, 'hex'))", 9, false },
 	/*
 	 * Spends a flow ($1 hex SHA-256 of state) and returns what it held; the
 	 * nonce and the verifier are not kept once spent.  The inner SELECT
@@ -240,7 +242,8 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    "  AND expires_at > now() FOR UPDATE) o"
 	    " WHERE f.id = o.id AND f.spent_at IS NULL"
 	    " RETURNING f.tenant_id, (SELECT domain FROM tenants WHERE id = f.tenant_id),"
-	    " o.nonce, o.pkce_verifier, f.destination, f.flavour, f.client_addr", 1, false },
+	    " o.nonce, o.pkce_verifier, f.destination, f.flavour, f.client_addr,"
+	    " encode(f.browser_hash, 'hex')", 1, false },
 	/*
 	 * A Microsoft account to a user of tenant $1: by the bound oid $2; else
 	 * by the operator-bound UPN matching the upn claim $3 (preferred) or

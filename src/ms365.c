@@ -1,7 +1,8 @@
 /*
  * Microsoft 365 sign-in rows: a tenant's settings, the one-time OpenID
- * Connect flows (only SHA-256(state) is stored) and mapping a Microsoft
- * account to a user.  Each is one prepared statement of db.c.
+ * Connect flows (only SHA-256(state) and SHA-256(browser binding) are
+ * stored) and mapping a Microsoft account to a user.  Each is one prepared
+ * statement of db.c.
  */
 #include "autoconfig.h"
 
@@ -47,14 +48,15 @@ pa_ms365_tenant(pa_db_t *db, pa_arena_t *a, const char *domain, pa_ms365_tenant_
 enum pa_err
 pa_ms365_flow_create(pa_db_t *db, pa_arena_t *a, const char *tenant_id, const char *state,
     const char *nonce, const char *verifier, pa_flavour_t f, const char *destination, int ttl,
-    const char *addr)
+    const char *addr, const char *browser)
 {
-	char h[PA_SHA256_HEX_LEN + 1], sttl[16];
-	const char *params[8];
+	char h[PA_SHA256_HEX_LEN + 1], bh[PA_SHA256_HEX_LEN + 1], sttl[16];
+	const char *params[9];
 	pa_db_res_t *r;
 	enum pa_err rv;
 
-	if ((rv = pa_sha256_hex(state, strlen(state), h)) != PA_OK)
+	if ((rv = pa_sha256_hex(state, strlen(state), h)) != PA_OK ||
+	    (browser != NULL && (rv = pa_sha256_hex(browser, strlen(browser), bh)) != PA_OK))
 		return rv;
 	snprintf(sttl, sizeof(sttl), "%d", ttl);
 	params[0] = tenant_id;
@@ -65,6 +67,7 @@ pa_ms365_flow_create(pa_db_t *db, pa_arena_t *a, const char *tenant_id, const ch
 	params[5] = destination;
 	params[6] = sttl;
 	params[7] = addr;
+	params[8] = browser != NULL ? bh : NULL;
 	return pa_db_exec(db, a, PA_STMT_MS365_FLOW_CREATE, params, &r);
 }
 
@@ -95,12 +98,24 @@ pa_ms365_flow_spend(pa_db_t *db, pa_arena_t *a, const char *state, pa_ms365_flow
 	out->flavour = flavour != NULL && strcmp(flavour, pa_flavour_name(PA_FLAVOUR_COOKIE)) == 0 ?
 	    PA_FLAVOUR_COOKIE : PA_FLAVOUR_BEARER;
 	out->client_addr = pa_db_value(r, 0, PA_FLOW_ADDR);
+	out->browser_hash = pa_db_value(r, 0, PA_FLOW_BROWSER);
 	if (out->tenant_id == NULL || out->domain == NULL || out->nonce == NULL ||
 	    out->verifier == NULL) {
 		pa_log_error("OpenID Connect flow without its tenant, nonce or verifier");
 		return PA_ENOTFOUND;
 	}
 	return PA_OK;
+}
+
+bool
+pa_ms365_flow_browser_ok(const pa_ms365_flow_t *fl, const char *browser)
+{
+	char h[PA_SHA256_HEX_LEN + 1];
+
+	if (fl->browser_hash == NULL || strlen(fl->browser_hash) != PA_SHA256_HEX_LEN ||
+	    browser == NULL || pa_sha256_hex(browser, strlen(browser), h) != PA_OK)
+		return false;
+	return pa_ct_equal(h, fl->browser_hash, PA_SHA256_HEX_LEN);
 }
 
 enum pa_err

@@ -36,15 +36,20 @@ typedef struct {
 	const char *destination;	/* callback_url (bearer); NULL for cookie flows */
 	pa_flavour_t flavour;
 	const char *client_addr;	/* of the request that started the flow */
+	const char *browser_hash;	/* hex SHA-256 of the browser binding (cookie
+					   flows); NULL for bearer flows */
 } pa_ms365_flow_t;
 
 /*
- * Stores a flow valid ttl seconds; only SHA-256(state) is kept.
+ * Stores a flow valid ttl seconds; only SHA-256(state) is kept.  browser is
+ * the value that binds a cookie flow to the browser that started it (set in
+ * its cookie); only its SHA-256 is kept.  It is required for cookie flows
+ * and must be NULL for bearer flows (a constraint refuses anything else).
  * PA_OK, PA_EDB.
  */
 enum pa_err pa_ms365_flow_create(pa_db_t *db, pa_arena_t *a, const char *tenant_id,
     const char *state, const char *nonce, const char *verifier, pa_flavour_t f,
-    const char *destination, int ttl, const char *addr) PA_MUSTCHECK;
+    const char *destination, int ttl, const char *addr, const char *browser) PA_MUSTCHECK;
 
 /*
  * Spends the flow of state (one UPDATE … RETURNING: of concurrent callbacks
@@ -53,6 +58,13 @@ enum pa_err pa_ms365_flow_create(pa_db_t *db, pa_arena_t *a, const char *tenant_
  */
 enum pa_err pa_ms365_flow_spend(pa_db_t *db, pa_arena_t *a, const char *state,
     pa_ms365_flow_t *out) PA_MUSTCHECK;
+
+/*
+ * True when browser (the binding the callback's request presented; NULL when
+ * it had none) is the one fl was created with: their SHA-256 compared in
+ * constant time.  False for a flow bound to no browser.
+ */
+bool pa_ms365_flow_browser_ok(const pa_ms365_flow_t *fl, const char *browser);
 
 /*
  * The user of tenant_id that the Microsoft account (oid, and the upn and

@@ -364,7 +364,7 @@ get_key(pa_oidc_t *o, pa_arena_t *a, const char *uri, const char *kid, const str
 
 enum pa_err
 pa_oidc_start(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t, const char *redirect_uri,
-    pa_oidc_start_t *out)
+    pa_oidc_mode_t mode, pa_oidc_start_t *out)
 {
 	unsigned char md[PA_SHA256_LEN];
 	char challenge[PA_B64URL_LEN(PA_SHA256_LEN) + 1];
@@ -389,7 +389,7 @@ pa_oidc_start(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t, const cha
 	pa_outbound_param(&b, "client_id", t->application_id);
 	pa_outbound_param(&b, "response_type", "code");
 	pa_outbound_param(&b, "redirect_uri", redirect_uri);
-	pa_outbound_param(&b, "response_mode", "form_post");
+	pa_outbound_param(&b, "response_mode", mode == PA_OIDC_QUERY ? "query" : "form_post");
 	pa_outbound_param(&b, "scope", SCOPE);
 	pa_outbound_param(&b, "state", out->state);
 	pa_outbound_param(&b, "nonce", out->nonce);

@@ -37,14 +37,24 @@ typedef struct {
 } pa_oidc_start_t;
 
 /*
+ * How the IdP returns the authorization response (OAuth 2.0 Form Post
+ * Response Mode): a top-level GET carries SameSite=Lax cookies, a cross-site
+ * POST does not.
+ */
+typedef enum {
+	PA_OIDC_QUERY,		/* a redirect with the parameters in the query */
+	PA_OIDC_FORM_POST	/* an auto-submitted form posted to redirect_uri */
+} pa_oidc_mode_t;
+
+/*
  * New state, nonce and PKCE verifier, and the authorization URL of tenant t's
- * directory for redirect_uri (response_type=code, response_mode=form_post,
+ * directory for redirect_uri (response_type=code, response_mode=mode,
  * scope "openid profile email offline_access", code_challenge_method=S256).
  * PA_OK, PA_EINPUT (a directory id unfit for a URL; logged), PA_ENOMEM,
  * PA_ESYS.
  */
 enum pa_err pa_oidc_start(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t,
-    const char *redirect_uri, pa_oidc_start_t *out) PA_MUSTCHECK;
+    const char *redirect_uri, pa_oidc_mode_t mode, pa_oidc_start_t *out) PA_MUSTCHECK;
 
 /* The Microsoft account an ID token proved (arena strings; upn and preferred_username may be NULL). */
 typedef struct {

@@ -555,7 +555,7 @@ SKIP: {
 	$t->secret($state, 'a flow state');
 	$t->secret($verifier, 'a PKCE verifier');
 	is($db->('flow-create', $ACME_ID, $state, $nonce, $verifier, 'bearer',
-	    'https://app.acme.example/cb', 600, '192.0.2.7')->{status}, 'OK', 'flow created');
+	    'https://app.acme.example/cb', 600, '192.0.2.7', '-')->{status}, 'OK', 'flow created');
 	is(row("SELECT kind, encode(token_hash, 'hex'), tenant_id, nonce, pkce_verifier, flavour,"
 	    . " destination, client_addr, expires_at > now() + interval '500 seconds',"
 	    . " expires_at <= now() + interval '600 seconds', spent_at IS NULL FROM auth_flows"
@@ -571,25 +571,52 @@ SKIP: {
 	$r = $db->('flow-spend', $state);
 	is_deeply($r, { status => 'OK', tenant_id => $ACME_ID, domain => 'acme.example',
 	    nonce => $nonce, verifier => $verifier, destination => 'https://app.acme.example/cb',
-	    flavour => 'bearer', client_addr => '192.0.2.7' }, 'spend: what the flow held');
+	    flavour => 'bearer', client_addr => '192.0.2.7', browser_hash => '<null>' },
+	    'spend: what the flow held');
 	is(row("SELECT spent_at IS NOT NULL, nonce IS NULL, pkce_verifier IS NULL"
 	    . " FROM auth_flows WHERE kind = 'oidc'"), 't|t|t',
 	    'spent: marked, nonce and verifier gone');
 	is($db->('flow-spend', $state)->{status}, 'ENOTFOUND', 'spend: a second time');
 
-	# cookie flavour without a destination; expired flows
+	# cookie flavour without a destination, bound to a browser; expired flows
 	my $s2 = "cookie-$state";
-	is($db->('flow-create', $BETA_ID, $s2, $nonce, $verifier, 'cookie', '-', 600, '-')
-	    ->{status}, 'OK', 'cookie flow created');
+	my $browser = 'browser-' . join('', map { ('a' .. 'z')[rand 26] } 1 .. 35);
+	$t->secret($browser, 'a browser binding');
+	# (PostgreSQL logs a refused row: these two carry no secret)
+	is($db->('flow-create', $BETA_ID, "unbound-$s2", 'n', 'v', 'cookie', '-', 600,
+	    '-', '-')->{status}, 'EDB', 'a cookie flow without a browser binding is refused');
+	is($db->('flow-create', $ACME_ID, "bound-$state", 'n', 'v', 'bearer',
+	    'https://x.example/', 600, '-', 'not-a-secret-binding')->{status}, 'EDB',
+	    'a bearer flow with a browser binding is refused');
+	is($db->('flow-create', $BETA_ID, $s2, $nonce, $verifier, 'cookie', '-', 600, '-',
+	    $browser)->{status}, 'OK', 'cookie flow created');
+	is(row("SELECT encode(browser_hash, 'hex') FROM auth_flows WHERE token_hash = decode('"
+	    . sha256_hex($s2) . "', 'hex')"), sha256_hex($browser),
+	    'cookie flow: only SHA-256 of the browser binding stored');
 	my $s3 = "expired-$state";
 	is($db->('flow-create', $ACME_ID, $s3, $nonce, $verifier, 'bearer', 'https://x.example/',
-	    600, '-')->{status}, 'OK', 'flow to expire created');
+	    600, '-', '-')->{status}, 'OK', 'flow to expire created');
 	$t->psql("UPDATE auth_flows SET expires_at = now() - interval '1 second'"
 	    . " WHERE token_hash = decode('" . sha256_hex($s3) . "', 'hex')");
 	is($db->('flow-spend', $s3)->{status}, 'ENOTFOUND', 'spend: expired');
-	$r = $db->('flow-spend', $s2);
-	is("$r->{status} $r->{flavour} $r->{destination} $r->{domain} $r->{client_addr}",
-	    'OK cookie <null> beta.example <null>', 'spend: cookie flow');
+	$r = $db->('flow-spend', $s2, $browser);
+	is("$r->{status} $r->{flavour} $r->{destination} $r->{domain} $r->{client_addr}"
+	    . " $r->{browser_ok}", 'OK cookie <null> beta.example <null> true',
+	    'spend: cookie flow, its browser binding matches');
+	# the binding check on other flows and values
+	my $s6 = "cookie2-$state";
+	for my $case (["x$browser", 'another browser\'s binding'], ['-', 'no binding'],
+	    [substr($browser, 0, -1), 'a truncated binding']) {
+		my $s = "$s6-$case->[0]";
+		$db->('flow-create', $BETA_ID, $s, $nonce, $verifier, 'cookie', '-', 600, '-',
+		    $browser);
+		$r = $db->('flow-spend', $s, $case->[0]);
+		is("$r->{status} $r->{browser_ok}", 'OK false', "spend: cookie flow, $case->[1]");
+	}
+	$db->('flow-create', $ACME_ID, $s6, $nonce, $verifier, 'bearer', 'https://x.example/', 600,
+	    '-', '-');
+	is($db->('flow-spend', $s6, $browser)->{browser_ok}, 'false',
+	    'spend: a bearer flow matches no browser binding');
 
 	# a flow of another kind with the same hash is not an OpenID Connect flow
 	my $s4 = "other-$state";
@@ -601,7 +628,7 @@ SKIP: {
 	# concurrent callbacks with one state: exactly one spends it
 	my $s5 = "race-$state";
 	is($db->('flow-create', $ACME_ID, $s5, $nonce, $verifier, 'bearer', 'https://x.example/',
-	    600, '-')->{status}, 'OK', 'flow to race for created');
+	    600, '-', '-')->{status}, 'OK', 'flow to race for created');
 	@hs = map { $t->spawn([$helper, $t->conninfo, 'flow-spend', $s5]) } 1 .. 6;
 	@got = map { my ($rc, $o) = $t->wait_cmd($_); kvh($o)->{status} // "exit $rc" } @hs;
 	is(join(' ', sort @got), 'ENOTFOUND ENOTFOUND ENOTFOUND ENOTFOUND ENOTFOUND OK',

@@ -6,6 +6,11 @@
 #   URL's parameters, the flow row) and the cookie flavour (POST
 #   /api/login/by_microsoft, Origin checked), the callback in form_post and
 #   query mode, tokens and cookie that work, two-factor users of both flavours;
+# - login CSRF: a cookie flow asks for response_mode=query and is bound to the
+#   browser that started it by the <cookie_name>_oidc cookie (its attributes,
+#   Secure unless cookie_secure=off); a callback without that cookie, with
+#   another browser's or with two of them is refused (#error, no session
+#   cookie, audit row, no code redeemed) and spends the flow;
 # - an operator-bound UPN recording the oid; an unbound account (matching
 #   email and preferred_username claims) and a disabled user refused like a
 #   wrong password, with audit rows;
@@ -118,14 +123,46 @@ sub authorize {
 	return query_decode($q);
 }
 
-# The callback, as the browser sends it (form_post by default, or query).
+# The callback, as the browser sends it (form_post by default, or query),
+# with a Cookie header when $cookie is given.
 sub callback {
-	my ($p, $mode) = @_;
+	my ($p, $mode, $cookie) = @_;
+	my %h = defined $cookie ? (Cookie => $cookie) : ();
 	if (($mode // 'form_post') eq 'query') {
-		return $t->get('/api/auth/callback/microsoft?' . form_encode(%$p));
+		return $t->get('/api/auth/callback/microsoft?' . form_encode(%$p), headers => \%h);
 	}
 	return $t->request('POST', '/api/auth/callback/microsoft', body => form_encode(%$p),
-	    headers => { 'Content-Type' => 'application/x-www-form-urlencoded' });
+	    headers => { 'Content-Type' => 'application/x-www-form-urlencoded', %h });
+}
+
+# The Set-Cookie headers of a response: { name => the whole header value }.
+sub set_cookies {
+	my ($r) = @_;
+	my $sc = $r->{headers}{'set-cookie'};
+	my %c;
+	for (ref $sc eq 'ARRAY' ? @$sc : defined $sc ? ($sc) : ()) {
+		$c{$1} = $_ if /^([^=;\s]+)=/;
+	}
+	return \%c;
+}
+
+# Starts a cookie sign-in as a browser (POST /api/login/by_microsoft);
+# returns the response, the authorization URL and the binding cookie's value.
+sub start_cookie {
+	my (%h) = @_;
+	my $r = $t->request('POST', '/api/login/by_microsoft', body => 'domain=acme.example',
+	    headers => { 'Content-Type' => 'application/x-www-form-urlencoded', %h });
+	my ($binding) = (set_cookies($r)->{pbx_session_oidc} // '') =~ /^pbx_session_oidc=([^;]*)/;
+	return ($r, $r->{headers}{location} // '', $binding);
+}
+
+# The rest of a cookie sign-in: the IdP, then the callback (query mode, as the
+# authorization URL asks) with $cookie as the browser's Cookie header.
+sub cookie_callback {
+	my ($url, $cookie) = @_;
+	my $r = callback(authorize($url), 'query', $cookie);
+	register_idp_tokens();
+	return $r;
 }
 
 # Location of a 302 split into (base, fragment hash).
@@ -300,23 +337,38 @@ ctl_ok('user', 'bind-ms365', '--domain', 'acme.example', 'carol', $OID{carol});
 
 {
 	$idp->reset_knobs;
-	my $r = $t->request('POST', '/api/login/by_microsoft', body => 'domain=acme.example',
-	    headers => { 'Content-Type' => 'application/x-www-form-urlencoded',
-	    Origin => 'https://portal.test' });
+	my ($r, $url, $binding) = start_cookie(Origin => 'https://portal.test');
 	is($r->{status}, 302, 'login/by_microsoft: 302') or diag($r->{content});
-	my $url = $r->{headers}{location} // '';
 	like($url, qr/^\Q${\ $idp->base}\E\/\Q$DIR\E\/oauth2\/v2\.0\/authorize\?/,
 	    'login/by_microsoft: Location is the authorization URL');
-	is(row("SELECT flavour, destination IS NULL FROM auth_flows WHERE kind = 'oidc'"
-	    . " ORDER BY id DESC LIMIT 1"), 'cookie|t', 'a cookie flow without destination');
-	my $cr = callback(authorize($url));
-	register_idp_tokens();
+	my ($qs) = $url =~ /\?(.*)$/;
+	my $aq = query_decode($qs);
+	is($aq->{response_mode}, 'query',
+	    'login/by_microsoft: response_mode=query (a top-level GET carries SameSite=Lax cookies)');
+	is_deeply([sort keys %{set_cookies($r)}], ['pbx_session_oidc'],
+	    'login/by_microsoft: sets the binding cookie, no session cookie');
+	like(set_cookies($r)->{pbx_session_oidc}, qr/^pbx_session_oidc=[A-Za-z0-9_-]{43};
+	    \ Path=\/api\/auth\/callback\/microsoft;\ Max-Age=600;\ HttpOnly;\ SameSite=Lax$/x,
+	    'binding cookie: 256 random bits, only for the callback path, ms365_flow_ttl,'
+	    . ' HttpOnly, SameSite=Lax, no Secure with cookie_secure=off');
+	is(row("SELECT flavour, destination IS NULL, encode(browser_hash, 'hex') FROM auth_flows"
+	    . " WHERE kind = 'oidc' ORDER BY id DESC LIMIT 1"),
+	    'cookie|t|' . unpack('H*', sha256($binding)),
+	    'a cookie flow without destination, bound to SHA-256 of the binding cookie');
+	is(row("SELECT count(*) FROM auth_flows WHERE position(convert_to('$binding', 'UTF8')"
+	    . " IN coalesce(browser_hash, ''::bytea)) > 0 OR position('$binding' IN"
+	    . " concat_ws(' ', nonce, pkce_verifier, destination)) > 0"), 0,
+	    'the binding value itself is not stored');
+	my $cr = cookie_callback($url, "other=1; pbx_session_oidc=$binding");
 	is($cr->{status}, 302, 'cookie callback: 302') or diag($cr->{content});
 	is($cr->{headers}{location}, $PORTAL, 'cookie callback: to portal_url');
-	my $sc = $cr->{headers}{'set-cookie'} // '';
-	like($sc, qr/^pbx_session=[A-Za-z0-9_-]{43}; Path=\/api; Max-Age=\d+; HttpOnly; SameSite=Lax$/,
+	my $sc = set_cookies($cr);
+	like($sc->{pbx_session} // '',
+	    qr/^pbx_session=[A-Za-z0-9_-]{43}; Path=\/api; Max-Age=\d+; HttpOnly; SameSite=Lax$/,
 	    'cookie callback: the session cookie, as POST /api/login sets it');
-	my ($cookie) = $sc =~ /^pbx_session=([^;]+)/;
+	is($sc->{pbx_session_oidc}, 'pbx_session_oidc=; Path=/api/auth/callback/microsoft;'
+	    . ' Max-Age=0; HttpOnly; SameSite=Lax', 'cookie callback: clears the binding cookie');
+	my ($cookie) = ($sc->{pbx_session} // '') =~ /^pbx_session=([^;]+)/;
 	my $s = $t->get('/api/login', headers => { Cookie => "pbx_session=$cookie" });
 	is($s->{status}, 200, 'the cookie session works');
 
@@ -327,28 +379,79 @@ ctl_ok('user', 'bind-ms365', '--domain', 'acme.example', 'carol', $OID{carol});
 
 	# a two-factor user, cookie flavour: the portal gets the two-factor token, no cookie
 	$idp->knobs(user => { oid => $OID{tfa}, preferred_username => 'tfa@acme.example' });
-	$r = $t->request('POST', '/api/login/by_microsoft', body => 'domain=acme.example',
-	    headers => { 'Content-Type' => 'application/x-www-form-urlencoded' });
-	$cr = callback(authorize($r->{headers}{location}));
+	($r, $url, $binding) = start_cookie();
+	$cr = cookie_callback($url, "pbx_session_oidc=$binding");
 	my ($pbase, $pf) = destination($cr);
 	is($pbase, $PORTAL, 'cookie flavour, two-factor: to portal_url');
 	is($pf->{two_factor_enabled}, 'true', 'cookie flavour, two-factor: #two_factor_enabled');
 	like($pf->{token} // '', qr/^[A-Za-z0-9_-]{43}\z/, 'cookie flavour, two-factor: token');
-	ok(!defined $cr->{headers}{'set-cookie'}, 'cookie flavour, two-factor: no cookie yet');
+	is_deeply([keys %{set_cookies($cr)}], ['pbx_session_oidc'],
+	    'cookie flavour, two-factor: no session cookie yet (the binding one cleared)');
 	is(row("SELECT flavour FROM auth_flows WHERE kind = 'two_factor' ORDER BY id DESC LIMIT 1"),
 	    'cookie', 'cookie flavour, two-factor: a cookie two-factor flow');
 	$idp->reset_knobs;
 
 	# a failure of the cookie flavour goes to the portal with #error
 	$idp->knobs(token => 'error');
-	$r = $t->request('POST', '/api/login/by_microsoft', body => 'domain=acme.example',
-	    headers => { 'Content-Type' => 'application/x-www-form-urlencoded' });
-	$cr = callback(authorize($r->{headers}{location}));
+	($r, $url, $binding) = start_cookie();
+	$cr = cookie_callback($url, "pbx_session_oidc=$binding");
 	is($cr->{status}, 302, 'cookie flavour failure: 302');
 	like($cr->{headers}{location} // '', qr/^\Q$PORTAL\E#error=temporarily_unavailable&error_description=/,
 	    'cookie flavour failure: portal_url#error=…&error_description=…');
-	ok(!defined $cr->{headers}{'set-cookie'}, 'cookie flavour failure: no cookie');
+	ok(!defined set_cookies($cr)->{pbx_session}, 'cookie flavour failure: no session cookie');
 	$idp->reset_knobs;
+}
+
+# Login CSRF: the attacker starts a cookie flow, signs in with their own
+# Microsoft account and hands the callback URL to the victim's browser.  Only
+# the browser holding the flow's binding cookie is signed in.
+{
+	$idp->reset_knobs;
+	my (undef, $mine_url, $mine) = start_cookie();		# the victim's own flow
+	my $n = 0;
+	for my $case (['no binding cookie', undef, 'no browser binding cookie'],
+	    ["another browser's binding cookie", "pbx_session_oidc=$mine",
+	    'browser binding cookie does not match'],
+	    ['two binding cookies', 'pbx_session_oidc=ATTACKER; pbx_session_oidc=ATTACKER',
+	    'no browser binding cookie'],
+	    ['a session cookie but no binding cookie', 'pbx_session=' . ('A' x 43),
+	    'no browser binding cookie']) {
+		my ($name, $cookie, $reason) = @$case;
+		my (undef, $url, $attacker) = start_cookie();
+		# the attacker's binding, planted beside a wrong one, is refused too
+		$cookie =~ s/ATTACKER/$attacker/ && $cookie =~ s/ATTACKER/x$attacker/
+		    if defined $cookie;
+		my $fail0 = audit_count('failure');
+		my $tokens0 = scalar($idp->token_requests);
+		my $q = authorize($url);
+		my $cr = callback($q, 'query', $cookie);
+		is($cr->{status}, 302, "$name: 302") or diag($cr->{content});
+		my ($base, $f) = destination($cr);
+		is($base, $PORTAL, "$name: to the portal");
+		is($f->{error}, 'access_denied', "$name: #error=access_denied");
+		is($f->{error_description}, 'This sign-in was not started in this browser',
+		    "$name: error_description");
+		is_deeply([keys %{set_cookies($cr)}], ['pbx_session_oidc'],
+		    "$name: no session cookie (the binding one cleared)");
+		like(set_cookies($cr)->{pbx_session_oidc}, qr/^pbx_session_oidc=; .*Max-Age=0;/,
+		    "$name: binding cookie cleared");
+		is(audit_count('failure'), $fail0 + 1, "$name: a failure audit row");
+		is(row("SELECT detail FROM audit_log WHERE outcome = 'failure' ORDER BY id DESC"
+		    . " LIMIT 1"), "microsoft cookie: $reason", "$name: the audit row says why");
+		is(scalar($idp->token_requests), $tokens0, "$name: the code was not redeemed");
+		# the flow is spent: the attacker's link is dead, even with the right cookie
+		my $again = callback($q, 'query', "pbx_session_oidc=$attacker");
+		$t->is_error($again, 400, 'VALIDATE_FAILED', "$name: the flow is spent");
+		ok(!defined set_cookies($again)->{pbx_session}, "$name: still no session");
+		$n++;
+	}
+	like($t->daemon_log,
+	    qr/Microsoft sign-in for acme\.example refused: browser binding cookie does not match/,
+	    'log: a binding mismatch');
+	# the victim's own flow, in the victim's browser, still works
+	my $cr = cookie_callback($mine_url, "pbx_session_oidc=$mine");
+	is($cr->{headers}{location}, $PORTAL, 'the victim\'s own flow: signed in');
+	ok(defined set_cookies($cr)->{pbx_session}, 'the victim\'s own flow: session cookie');
 }
 
 ###############################################################################
@@ -597,8 +700,12 @@ like($t->daemon_log, qr/ID token refused: wrong nonce/, 'log: wrong nonce');
 
 {
 	$t->stop_daemon;
-	$t->write_config(ms365_metadata_ttl => 1);
+	$t->write_config(ms365_metadata_ttl => 1, cookie_secure => 'on', ms365_flow_ttl => 300);
 	$t->start_daemon;
+	my ($sr) = start_cookie();
+	like(set_cookies($sr)->{pbx_session_oidc} // '', qr/^pbx_session_oidc=[A-Za-z0-9_-]{43};
+	    \ Path=\/api\/auth\/callback\/microsoft;\ Max-Age=300;\ HttpOnly;\ SameSite=Lax;\ Secure$/x,
+	    'binding cookie with cookie_secure=on: Secure; Max-Age follows ms365_flow_ttl');
 	$idp->set_defaults(discovery => 'down');
 	my ($r, $f, $base) = bearer_flow();
 	is_error_redirect($r, $f, $base, 'temporarily_unavailable',

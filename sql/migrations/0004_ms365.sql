@@ -28,7 +28,9 @@ CREATE UNIQUE INDEX users_ms365_upn_key ON users (tenant_id, lower(ms365_upn))
 
 -- OpenID Connect flows: token_hash is the SHA-256 of `state`; the nonce and
 -- the PKCE verifier are sent to Microsoft later, so they are kept as they are
--- until the flow is spent.
+-- until the flow is spent.  A cookie flow is bound to the browser that
+-- started it (RFC 9700 section 4.7): browser_hash is the SHA-256 of the
+-- random value set in that browser's cookie, which the callback must present.
 ALTER TABLE auth_flows DROP CONSTRAINT auth_flows_kind_check;
 ALTER TABLE auth_flows ADD CONSTRAINT auth_flows_kind_check
     CHECK (kind IN ('two_factor', 'password_reset', 'oidc'));
@@ -36,6 +38,9 @@ ALTER TABLE auth_flows
     ADD COLUMN tenant_id      bigint REFERENCES tenants (id) ON DELETE CASCADE,
     ADD COLUMN nonce          text,
     ADD COLUMN pkce_verifier  text,
-    ADD COLUMN destination    text;
+    ADD COLUMN destination    text,
+    ADD COLUMN browser_hash   bytea CHECK (octet_length(browser_hash) = 32),
+    ADD CONSTRAINT auth_flows_oidc_browser CHECK (
+        kind <> 'oidc' OR (flavour IS NOT DISTINCT FROM 'cookie') = (browser_hash IS NOT NULL));
 
 INSERT INTO schema_migrations (version, name) VALUES (4, '0004_ms365.sql');

@@ -6,6 +6,14 @@
  * /api/auth/callback/microsoft (response_mode query or form_post).  The
  * relying party is oidc.c; the rows are ms365.c's.
  *
+ * A cookie flow is bound to the browser that started it (RFC 9700 section
+ * 4.7, login CSRF): by_microsoft sets a random value in the cookie
+ * <cookie_name>_oidc, scoped to the callback's path, and the flow keeps its
+ * SHA-256; the callback signs in only the browser that presents it.  The
+ * cookie is SameSite=Lax, which a cross-site POST does not carry, so cookie
+ * flows ask for response_mode=query (a top-level GET); bearer flows, which
+ * set no cookie, keep form_post (the code stays out of URLs and logs).
+ *
  * Answers before a flow exists are JSON errors: an unknown or disabled
  * tenant is 404, a tenant without complete Microsoft 365 settings is 400
  * (detail: domain).  At the callback, a missing, unknown, expired or spent
@@ -19,6 +27,7 @@
 
 #include "audit.h"
 #include "callback.h"
+#include "crypto.h"
 #include "handlers.h"
 #include "log.h"
 #include "ms365.h"
@@ -29,6 +38,7 @@
 #define CODE_MAX 4096		/* bytes of an authorization code */
 #define STATE_MAX 512
 #define CALLBACK_PATH "/api/auth/callback/microsoft"
+#define BINDING_SUFFIX "_oidc"	/* the binding cookie: <cookie_name>_oidc */
 
 /* The redirect_uri: public_base_url without trailing '/', then the callback path. */
 static enum pa_err
@@ -69,10 +79,12 @@ redirect_uri(pa_req_t *req, const char *base)
 
 /*
  * Looks the tenant up, stores a flow and makes the authorization URL.
- * Returns it, or NULL after answering the request.
+ * browser binds a cookie flow to the browser (NULL for bearer flows).
+ * Returns the URL, or NULL after answering the request.
  */
 static const char *
-start(pa_req_t *req, pa_ctx_t *ctx, const char *domain, pa_flavour_t f, const char *destination)
+start(pa_req_t *req, pa_ctx_t *ctx, const char *domain, pa_flavour_t f, const char *destination,
+    const char *browser)
 {
 	pa_json_problems_t p = { PA_BUF_INIT, 0 };
 	pa_ms365_tenant_t t;
@@ -98,9 +110,11 @@ start(pa_req_t *req, pa_ctx_t *ctx, const char *domain, pa_flavour_t f, const ch
 		rv = PA_ENOMEM;
 		goto fail;
 	}
-	if ((rv = pa_oidc_start(ctx->oidc, req->arena, &t, ruri, &s)) != PA_OK ||
+	if ((rv = pa_oidc_start(ctx->oidc, req->arena, &t, ruri,
+	    f == PA_FLAVOUR_COOKIE ? PA_OIDC_QUERY : PA_OIDC_FORM_POST, &s)) != PA_OK ||
 	    (rv = pa_ms365_flow_create(ctx->db, req->arena, t.tenant_id, s.state, s.nonce,
-	    s.verifier, f, destination, ctx->cfg->ms365_flow_ttl, req->remote_addr)) != PA_OK)
+	    s.verifier, f, destination, ctx->cfg->ms365_flow_ttl, req->remote_addr,
+	    browser)) != PA_OK)
 		goto fail;
 	explicit_bzero(s.verifier, sizeof(s.verifier));
 	return s.url;
@@ -158,7 +172,7 @@ pa_handle_sign_in_provider(pa_req_t *req, pa_ctx_t *ctx)
 		pa_reply_problems(req, ctx, &p);
 		return;
 	}
-	if ((url = start(req, ctx, domain, PA_FLAVOUR_BEARER, cb)) == NULL)
+	if ((url = start(req, ctx, domain, PA_FLAVOUR_BEARER, cb, NULL)) == NULL)
 		return;
 	pa_buf_puts(&b, "{\"url\":");
 	pa_buf_json_str(&b, url, strlen(url));
@@ -166,11 +180,45 @@ pa_handle_sign_in_provider(pa_req_t *req, pa_ctx_t *ctx)
 	pa_reply_json(req, ctx, &b);
 }
 
+/*
+ * Sets the binding cookie to value for max_age seconds (0 clears it).  Only
+ * the callback's path gets it back.
+ */
+static void
+set_binding_cookie(pa_req_t *req, pa_ctx_t *ctx, const char *value, int max_age)
+{
+	pa_http_add_header(req, "Set-Cookie: %s" BINDING_SUFFIX "=%s; Path=" CALLBACK_PATH
+	    "; Max-Age=%d; HttpOnly; SameSite=Lax%s", ctx->cfg->cookie_name, value, max_age,
+	    ctx->cfg->cookie_secure ? "; Secure" : "");
+}
+
+/*
+ * The binding cookie the request carries, or NULL when it has none, or more
+ * than one (a cookie planted beside ours must not choose between them).
+ */
+static const char *
+binding_cookie(pa_req_t *req, pa_ctx_t *ctx)
+{
+	const char *h = pa_http_env(req, "HTTP_COOKIE");
+	char name[128];
+	pa_param_t *c;
+	size_t n;
+
+	if (h == NULL || pa_http_parse_cookies(req->arena, h, &c, &n) != PA_OK)
+		return NULL;
+	if ((size_t)snprintf(name, sizeof(name), "%s" BINDING_SUFFIX, ctx->cfg->cookie_name) >=
+	    sizeof(name) || pa_http_param_count(c, n, name) != 1)
+		return NULL;
+	return pa_http_param(c, n, name);
+}
+
 void
 pa_handle_login_by_microsoft(pa_req_t *req, pa_ctx_t *ctx)
 {
 	pa_json_problems_t p = { PA_BUF_INIT, 0 };
 	const char *domain = pa_http_param(req->form, req->nform, "domain"), *url;
+	char browser[PA_TOKEN_LEN + 1];
+	enum pa_err rv;
 
 	if (!pa_login_origin_ok(req, ctx))
 		return;
@@ -184,10 +232,16 @@ pa_handle_login_by_microsoft(pa_req_t *req, pa_ctx_t *ctx)
 		pa_reply_problems(req, ctx, &p);
 		return;
 	}
-	if ((url = start(req, ctx, domain, PA_FLAVOUR_COOKIE, NULL)) == NULL)
+	if ((rv = pa_token_new(browser)) != PA_OK) {
+		pa_reply_failure(req, ctx, rv);
 		return;
-	pa_http_add_header(req, "Location: %s", url);
-	pa_http_reply(req, 302, NULL, 0);
+	}
+	if ((url = start(req, ctx, domain, PA_FLAVOUR_COOKIE, NULL, browser)) != NULL) {
+		set_binding_cookie(req, ctx, browser, ctx->cfg->ms365_flow_ttl);
+		pa_http_add_header(req, "Location: %s", url);
+		pa_http_reply(req, 302, NULL, 0);
+	}
+	explicit_bzero(browser, sizeof(browser));
 }
 
 /* 302 to dest (its own fragment dropped) with the fragment built in frag. */
@@ -310,6 +364,27 @@ pa_handle_ms365_callback(pa_req_t *req, pa_ctx_t *ctx)
 		pa_log_error("Microsoft flow of %s has no destination", fl.domain);
 		pa_reply_failure(req, ctx, PA_EINPUT);
 		return;
+	}
+	/*
+	 * A cookie flow signs in only the browser that started it; anything
+	 * else is login CSRF (another's flow handed to this browser).  The flow
+	 * is spent either way, so a link handed around dies with its first use.
+	 */
+	if (fl.flavour == PA_FLAVOUR_COOKIE) {
+		const char *browser = binding_cookie(req, ctx);
+
+		set_binding_cookie(req, ctx, "", 0);
+		if (!pa_ms365_flow_browser_ok(&fl, browser)) {
+			why = browser == NULL ? "no browser binding cookie" :
+			    "browser binding cookie does not match";
+			pa_log_warn("Microsoft sign-in for %s refused: %s (not the browser that"
+			    " started it)", fl.domain, why);
+			if ((rv = audit_failure(req, ctx, &fl, NULL, why)) != PA_OK)
+				goto fail;
+			redirect_error(req, ctx, dest, "access_denied",
+			    "This sign-in was not started in this browser");
+			return;
+		}
 	}
 
 	if (error != NULL) {

@@ -5,7 +5,8 @@
  *
  *   ms365_db CONNINFO tenant DOMAIN
  *   ms365_db CONNINFO flow-create TENANT_ID STATE NONCE VERIFIER bearer|cookie DEST|- TTL ADDR
- *   ms365_db CONNINFO flow-spend STATE
+ *       BROWSER|-
+ *   ms365_db CONNINFO flow-spend STATE [BROWSER|-]   (with BROWSER: browser_ok=true|false)
  *   ms365_db CONNINFO map TENANT_ID OID|- UPN|- PREFERRED_USERNAME|-
  *
  * "-" stands for NULL.  Exit 0 when the call was made (whatever its status),
@@ -85,14 +86,14 @@ main(int argc, char **argv)
 			kv("certificate_file", t.certificate_file);
 			kv("private_key_file", t.private_key_file);
 		}
-	} else if (strcmp(cmd, "flow-create") == 0 && argc == 11) {
+	} else if (strcmp(cmd, "flow-create") == 0 && argc == 12) {
 		pa_flavour_t f = strcmp(argv[7], "cookie") == 0 ? PA_FLAVOUR_COOKIE :
 		    PA_FLAVOUR_BEARER;
 
 		e = pa_ms365_flow_create(db, a, argv[3], argv[4], argv[5], argv[6], f,
-		    arg(argv[8]), atoi(argv[9]), arg(argv[10]));
+		    arg(argv[8]), atoi(argv[9]), arg(argv[10]), arg(argv[11]));
 		kv("status", status(e));
-	} else if (strcmp(cmd, "flow-spend") == 0 && argc == 4) {
+	} else if (strcmp(cmd, "flow-spend") == 0 && (argc == 4 || argc == 5)) {
 		pa_ms365_flow_t fl;
 
 		e = pa_ms365_flow_spend(db, a, argv[3], &fl);
@@ -105,6 +106,10 @@ main(int argc, char **argv)
 			kv("destination", fl.destination);
 			kv("flavour", pa_flavour_name(fl.flavour));
 			kv("client_addr", fl.client_addr);
+			kv("browser_hash", fl.browser_hash);
+			if (argc == 5)
+				kv("browser_ok", pa_ms365_flow_browser_ok(&fl, arg(argv[4])) ?
+				    "true" : "false");
 		}
 	} else if (strcmp(cmd, "map") == 0 && argc == 7) {
 		pa_user_t u;
