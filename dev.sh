@@ -27,7 +27,7 @@ packages=(build-essential autoconf automake pkg-config perl libfcgi-dev libjson-
 # Tests that dev.sh test runs a second time with pbx-authd, and the pbx-authctl
 # calls they make, under valgrind.
 valgrind_tests=(t/info.t t/info_cache.t t/http.t t/db_outage.t t/sign_in.t t/tokens.t t/cookie.t
-	t/ctl.t t/ctl_users.t t/mailer.t)
+	t/ctl.t t/ctl_users.t t/reset_password.t t/otp.t t/mailer.t)
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "dev.sh: $*"; exit 1; }

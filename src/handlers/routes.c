@@ -16,6 +16,10 @@ const pa_route_t pa_routes[] = {
 	{ "POST", "/api/login", PA_BODY_JSON, pa_handle_login },
 	{ "GET", "/api/login", PA_BODY_NONE, pa_handle_login_status },
 	{ "POST", "/api/logout", PA_BODY_NONE, pa_handle_logout },
+	{ "POST", "/api/auth/forget_password", PA_BODY_JSON, pa_handle_forget_password },
+	{ "POST", "/api/auth/reset_password", PA_BODY_JSON, pa_handle_reset_password },
+	{ "POST", "/api/auth/send_otp", PA_BODY_JSON, pa_handle_send_otp },
+	{ "POST", "/api/auth/verify_otp", PA_BODY_JSON, pa_handle_verify_otp },
 };
 const size_t pa_nroutes = PA_NELEM(pa_routes);
 
