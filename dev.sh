@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Development stack and test runner for pbx-auth.
-#   ./dev.sh up        install what is missing, build, start PostgreSQL, pbx-authd and nginx
-#                      on http://127.0.0.1:8080 (state under ./var)
+#   ./dev.sh up        install what is missing, build, start PostgreSQL, pbx-authd, nginx
+#                      on http://127.0.0.1:8080 and an SMTP sink that catches the mail in
+#                      ./var/mail (state under ./var)
 #   ./dev.sh down      stop what `up` started
 #   ./dev.sh ctl ARGS  run pbx-authctl against the dev stack
 #   ./dev.sh test      build with -Werror and ASan+UBSan in a temporary directory and run
@@ -14,18 +15,19 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 var=$top/var
 http_port=${PBX_DEV_HTTP_PORT:-8080}
 pg_port=${PBX_DEV_PG_PORT:-54329}
+smtp_port=${PBX_DEV_SMTP_PORT:-2525}
 # Passwords of the demo accounts `up` creates (a throwaway local stack only).
 demo_user_password=alice-demo-password
 demo_admin_password=admin-demo-password
 
 packages=(build-essential autoconf automake pkg-config perl libfcgi-dev libjson-c-dev
 	libpq-dev libcrypt-dev libcurl4-openssl-dev libssl-dev postgresql nginx-light curl valgrind mandoc
-	clang clang-tools libcryptx-perl)
+	clang clang-tools libcryptx-perl libio-socket-ssl-perl)
 
 # Tests that dev.sh test runs a second time with pbx-authd, and the pbx-authctl
 # calls they make, under valgrind.
 valgrind_tests=(t/info.t t/info_cache.t t/http.t t/db_outage.t t/sign_in.t t/tokens.t t/cookie.t
-	t/ctl.t t/ctl_users.t t/ctl_ms365.t t/ms365.t)
+	t/ctl.t t/ctl_users.t t/ctl_ms365.t t/ms365.t t/reset_password.t t/otp.t t/mailer.t)
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "dev.sh: $*"; exit 1; }
@@ -119,6 +121,11 @@ cmd_up() {
 	# plain http on 127.0.0.1: no Secure cookie, and the portal's origin
 	cookie_secure = off
 	allowed_origins = http://127.0.0.1:$http_port
+	# the local SMTP sink (t/lib/smtp-sink): mail lands in $var/mail
+	smtp_url = smtp://127.0.0.1:$smtp_port
+	smtp_from = noreply@pbx.test
+	smtp_from_name = PBX (development)
+	smtp_starttls = off
 	CONF
 	cmd_ctl migrate >/dev/null
 	cmd_ctl tenant show demo.pbx.test >/dev/null 2>&1 ||
@@ -132,6 +139,14 @@ cmd_up() {
 		cmd_ctl user add --domain demo.pbx.test alice --email alice@demo.pbx.test >/dev/null
 	cmd_ctl user show admin >/dev/null 2>&1 ||
 		printf '%s\n' "$demo_admin_password" | cmd_ctl user add admin >/dev/null
+
+	stop_pid "$var/run/smtp-sink.pid"
+	mkdir -p "$var/mail"
+	perl "$top/t/lib/smtp-sink" --port "$smtp_port" --dir "$var/mail" \
+		--pidfile "$var/run/smtp-sink.pid" >>"$var/log/smtp-sink.log" 2>&1 &
+	for i in $(seq 50); do [ -f "$var/run/smtp-sink.pid" ] && break; sleep 0.1; done
+	[ -f "$var/run/smtp-sink.pid" ] ||
+		die "the SMTP sink did not start (port $smtp_port busy? set PBX_DEV_SMTP_PORT): $var/log/smtp-sink.log"
 
 	stop_pid "$var/run/pbx-authd.pid"
 	"$var/build/src/pbx-authd" -f -c "$var/pbx-auth.conf" >>"$var/log/pbx-authd.log" 2>&1 &
@@ -192,8 +207,14 @@ cmd_up() {
 	  ./dev.sh ctl user list --domain demo.pbx.test
 	  ./dev.sh ctl audit --since 1h
 	  ./dev.sh ctl tenant list
-	  ./dev.sh ctl tenant set demo.pbx.test ms365_enabled=true ms365_directory_id=contoso.onmicrosoft.com
+	  ./dev.sh ctl ms365 show demo.pbx.test   # Microsoft 365: see "ms365 set" in the README
 	  tail -f $var/log/pbx-authd.log
+
+	Mail (password reset links, sign-in codes) is caught by a local SMTP sink on
+	127.0.0.1:$smtp_port and lands in $var/mail, one .eml file per message:
+	  curl -s -H 'Content-Type: application/json' http://127.0.0.1:$http_port/api/auth/forget_password \\
+	    -d '{"domain":"demo.pbx.test","username":"alice","callback_url":"http://127.0.0.1:$http_port/reset"}'
+	  cat "\$(ls -t $var/mail/*.eml | head -n 1)"
 	Stop it with ./dev.sh down.
 	MSG
 }
@@ -201,6 +222,7 @@ cmd_up() {
 cmd_down() {
 	stop_pid "$var/run/nginx.pid"
 	stop_pid "$var/run/pbx-authd.pid"
+	stop_pid "$var/run/smtp-sink.pid"
 	if [ -f "$var/pg/PG_VERSION" ]; then
 		as_pg "$(pg_bin)/pg_ctl" -D "$var/pg" -m fast stop >/dev/null 2>&1 || true
 	fi

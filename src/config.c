@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -23,7 +24,8 @@
 
 #define MAX_CONFIG_SIZE (1024 * 1024)
 
-enum type { T_STR, T_INT, T_OCTAL, T_LOGLEVEL, T_AUTHORITY, T_BOOL, T_ORIGINS, T_NAME };
+enum type { T_STR, T_INT, T_OCTAL, T_LOGLEVEL, T_AUTHORITY, T_BOOL, T_ORIGINS, T_NAME,
+	T_SUBJECT, T_BODY, T_TLS };
 
 struct key {
 	const char *name;
@@ -71,6 +73,37 @@ static const struct key keys[] = {
 	{ "cookie_name", T_NAME, OFF(cookie_name), "pbx_session", 0, 0 },
 	{ "cookie_secure", T_BOOL, OFF(cookie_secure), "on", 0, 0 },
 	{ "allowed_origins", T_ORIGINS, OFF(allowed_origins), NULL, 0, 0 },
+	{ "reset_token_ttl", T_INT, OFF(reset_token_ttl), "1800", 60, 86400 },
+	{ "mail_rate_interval", T_INT, OFF(mail_rate_interval), "60", 0, 86400 },
+	{ "otp_ttl", T_INT, OFF(otp_ttl), "300", 30, 600 },
+	{ "otp_resend_interval", T_INT, OFF(otp_resend_interval), "60", 0, 3600 },
+	{ "otp_max_attempts", T_INT, OFF(otp_max_attempts), "5", 1, 100 },
+	{ "reset_mail_subject", T_SUBJECT, OFF(reset_mail_subject),
+	    "Password reset for {tenant}", 0, 0 },
+	{ "reset_mail_body", T_BODY, OFF(reset_mail_body),
+	    "Hello {username},\\n\\nsomeone asked to reset the password of your account {username}"
+	    " at {tenant}. To choose a new password, open this link within {minutes} minutes:"
+	    "\\n\\n{link}\\n\\nThe link works once. If you did not ask for it, ignore this"
+	    " message: your password stays as it is.\\n", 0, 0 },
+	{ "otp_mail_subject", T_SUBJECT, OFF(otp_mail_subject),
+	    "Your sign-in code for {tenant}", 0, 0 },
+	{ "otp_mail_body", T_BODY, OFF(otp_mail_body),
+	    "Hello {username},\\n\\nyour sign-in code for {tenant} is {code}. It is valid for"
+	    " {minutes} minutes.\\n\\nIf you did not try to sign in, change your password.\\n",
+	    0, 0 },
+	{ "smtp_url", T_STR, OFF(smtp_url), NULL, 0, 0 },
+	{ "smtp_from", T_STR, OFF(smtp_from), NULL, 0, 0 },
+	{ "smtp_from_name", T_STR, OFF(smtp_from_name), NULL, 0, 0 },
+	{ "smtp_user", T_STR, OFF(smtp_user), NULL, 0, 0 },
+	{ "smtp_password_file", T_STR, OFF(smtp_password_file), NULL, 0, 0 },
+	{ "smtp_starttls", T_TLS, OFF(smtp_starttls), "required", 0, 0 },
+	{ "smtp_ca_file", T_STR, OFF(smtp_ca_file), NULL, 0, 0 },
+	{ "smtp_connect_timeout", T_INT, OFF(smtp_connect_timeout), "10", 1, 25 },
+	{ "smtp_timeout", T_INT, OFF(smtp_timeout), "20", 1, 25 },
+	{ "smtp_max_attempts", T_INT, OFF(smtp_max_attempts), "8", 1, 100 },
+	{ "smtp_retry_base", T_INT, OFF(smtp_retry_base), "30", 1, 3600 },
+	{ "cleanup_interval", T_INT, OFF(cleanup_interval), "300", 1, 86400 },
+	{ "mail_keep_days", T_INT, OFF(mail_keep_days), "7", 0, 3650 },
 };
 
 const char *
@@ -167,6 +200,106 @@ check_name(const char *v)
 	return NULL;
 }
 
+/*
+ * The text of a message (flows.h): valid UTF-8 without control characters,
+ * {name} placeholders of the known names only; in a body, "\\n" is a line
+ * break and "\\\\" a backslash (decoded here, in place).
+ */
+static const char *
+check_mail_text(char *v, bool body)
+{
+	static const char *const names[] = { "tenant", "domain", "username", "link", "code",
+		"minutes" };
+	char *w = v;
+
+	if (!pa_valid_text(v, body ? 8000 : 300))
+		return body ? "expected at most 8000 bytes of UTF-8 without control characters"
+		    : "expected at most 300 bytes of UTF-8 without control characters";
+	for (const char *p = strchr(v, '{'); p != NULL; p = strchr(p + 1, '{')) {
+		size_t n = strspn(p + 1, "abcdefghijklmnopqrstuvwxyz_");
+		bool known = false;
+
+		if (n == 0 || p[1 + n] != '}')
+			continue;	/* not a placeholder: a literal brace */
+		for (size_t i = 0; i < PA_NELEM(names); i++)
+			known |= strlen(names[i]) == n && strncmp(names[i], p + 1, n) == 0;
+		if (!known)
+			return "unknown {placeholder}: use {tenant}, {domain}, {username}, {link},"
+			    " {code} or {minutes}";
+	}
+	if (!body)
+		return NULL;
+	for (const char *r = v; *r != '\0'; r++) {
+		if (*r != '\\') {
+			*w++ = *r;
+			continue;
+		}
+		if (r[1] == 'n')
+			*w++ = '\n';
+		else if (r[1] == '\\')
+			*w++ = '\\';
+		else
+			return "a backslash starts \\n (line break) or \\\\ (backslash) only";
+		r++;
+	}
+	*w = '\0';
+	return NULL;
+}
+
+/*
+ * smtp://host[:port][/ehlo-name] or smtps://...: no user information (the
+ * password has its own file) and nothing that is not printable ASCII.
+ * Sets *loopback when the host is a loopback address.
+ */
+static const char *
+check_smtp_url(const char *v, bool *loopback)
+{
+	const char *h, *end, *hend;
+
+	if (strncasecmp(v, "smtp://", 7) == 0)
+		h = v + 7;
+	else if (strncasecmp(v, "smtps://", 8) == 0)
+		h = v + 8;
+	else
+		return "smtp_url must start with smtp:// or smtps://";
+	for (const char *p = v; *p != '\0'; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			return "smtp_url must not contain spaces or control characters";
+	end = h + strcspn(h, "/?#");
+	if (memchr(h, '@', (size_t)(end - h)) != NULL)
+		return "smtp_url must not contain user information (use smtp_user and"
+		    " smtp_password_file)";
+	hend = *h == '[' ? h + strcspn(h, "]") + 1 : h + strcspn(h, ":/?#");
+	if (hend == h || hend > end)
+		return "smtp_url has no host";
+	*loopback = pa_valid_loopback_host(h, (size_t)(hend - h));
+	return NULL;
+}
+
+/* The smtp_* keys together. */
+static const char *
+check_smtp(const pa_config_t *c)
+{
+	bool loopback = false;
+	const char *why;
+
+	if (c->smtp_url != NULL && (why = check_smtp_url(c->smtp_url, &loopback)) != NULL)
+		return why;
+	if (c->smtp_url != NULL && c->smtp_from == NULL)
+		return "smtp_from (the sender address) is required with smtp_url";
+	if (c->smtp_from != NULL && !pa_valid_email(c->smtp_from))
+		return "smtp_from is not a valid email address (write the name in smtp_from_name)";
+	if (c->smtp_from_name != NULL && !pa_valid_text(c->smtp_from_name, 200))
+		return "smtp_from_name: expected at most 200 bytes of UTF-8 without control characters";
+	if ((c->smtp_user == NULL) != (c->smtp_password_file == NULL))
+		return "smtp_user and smtp_password_file go together";
+	if (c->smtp_url != NULL && c->smtp_user != NULL && !loopback &&
+	    strncasecmp(c->smtp_url, "smtps://", 8) != 0 && c->smtp_starttls != PA_SMTP_TLS_REQUIRED)
+		return "smtp_user over smtp:// needs smtp_starttls = required (or smtps://),"
+		    " unless the server is on loopback";
+	return NULL;
+}
+
 static const struct key *
 find_key(const char *name)
 {
@@ -196,7 +329,9 @@ pa_config_set(pa_config_t *c, const char *name, const char *value, char *err, si
 	case T_AUTHORITY:
 	case T_ORIGINS:
 	case T_NAME:
-		if (*value == '\0' && (k->type == T_AUTHORITY || k->type == T_NAME)) {
+	case T_SUBJECT:
+	case T_BODY:
+		if (*value == '\0' && k->type != T_STR && k->type != T_ORIGINS) {
 			msg = "must not be empty";
 			break;
 		}
@@ -215,6 +350,8 @@ pa_config_set(pa_config_t *c, const char *name, const char *value, char *err, si
 			msg = check_origins(s);
 		else if (k->type == T_NAME)
 			msg = check_name(s);
+		else if (k->type == T_SUBJECT || k->type == T_BODY)
+			msg = check_mail_text(s, k->type == T_BODY);
 		if (msg == NULL) {
 			free(*(char **)field);
 			*(char **)field = s;
@@ -235,6 +372,16 @@ pa_config_set(pa_config_t *c, const char *name, const char *value, char *err, si
 			*(bool *)field = false;
 		else
 			msg = "expected on or off";
+		break;
+	case T_TLS:
+		if (strcmp(value, "required") == 0)
+			*(int *)field = PA_SMTP_TLS_REQUIRED;
+		else if (strcmp(value, "optional") == 0)
+			*(int *)field = PA_SMTP_TLS_OPTIONAL;
+		else if (strcmp(value, "off") == 0)
+			*(int *)field = PA_SMTP_TLS_OFF;
+		else
+			msg = "expected required, optional or off";
 		break;
 	case T_LOGLEVEL:
 		if (pa_log_parse_level(value, &level))
@@ -275,7 +422,8 @@ pa_config_free(pa_config_t *c)
 		return;
 	for (size_t i = 0; i < PA_NELEM(keys); i++)
 		if (keys[i].type == T_STR || keys[i].type == T_AUTHORITY ||
-		    keys[i].type == T_ORIGINS || keys[i].type == T_NAME)
+		    keys[i].type == T_ORIGINS || keys[i].type == T_NAME ||
+		    keys[i].type == T_SUBJECT || keys[i].type == T_BODY)
 			free(*(char **)((char *)c + keys[i].offset));
 	free(c);
 }
@@ -320,7 +468,7 @@ apply_env(pa_config_t *c, char *err, size_t errlen)
 static enum pa_err
 check(pa_config_t *c, char *err, size_t errlen)
 {
-	const char *msg;
+	const char *why;
 
 	if (c->database == NULL) {
 		seterr(err, errlen, "'database' (a libpq connection string) is required");
@@ -340,13 +488,25 @@ check(pa_config_t *c, char *err, size_t errlen)
 		    c->password_min_length, c->password_max_length);
 		return PA_EINPUT;
 	}
-	if (c->portal_url != NULL && (msg = pa_valid_url(c->portal_url)) != NULL) {
-		seterr(err, errlen, "portal_url = '%s': %s", c->portal_url, msg);
+	if (c->portal_url != NULL && (why = pa_valid_url(c->portal_url)) != NULL) {
+		seterr(err, errlen, "portal_url = '%s': %s", c->portal_url, why);
 		return PA_EINPUT;
 	}
 	if (c->ms365_connect_timeout > c->ms365_timeout) {
 		seterr(err, errlen, "ms365_connect_timeout (%d) is greater than ms365_timeout (%d)",
 		    c->ms365_connect_timeout, c->ms365_timeout);
+		return PA_EINPUT;
+	}
+	if (strstr(c->reset_mail_body, "{link}") == NULL) {
+		seterr(err, errlen, "reset_mail_body must contain {link}");
+		return PA_EINPUT;
+	}
+	if (strstr(c->otp_mail_body, "{code}") == NULL) {
+		seterr(err, errlen, "otp_mail_body must contain {code}");
+		return PA_EINPUT;
+	}
+	if ((why = check_smtp(c)) != NULL) {
+		seterr(err, errlen, "%s", why);
 		return PA_EINPUT;
 	}
 	if (c->workers == 0) {

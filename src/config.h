@@ -47,7 +47,37 @@ typedef struct {
 	char *cookie_name;
 	bool cookie_secure;
 	char *allowed_origins;		/* space-separated origins for cookie requests, or NULL */
+	/* Password reset and email one-time codes (seconds; flows.h). */
+	int reset_token_ttl;
+	int mail_rate_interval;		/* at most one reset email per account this often */
+	int otp_ttl;
+	int otp_resend_interval;
+	int otp_max_attempts;		/* wrong codes that void the two-factor token */
+	/* Message texts with {placeholders} (flows.h); "\n" in the file is a line break. */
+	char *reset_mail_subject, *reset_mail_body;
+	char *otp_mail_subject, *otp_mail_body;
+	/* The mailer (mailer.c, smtp.c): no smtp_url means mail stays queued. */
+	char *smtp_url;			/* smtp://host[:port][/ehlo-name] or smtps://... */
+	char *smtp_from;		/* envelope sender and From address */
+	char *smtp_from_name;		/* display name in From, or NULL */
+	char *smtp_user;		/* AUTH user, or NULL: no AUTH */
+	char *smtp_password_file;	/* AUTH password: the file's first line */
+	int smtp_starttls;		/* enum pa_smtp_tls */
+	char *smtp_ca_file;		/* CA certificates for TLS, or NULL: the system's */
+	int smtp_connect_timeout, smtp_timeout;	/* seconds */
+	int smtp_max_attempts;		/* deliveries tried before a message is failed */
+	int smtp_retry_base;		/* seconds before the 2nd attempt; doubles each time */
+	int cleanup_interval;		/* seconds between deletions of expired rows */
+	int mail_keep_days;		/* sent and failed mail is deleted after this */
 } pa_config_t;
+
+/* smtp_starttls: STARTTLS on smtp:// URLs (smtps:// is TLS from the start). */
+enum pa_smtp_tls {
+	PA_SMTP_TLS_REQUIRED,	/* no TLS, no mail (CURLUSESSL_ALL) */
+	PA_SMTP_TLS_OPTIONAL,	/* plaintext when the server offers no STARTTLS */
+	PA_SMTP_TLS_OFF,	/* never (a loopback relay) */
+	PA_SMTP_TLS__MAX
+};
 
 /* Returns a configuration holding the defaults (free with pa_config_free), or NULL. */
 pa_config_t *pa_config_new(void);

@@ -269,6 +269,206 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " SELECT u.id, u.password_hash, u.role, u.enabled AND t.enabled, u.two_factor,"
 	    " u.password_force_reset, u.password_verified, t.domain, u.username"
 	    " FROM m JOIN users u ON u.id = m.id JOIN tenants t ON t.id = u.tenant_id", 4, false },
+	/*
+	 * Password reset (flows.c).  A tenant user is found through the tenant,
+	 * as for sign-in.  usable: the user and the tenant are enabled and the
+	 * account has a password.
+	 */
+	[PA_STMT_RESET_USER] = { "reset_user",
+	    "SELECT u.id, u.email, t.name, t.domain, u.username,"
+	    " u.enabled AND t.enabled AND u.password_hash IS NOT NULL"
+	    " FROM tenants t JOIN users u ON u.tenant_id = t.id AND lower(u.username) = lower($2)"
+	    " WHERE lower(t.domain) = lower($1)", 2, true },
+	/*
+	 * A reset request, in one statement whether or not it sends anything:
+	 * unless the account's last reset email is younger than the rate
+	 * interval (the conditional UPDATE decides, so concurrent requests
+	 * cannot both send), older reset tokens are voided, the new flow and its
+	 * message are queued; the audit row is always written.  $1 user id
+	 * (NULL: send nothing), $2 token hash, $3 ttl, $4 rate interval, $5
+	 * address, $6 recipient, $7 subject, $8 body, $9 domain, $10 username,
+	 * $11 audit user id, $12 audit outcome when nothing is queued.
+	 */
+	[PA_STMT_RESET_REQUEST] = { "reset_request",
+	    "WITH u AS (UPDATE users SET reset_sent_at = now()"
+	    "  WHERE id = $1::bigint AND email = $6::text AND enabled AND (reset_sent_at IS NULL"
+	    "  OR reset_sent_at <= now() - $4::int * interval '1 second') RETURNING id),"
+	    " v AS (UPDATE auth_flows SET spent_at = now() WHERE kind = 'password_reset'"
+	    "  AND spent_at IS NULL AND user_id IN (SELECT id FROM u)),"
+	    " f AS (INSERT INTO auth_flows (kind, token_hash, user_id, client_addr, expires_at)"
+	    "  SELECT 'password_reset', decode($2, 'hex'), id, $5::text,"
+	    "  now() + $3::int * interval '1 second' FROM u),"
+	    " m AS (INSERT INTO mail_outbox (kind, user_id, recipient, subject, body)"
+	    "  SELECT 'password_reset', id, $6::text, $7::text, $8::text FROM u),"
+	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
+	    "  outcome, detail) SELECT $9::text, $10::text, $11::bigint, $5::text, 'reset_request',"
+	    "  CASE WHEN EXISTS (SELECT 1 FROM u) THEN 'queued' ELSE $12::text END, NULL)"
+	    " SELECT count(*) FROM u", 12, false },
+	[PA_STMT_RESET_CHECK] = { "reset_check",
+	    "SELECT 1 FROM auth_flows f JOIN users u ON u.id = f.user_id"
+	    " WHERE f.token_hash = decode($1, 'hex') AND f.kind = 'password_reset'"
+	    " AND f.spent_at IS NULL AND f.expires_at > now() AND u.enabled", 1, true },
+	/*
+	 * Spends a reset token and, in the same statement, sets the new hash,
+	 * clears password_force_reset, revokes every session and voids the
+	 * user's other flows, clears the account's sign-in throttle count (the
+	 * key as throttle.c writes it) and writes the audit row.  $1 token hash,
+	 * $2 new password hash, $3 address -> user id, domain, username,
+	 * sessions revoked.
+	 */
+	[PA_STMT_RESET_SPEND] = { "reset_spend",
+	    "WITH f AS (UPDATE auth_flows SET spent_at = now()"
+	    "  WHERE token_hash = decode($1, 'hex') AND kind = 'password_reset'"
+	    "  AND spent_at IS NULL AND expires_at > now() RETURNING id, user_id),"
+	    " u AS (UPDATE users u SET password_hash = $2, password_force_reset = false,"
+	    "  updated_at = now() FROM f WHERE u.id = f.user_id AND u.enabled"
+	    "  AND (u.tenant_id IS NULL OR EXISTS (SELECT 1 FROM tenants t"
+	    "  WHERE t.id = u.tenant_id AND t.enabled)) RETURNING u.id, u.tenant_id, u.username),"
+	    " who AS (SELECT u.id, t.domain, u.username FROM u"
+	    "  LEFT JOIN tenants t ON t.id = u.tenant_id),"
+	    " s AS (UPDATE sessions SET revoked_at = now(), revoke_reason = 'password reset'"
+	    "  WHERE user_id IN (SELECT id FROM u) AND revoked_at IS NULL RETURNING id),"
+	    " o AS (UPDATE auth_flows SET spent_at = now() WHERE user_id IN (SELECT id FROM u)"
+	    "  AND spent_at IS NULL AND kind IN ('two_factor', 'password_reset')"
+	    "  AND id NOT IN (SELECT id FROM f)),"
+	    " th AS (DELETE FROM throttle WHERE key IN (SELECT 'account '"
+	    "  || lower(coalesce(domain, '')) || ' ' || lower(username) FROM who)),"
+	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
+	    "  outcome, detail) SELECT domain, username, id, $3::text, 'password_reset', 'success',"
+	    "  (SELECT count(*) FROM s) || ' sessions revoked' FROM who)"
+	    " SELECT id, domain, username, (SELECT count(*) FROM s) FROM who", 3, false },
+
+	/*
+	 * Email one-time codes of the two-factor step (flows.c).  $1 token
+	 * hash, $2 resend interval, $3 max attempts -> the flow, its user, and
+	 * the seconds until a code may be sent again (0: now).  {tenant} of a
+	 * system-level account is the web domain.
+	 */
+	[PA_STMT_OTP_FLOW] = { "otp_flow",
+	    "SELECT f.id, u.id, u.email, coalesce(t.name, nullif((SELECT web_domain"
+	    " FROM system_settings WHERE id), ''), 'PBX'), t.domain, u.username, f.flavour,"
+	    " greatest(0, coalesce(ceil(extract(epoch FROM f.code_sent_at"
+	    " + $2::int * interval '1 second' - now())), 0))::int"
+	    " FROM auth_flows f JOIN users u ON u.id = f.user_id"
+	    " LEFT JOIN tenants t ON t.id = u.tenant_id"
+	    " WHERE f.token_hash = decode($1, 'hex') AND f.kind = 'two_factor'"
+	    " AND f.spent_at IS NULL AND f.expires_at > now() AND f.attempts < $3::int"
+	    " AND u.enabled AND (u.tenant_id IS NULL OR t.enabled)", 3, true },
+	/*
+	 * A new code replaces the last one unless that was sent less than the
+	 * resend interval ago; its message is queued and audited in the same
+	 * statement.  $1 flow id, $2 HMAC of the code, $3 code ttl, $4 resend
+	 * interval, $5 max attempts, $6 recipient, $7 subject, $8 body, $9
+	 * address -> user id.
+	 */
+	[PA_STMT_OTP_SEND] = { "otp_send",
+	    "WITH f AS (UPDATE auth_flows SET code_hash = decode($2, 'hex'),"
+	    "  code_expires_at = now() + $3::int * interval '1 second', code_sent_at = now()"
+	    "  WHERE id = $1 AND spent_at IS NULL AND expires_at > now() AND attempts < $5::int"
+	    "  AND (code_sent_at IS NULL OR code_sent_at <= now() - $4::int * interval '1 second')"
+	    "  RETURNING user_id, flavour),"
+	    " who AS (SELECT u.id, t.domain, u.username, f.flavour FROM f"
+	    "  JOIN users u ON u.id = f.user_id LEFT JOIN tenants t ON t.id = u.tenant_id),"
+	    " m AS (INSERT INTO mail_outbox (kind, user_id, recipient, subject, body)"
+	    "  SELECT 'otp', id, $6::text, $7::text, $8::text FROM who),"
+	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
+	    "  outcome, detail) SELECT domain, username, id, $9::text, 'otp_send', 'success',"
+	    "  flavour FROM who)"
+	    " SELECT id FROM who", 9, false },
+	/*
+	 * Counts an attempt before the code is compared (in C, in constant
+	 * time), so concurrent guesses cannot exceed the limit.  $1 token hash,
+	 * $2 max attempts -> PA_OR_* row.
+	 */
+	[PA_STMT_OTP_RESERVE] = { "otp_reserve",
+	    "UPDATE auth_flows f SET attempts = f.attempts + 1"
+	    " FROM users u LEFT JOIN tenants t ON t.id = u.tenant_id"
+	    " WHERE f.token_hash = decode($1, 'hex') AND f.kind = 'two_factor'"
+	    " AND f.spent_at IS NULL AND f.expires_at > now() AND f.attempts < $2::int"
+	    " AND u.id = f.user_id AND u.enabled AND (u.tenant_id IS NULL OR t.enabled)"
+	    " RETURNING f.id, f.user_id, f.flavour, encode(f.code_hash, 'hex'),"
+	    " coalesce(f.code_expires_at > now(), false), f.attempts, u.role, t.domain, u.username",
+	    2, false },
+	/* The right code: the flow is spent (once).  $1 flow id, $2 address -> user id. */
+	[PA_STMT_OTP_SPEND] = { "otp_spend",
+	    "WITH f AS (UPDATE auth_flows SET spent_at = now() WHERE id = $1 AND spent_at IS NULL"
+	    "  AND expires_at > now() AND code_expires_at > now() RETURNING user_id, flavour),"
+	    " who AS (SELECT u.id, t.domain, u.username, f.flavour FROM f"
+	    "  JOIN users u ON u.id = f.user_id LEFT JOIN tenants t ON t.id = u.tenant_id),"
+	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
+	    "  outcome, detail) SELECT domain, username, id, $2::text, 'otp_verify', 'success',"
+	    "  flavour FROM who)"
+	    " SELECT id FROM who", 2, false },
+	/*
+	 * A wrong (or expired) code: audited; the attempt that reaches the
+	 * limit voids the flow.  $1 flow id, $2 max attempts, $3 address ->
+	 * voided.
+	 */
+	[PA_STMT_OTP_FAILED] = { "otp_failed",
+	    "WITH f AS (UPDATE auth_flows SET spent_at = CASE WHEN attempts >= $2::int"
+	    "  THEN now() END WHERE id = $1 AND spent_at IS NULL"
+	    "  RETURNING user_id, flavour, attempts, spent_at IS NOT NULL AS voided),"
+	    " who AS (SELECT u.id, t.domain, u.username, f.attempts, f.voided FROM f"
+	    "  JOIN users u ON u.id = f.user_id LEFT JOIN tenants t ON t.id = u.tenant_id),"
+	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
+	    "  outcome, detail) SELECT domain, username, id, $3::text, 'otp_verify',"
+	    "  CASE WHEN voided THEN 'voided' ELSE 'failure' END, 'attempt ' || attempts FROM who)"
+	    " SELECT voided FROM who", 3, false },
+
+	/*
+	 * The mailer (mailer.c).  A message is claimed with its row locked for
+	 * the transaction that sends it and records the outcome; other mailers
+	 * skip it meanwhile.
+	 */
+	[PA_STMT_MAIL_CLAIM] = { "mail_claim",
+	    "SELECT id, recipient, subject, coalesce(body, ''), attempts,"
+	    " (extract(epoch FROM created_at) * 1000000)::bigint FROM mail_outbox"
+	    " WHERE status = 'queued' AND next_attempt_at <= now()"
+	    " ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED", 0, false },
+	/*
+	 * $1 id, $2 'sent', 'retry' or 'failed', $3 the server's reply, $4
+	 * backoff base and $5 attempts allowed.  A retry waits base * 2^(n-1)
+	 * seconds after the nth attempt (at most an hour); the last allowed
+	 * attempt fails the message.  Once sent or failed, the body (it carries
+	 * a token) is dropped.  -> status, seconds until the next attempt.
+	 */
+	[PA_STMT_MAIL_RESULT] = { "mail_result",
+	    "UPDATE mail_outbox SET attempts = attempts + 1,"
+	    " status = CASE WHEN $2 = 'sent' THEN 'sent'"
+	    "  WHEN $2 = 'retry' AND attempts + 1 < $5::int THEN 'queued' ELSE 'failed' END,"
+	    " last_error = CASE WHEN $2 = 'sent' THEN NULL ELSE $3 END,"
+	    " sent_at = CASE WHEN $2 = 'sent' THEN now() END,"
+	    " body = CASE WHEN $2 = 'retry' AND attempts + 1 < $5::int THEN body END,"
+	    " next_attempt_at = CASE WHEN $2 = 'retry' AND attempts + 1 < $5::int"
+	    "  THEN now() + least($4::int * 2 ^ attempts, 3600) * interval '1 second'"
+	    "  ELSE next_attempt_at END"
+	    " WHERE id = $1 RETURNING status,"
+	    " greatest(0, ceil(extract(epoch FROM next_attempt_at - now())))::int", 5, false },
+	[PA_STMT_MAIL_NEXT] = { "mail_next",
+	    "SELECT ceil(extract(epoch FROM min(next_attempt_at) - now()))::int FROM mail_outbox"
+	    " WHERE status = 'queued'", 0, true },
+	/*
+	 * Expired rows go in batches of $1, $2 seconds after they expired (an
+	 * operator looking at a failed sign-in still finds them for a while).
+	 * Spent refresh tokens go with their sessions (ON DELETE CASCADE).
+	 */
+	[PA_STMT_CLEAN_FLOWS] = { "clean_flows",
+	    "DELETE FROM auth_flows WHERE id IN (SELECT id FROM auth_flows"
+	    " WHERE expires_at < now() - $2::int * interval '1 second' LIMIT $1)", 2, true },
+	[PA_STMT_CLEAN_SESSIONS] = { "clean_sessions",
+	    "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions"
+	    " WHERE refresh_expires_at < now() - $2::int * interval '1 second' LIMIT $1)", 2, true },
+	/* $2 the longest throttle window, $3 the grace. */
+	[PA_STMT_CLEAN_THROTTLE] = { "clean_throttle",
+	    "DELETE FROM throttle WHERE key IN (SELECT key FROM throttle"
+	    " WHERE window_start < now() - ($2::int + $3::int) * interval '1 second'"
+	    " AND (blocked_until IS NULL OR blocked_until < now() - $3::int * interval '1 second')"
+	    " LIMIT $1)", 3, true },
+	/* $2 days after it was sent (or queued, for failed mail). */
+	[PA_STMT_CLEAN_MAIL] = { "clean_mail",
+	    "DELETE FROM mail_outbox WHERE id IN (SELECT id FROM mail_outbox"
+	    " WHERE status <> 'queued' AND coalesce(sent_at, created_at)"
+	    " < now() - $2::int * interval '1 day' LIMIT $1)", 2, true },
 };
 
 struct pa_db {
@@ -277,6 +477,7 @@ struct pa_db {
 	int flags;
 	bool down;		/* the last connection attempt failed (logged once) */
 	bool fresh;		/* connected since the last pa_db_poll */
+	bool in_tx;		/* between pa_db_begin and commit/rollback */
 	char errmsg[512];
 };
 
@@ -367,6 +568,16 @@ setup(pa_db_t *db)
 			}
 			PQclear(r);
 		}
+	if (db->flags & PA_DB_LISTEN_MAIL) {
+		r = PQexec(db->conn, "LISTEN " PA_DB_MAIL_CHANNEL);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			set_error(db, PQresultErrorMessage(r));
+			pa_log_error("cannot LISTEN: %s", db->errmsg);
+			PQclear(r);
+			return PA_EDB;
+		}
+		PQclear(r);
+	}
 	if (db->flags & PA_DB_LISTEN) {
 		r = PQexec(db->conn, "LISTEN " PA_DB_CACHE_CHANNEL);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -457,9 +668,9 @@ pa_db_poll(pa_db_t *db, pa_db_notify_fn *fn, void *arg)
 		disconnect(db);
 		return false;
 	}
+	/* Only the channels this connection listens to arrive. */
 	while ((n = PQnotifies(db->conn)) != NULL) {
-		if (strcmp(n->relname, PA_DB_CACHE_CHANNEL) == 0)
-			fn(arg, n->extra);
+		fn(arg, n->extra);
 		PQfreemem(n);
 	}
 	return !fresh;
@@ -530,6 +741,8 @@ pa_db_exec(pa_db_t *db, pa_arena_t *a, enum pa_stmt id, const char *const *param
 	enum pa_err rv;
 
 	*out = NULL;
+	if (db->in_tx && db->conn == NULL)	/* lost mid-transaction: no silent new one */
+		return PA_EDB;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		bool was_connected = db->conn != NULL;
 
@@ -542,7 +755,8 @@ pa_db_exec(pa_db_t *db, pa_arena_t *a, enum pa_stmt id, const char *const *param
 		PQclear(r);
 		r = NULL;
 		/* A connection that died while idle: retry once on a fresh one. */
-		if (rv != PA_EDB || db->conn != NULL || !was_connected || !st->idempotent)
+		if (rv != PA_EDB || db->conn != NULL || !was_connected || !st->idempotent ||
+		    db->in_tx)
 			return rv;
 	}
 	if (r == NULL)
@@ -570,6 +784,57 @@ pa_db_query(pa_db_t *db, const char *sql, int nparams, const char *const *params
 	else
 		*out = (pa_db_res_t *)r;
 	return rv;
+}
+
+int
+pa_db_socket(pa_db_t *db)
+{
+	return db->conn != NULL ? PQsocket(db->conn) : -1;
+}
+
+enum pa_err
+pa_db_begin(pa_db_t *db)
+{
+	PGresult *r;
+	enum pa_err rv;
+
+	db->in_tx = false;
+	if ((rv = pa_db_connect(db)) != PA_OK)
+		return rv;
+	r = PQexec(db->conn, "BEGIN");
+	if ((rv = check_result(db, r, "BEGIN")) == PA_OK)
+		db->in_tx = true;
+	PQclear(r);
+	return rv;
+}
+
+enum pa_err
+pa_db_commit(pa_db_t *db)
+{
+	PGresult *r;
+	enum pa_err rv;
+
+	if (!db->in_tx || db->conn == NULL) {
+		db->in_tx = false;
+		return PA_EDB;
+	}
+	db->in_tx = false;
+	r = PQexec(db->conn, "COMMIT");
+	if ((rv = check_result(db, r, "COMMIT")) == PA_OK && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+		/* COMMIT of a failed transaction answers ROLLBACK. */
+		pa_log_error("the transaction was rolled back");
+		rv = PA_EDB;
+	}
+	PQclear(r);
+	return rv;
+}
+
+void
+pa_db_rollback(pa_db_t *db)
+{
+	db->in_tx = false;
+	if (db->conn != NULL && PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(db->conn, "ROLLBACK"));
 }
 
 enum pa_err

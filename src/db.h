@@ -41,8 +41,29 @@ enum pa_stmt {
 	PA_STMT_MS365_FLOW_CREATE,	/* an OpenID Connect flow */
 	PA_STMT_MS365_FLOW_SPEND,	/* (state hash) -> PA_FLOW_* row, once */
 	PA_STMT_MS365_USER_MAP,	/* (tenant id, oid, upn, preferred_username) -> PA_USER_* row */
+	/* Password reset and email one-time codes (flows.c). */
+	PA_STMT_RESET_USER,	/* (domain, username) -> PA_RU_* row */
+	PA_STMT_RESET_REQUEST,	/* voids older reset flows, starts one, queues its mail -> count */
+	PA_STMT_RESET_CHECK,	/* (token hash) -> a row while the reset token is usable */
+	PA_STMT_RESET_SPEND,	/* sets the password, revokes sessions -> user, domain, name, count */
+	PA_STMT_OTP_FLOW,	/* (token hash, resend interval, max attempts) -> PA_OF_* row */
+	PA_STMT_OTP_SEND,	/* stores the code, queues its mail -> user id */
+	PA_STMT_OTP_RESERVE,	/* counts an attempt -> PA_OR_* row */
+	PA_STMT_OTP_SPEND,	/* (flow id, addr) -> user id: the code was right */
+	PA_STMT_OTP_FAILED,	/* (flow id, max attempts, addr) -> voided */
+	/* The mailer (mailer.c): the outbox and the deletion of expired rows. */
+	PA_STMT_MAIL_CLAIM,	/* () -> PA_MC_* row of one due message, locked; or none */
+	PA_STMT_MAIL_RESULT,	/* (id, sent|retry|failed, reply, base, max) -> status, delay */
+	PA_STMT_MAIL_NEXT,	/* () -> seconds until the next queued message is due, or NULL */
+	PA_STMT_CLEAN_FLOWS,	/* (limit, grace) -> deleted: flows past expiry */
+	PA_STMT_CLEAN_SESSIONS,	/* (limit, grace): sessions past refresh expiry */
+	PA_STMT_CLEAN_THROTTLE,	/* (limit, window, grace): windows and blocks over */
+	PA_STMT_CLEAN_MAIL,	/* (limit, days): sent and failed mail */
 	PA_STMT__MAX
 };
+/* Columns of PA_STMT_MAIL_CLAIM. */
+enum { PA_MC_ID, PA_MC_RECIPIENT, PA_MC_SUBJECT, PA_MC_BODY, PA_MC_ATTEMPTS, PA_MC_CREATED_US,
+	PA_MC__MAX };
 
 /*
  * Columns of PA_STMT_SYSTEM_INFO and PA_STMT_TENANT_INFO, in order.
@@ -80,11 +101,22 @@ enum { PA_SES_ID, PA_SES_USER_ID, PA_SES_FLAVOUR, PA_SES_ROLE, PA_SES_VERIFIED,
 	PA_SES_FORCE_RESET, PA_SES_DOMAIN, PA_SES_USERNAME, PA_SES__MAX };
 /* Columns of PA_STMT_SESSION_COOKIE. */
 enum { PA_CK_ID, PA_CK_GEN, PA_CK_EXPIRES_AT, PA_CK_LEFT, PA_CK_ROLE, PA_CK__MAX };
+/* Columns of PA_STMT_RESET_USER, PA_STMT_OTP_FLOW and PA_STMT_OTP_RESERVE. */
+enum { PA_RU_ID, PA_RU_EMAIL, PA_RU_TENANT, PA_RU_DOMAIN, PA_RU_USERNAME, PA_RU_USABLE,
+	PA_RU__MAX };
+enum { PA_OF_ID, PA_OF_USER_ID, PA_OF_EMAIL, PA_OF_TENANT, PA_OF_DOMAIN, PA_OF_USERNAME,
+	PA_OF_FLAVOUR, PA_OF_WAIT, PA_OF__MAX };
+enum { PA_OR_ID, PA_OR_USER_ID, PA_OR_FLAVOUR, PA_OR_CODE_HASH, PA_OR_CODE_LIVE, PA_OR_ATTEMPTS,
+	PA_OR_ROLE, PA_OR_DOMAIN, PA_OR_USERNAME, PA_OR__MAX };
 
 enum pa_db_flags {
 	PA_DB_PREPARE = 1,	/* prepare the statement table at connect */
-	PA_DB_LISTEN = 2	/* LISTEN for cache invalidations at connect */
+	PA_DB_LISTEN = 2,	/* LISTEN for cache invalidations at connect */
+	PA_DB_LISTEN_MAIL = 4	/* LISTEN for queued mail at connect (the mailer) */
 };
+
+/* The NOTIFY channel of the mail outbox's trigger (0003_email.sql). */
+#define PA_DB_MAIL_CHANNEL "pbx_auth_mail"
 
 /* The NOTIFY channel that tells workers to drop cached metadata. */
 #define PA_DB_CACHE_CHANNEL "pbx_auth_cache"
@@ -96,16 +128,34 @@ void pa_db_free(pa_db_t *db);
 /* Connects unless connected.  PA_OK, or PA_EDB (logged once per outage). */
 enum pa_err pa_db_connect(pa_db_t *db) PA_MUSTCHECK;
 
-/* Called with the payload of each notification on the cache channel. */
+/* Called with the payload of each notification on the channels listened to. */
 typedef void pa_db_notify_fn(void *arg, const char *payload);
 
 /*
  * Reads what the server sent since the last call without blocking, and calls
- * fn for each cache notification.  Returns false when notifications may have
+ * fn for each notification.  Returns false when notifications may have
  * been missed: the connection was lost (it is reconnected on next use), or it
  * was re-established since the last call.  Cached data must be dropped then.
  */
 bool pa_db_poll(pa_db_t *db, pa_db_notify_fn *fn, void *arg);
+
+/*
+ * The connection's socket, for the mailer's poll(2), or -1 when not
+ * connected.  Once it is readable, pa_db_poll reads what arrived (and frees
+ * the mail notifications: waking up was their point).
+ */
+int pa_db_socket(pa_db_t *db);
+
+/*
+ * An explicit transaction.  pa_db_begin connects if needed.  Until commit or
+ * rollback, a lost connection is not silently replaced: pa_db_exec then
+ * fails.  pa_db_commit returns PA_OK only when the transaction committed
+ * (PA_EDB if it had failed, was rolled back or the connection was lost).
+ * pa_db_rollback never fails (a lost connection has rolled back anyway).
+ */
+enum pa_err pa_db_begin(pa_db_t *db) PA_MUSTCHECK;
+enum pa_err pa_db_commit(pa_db_t *db) PA_MUSTCHECK;
+void pa_db_rollback(pa_db_t *db);
 
 /*
  * Runs prepared statement id with text parameters (NULL = SQL NULL),

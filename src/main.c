@@ -15,6 +15,7 @@
 #include "http.h"
 #include "log.h"
 #include "pool.h"
+#include "smtp.h"
 
 static void
 usage(FILE *f)
@@ -103,6 +104,9 @@ main(int argc, char **argv)
 	if ((fd = pa_http_listen(cfg->listen, cfg->listen_backlog, cfg->listen_mode)) < 0)
 		goto out;
 	if (!foreground && !daemonize())
+		goto out;
+	/* Before any fork: libcurl's global state is set up once, for all children. */
+	if (!pa_smtp_global_init())
 		goto out;
 	rv = pa_pool_run(path, &cfg, fd);
 	if (cfg->listen[0] == '/')

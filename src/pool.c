@@ -1,5 +1,6 @@
 /*
- * Prefork supervision: spawn, reap, respawn with backoff, reload, drain.
+ * Prefork supervision: spawn, reap, respawn with backoff, reload, drain; the
+ * same for the one mailer child (mailer.c).
  * Signal handlers only set flags; the loop runs on sigsuspend with the
  * signals blocked everywhere else.
  */
@@ -15,16 +16,21 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "mailer.h"
 #include "pool.h"
 #include "worker.h"
 
 #define MAX_WORKERS 256
-#define MAX_CHILDREN (2 * MAX_WORKERS)	/* during a reload, two generations */
+#define MAX_CHILDREN (2 * MAX_WORKERS + 2)	/* during a reload, two generations */
 #define STOP_GRACE 30			/* seconds before a stopping worker is killed */
 #define CRASH_WINDOW 10			/* seconds */
 
+enum kind { WORKER, MAILER };
+static const char *const kind_name[] = { "worker", "mailer" };
+
 struct child {
 	pid_t pid;		/* 0: free slot */
+	enum kind kind;
 	unsigned gen;		/* configuration generation it runs */
 	time_t stop_sent;	/* when SIGTERM was first sent, 0 if running */
 };
@@ -47,20 +53,21 @@ on_signal(int sig)
 	}
 }
 
+/* Children of this kind: running, or only those of the current generation not stopping. */
 static int
-count(bool current_only)
+count(enum kind kind, bool current_only)
 {
 	int n = 0;
 
 	for (int i = 0; i < MAX_CHILDREN; i++)
-		if (children[i].pid != 0 && (!current_only ||
+		if (children[i].pid != 0 && children[i].kind == kind && (!current_only ||
 		    (children[i].gen == generation && children[i].stop_sent == 0)))
 			n++;
 	return n;
 }
 
 static bool
-spawn(const pa_config_t *cfg, int fd, const sigset_t *orig)
+spawn(const pa_config_t *cfg, int fd, const sigset_t *orig, enum kind kind)
 {
 	int i;
 	pid_t pid;
@@ -79,11 +86,17 @@ spawn(const pa_config_t *cfg, int fd, const sigset_t *orig)
 		int rv;
 
 		pa_log_forked();
-		sigprocmask(SIG_SETMASK, orig, NULL);
-		rv = pa_worker_run(cfg, fd);
+		if (kind == MAILER) {
+			/* It sets its own signal mask; it has no use for the socket. */
+			close(fd);
+			rv = pa_mailer_run(cfg);
+		} else {
+			sigprocmask(SIG_SETMASK, orig, NULL);
+			rv = pa_worker_run(cfg, fd);
+		}
 		exit(rv);
 	}
-	children[i] = (struct child){ pid, generation, 0 };
+	children[i] = (struct child){ pid, kind, generation, 0 };
 	return true;
 }
 
@@ -93,7 +106,8 @@ stop_child(struct child *c, time_t now)
 	if (c->stop_sent == 0)
 		c->stop_sent = now;
 	if (now - c->stop_sent >= STOP_GRACE) {
-		pa_log_warn("worker pid=%d did not stop in %d s, killing it", (int)c->pid, STOP_GRACE);
+		pa_log_warn("%s pid=%d did not stop in %d s, killing it", kind_name[c->kind],
+		    (int)c->pid, STOP_GRACE);
 		kill(c->pid, SIGKILL);
 	} else {
 		/*
@@ -132,16 +146,19 @@ reap(time_t now)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		for (int i = 0; i < MAX_CHILDREN; i++) {
 			struct child *c = &children[i];
+			const char *k;
 
 			if (c->pid != pid)
 				continue;
+			k = kind_name[c->kind];
 			if (c->stop_sent != 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-				pa_log_info("worker exited pid=%d status=0", (int)pid);
+				pa_log_info("%s exited pid=%d status=0", k, (int)pid);
 			} else if (WIFSIGNALED(status)) {
-				pa_log_warn("worker exited pid=%d signal=%d", (int)pid, WTERMSIG(status));
+				pa_log_warn("%s exited pid=%d signal=%d", k, (int)pid,
+				    WTERMSIG(status));
 				note_crash(now);
 			} else {
-				pa_log_warn("worker exited pid=%d status=%d", (int)pid,
+				pa_log_warn("%s exited pid=%d status=%d", k, (int)pid,
 				    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 				note_crash(now);
 			}
@@ -227,19 +244,22 @@ pa_pool_run(const char *path, pa_config_t **cfg, int fd)
 				reload(path, cfg, now);
 		}
 		if (draining) {
-			if (count(false) == 0)
+			if (count(WORKER, false) + count(MAILER, false) == 0)
 				break;
 			for (int i = 0; i < MAX_CHILDREN; i++)
 				if (children[i].pid != 0)
 					stop_child(&children[i], now);
 		} else {
-			while (count(true) < (*cfg)->workers) {
+			while (count(WORKER, true) < (*cfg)->workers ||
+			    count(MAILER, true) == 0) {
+				enum kind k = count(MAILER, true) == 0 ? MAILER : WORKER;
+
 				if (crash_looping(*cfg, now)) {
 					pa_log_warn("workers keep dying; next start in 1 s");
 					pending = true;
 					break;
 				}
-				if (!spawn(*cfg, fd, &orig)) {
+				if (!spawn(*cfg, fd, &orig, k)) {
 					pending = true;
 					break;
 				}
@@ -248,7 +268,8 @@ pa_pool_run(const char *path, pa_config_t **cfg, int fd)
 				if (children[i].pid != 0 && children[i].stop_sent != 0 &&
 				    got_alrm)
 					stop_child(&children[i], now);
-			pending = pending || count(false) > count(true);
+			pending = pending || count(WORKER, false) > count(WORKER, true) ||
+			    count(MAILER, false) > count(MAILER, true);
 		}
 		got_alrm = 0;
 		/* A 1 s tick while something waits: resends, kills, delayed spawns. */

@@ -1,8 +1,8 @@
 /*
- * The master process: forks the request workers and supervises them.  A
- * worker that dies is replaced (after a pause if workers keep dying); SIGHUP
- * reloads the configuration and replaces the workers gracefully; SIGTERM or
- * SIGINT stops them gracefully and returns.
+ * The master process: forks the request workers and the mailer and
+ * supervises them.  A child that dies is replaced (after a pause if children
+ * keep dying); SIGHUP reloads the configuration and replaces the children
+ * gracefully; SIGTERM or SIGINT stops them gracefully and returns.
  */
 #ifndef PA_POOL_H
 #define PA_POOL_H

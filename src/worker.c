@@ -59,8 +59,8 @@ set_signals(sigset_t *term)
 	sigaddset(term, SIGINT);
 }
 
-static bool
-drop_privileges(const char *user)
+bool
+pa_worker_drop_privileges(const char *user)
 {
 	struct passwd *pw;
 
@@ -152,7 +152,7 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd)
 	sigprocmask(SIG_UNBLOCK, &term, NULL);
 	if (getppid() == 1)
 		return 0;
-	if (!drop_privileges(cfg->user))
+	if (!pa_worker_drop_privileges(cfg->user))
 		goto out;
 	if ((arena = pa_arena_new()) == NULL ||
 	    (ctx.db = pa_db_new(cfg->database, "pbx-authd", PA_DB_PREPARE | PA_DB_LISTEN)) == NULL ||

@@ -11,4 +11,10 @@
 /* Runs until SIGTERM (or the master's death); returns the exit status. */
 int pa_worker_run(const pa_config_t *cfg, int listen_fd);
 
+/*
+ * When running as root, switches to user (NULL: stays); true on success, or
+ * when there is nothing to do.  Logs failures.  Also used by the mailer.
+ */
+bool pa_worker_drop_privileges(const char *user) PA_MUSTCHECK;
+
 #endif

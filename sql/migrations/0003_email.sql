@@ -49,4 +49,9 @@ ALTER TABLE auth_flows
     ADD COLUMN code_sent_at       timestamptz;
 CREATE INDEX auth_flows_user_kind_idx ON auth_flows (user_id, kind);
 
+-- When the last password-reset email of the account was queued: at most one
+-- per mail_rate_interval (a conditional UPDATE of this column decides, so
+-- concurrent requests cannot both send).
+ALTER TABLE users ADD COLUMN reset_sent_at timestamptz;
+
 INSERT INTO schema_migrations (version, name) VALUES (3, '0003_email.sql');

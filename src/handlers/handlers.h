@@ -73,7 +73,18 @@ void pa_token_body(pa_buf_t *b, const pa_tokens_t *t);
 void pa_two_factor_body(pa_buf_t *b, const char *token);
 
 /*
- * The Origin check of state-changing cookie requests (login.c): true when the
+ * Whether the request's Origin header (if any) may make state-changing
+ * cookie requests: allowed_origins, https://<web_domain>, the origin of
+ * public_base_url (login.c).  PA_OK with *allowed set, or PA_EDB.
+ */
+enum pa_err pa_cookie_origin_check(pa_req_t *req, pa_ctx_t *ctx, bool *allowed) PA_MUSTCHECK;
+
+/* Answers a started cookie session as POST /api/login does: Set-Cookie and the status body. */
+void pa_reply_cookie_session(pa_req_t *req, pa_ctx_t *ctx, const pa_tokens_t *t,
+    const char *role);
+
+/*
+ * The Origin check for a handler that answers by itself: true when the
  * request may go on; otherwise it has been answered (403, or 503).
  */
 bool pa_login_origin_ok(pa_req_t *req, pa_ctx_t *ctx);
@@ -91,5 +102,9 @@ pa_handler_fn pa_handle_auth_user;
 pa_handler_fn pa_handle_sign_in_provider;
 pa_handler_fn pa_handle_login_by_microsoft;
 pa_handler_fn pa_handle_ms365_callback;
+pa_handler_fn pa_handle_forget_password;
+pa_handler_fn pa_handle_reset_password;
+pa_handler_fn pa_handle_send_otp;
+pa_handler_fn pa_handle_verify_otp;
 
 #endif

@@ -24,12 +24,8 @@ same_origin(const char *origin, const char *url)
 	return strlen(origin) == n && strncasecmp(origin, url, n) == 0;
 }
 
-/*
- * Checks the Origin header of a state-changing cookie request.  Returns true
- * when the request may go on; otherwise it has been answered (403, or 503).
- */
-static bool
-origin_ok(pa_req_t *req, pa_ctx_t *ctx)
+enum pa_err
+pa_cookie_origin_check(pa_req_t *req, pa_ctx_t *ctx, bool *allowed)
 {
 	const char *origin = pa_http_env(req, "HTTP_ORIGIN");
 	const char *list = ctx->cfg->allowed_origins, *web, *base;
@@ -37,31 +33,45 @@ origin_ok(pa_req_t *req, pa_ctx_t *ctx)
 	enum pa_err rv;
 
 	/* No Origin: not a browser's cross-origin request (browsers send it on POST). */
+	*allowed = true;
 	if (origin == NULL)
-		return true;
+		return PA_OK;
 	for (const char *p = list; p != NULL && *p != '\0';) {
 		size_t n = strcspn(p, " \t");
 
 		if (n > 0 && strlen(origin) == n && strncasecmp(origin, p, n) == 0)
-			return true;
+			return PA_OK;
 		p += n;
 		p += strspn(p, " \t");
 	}
-	if ((rv = pa_db_exec(ctx->db, req->arena, PA_STMT_SYSTEM_INFO, NULL, &r)) != PA_OK) {
-		pa_reply_failure(req, ctx, rv);
-		return false;
-	}
+	if ((rv = pa_db_exec(ctx->db, req->arena, PA_STMT_SYSTEM_INFO, NULL, &r)) != PA_OK)
+		return rv;
 	if (pa_db_rows(r) == 1) {
 		web = pa_db_value(r, 0, PA_SYS_WEB_DOMAIN);
 		base = pa_db_value(r, 0, PA_SYS_PUBLIC_BASE_URL);
 		if (web != NULL && strncasecmp(origin, "https://", 8) == 0 &&
 		    strcasecmp(origin + 8, web) == 0)
-			return true;
+			return PA_OK;
 		if (base != NULL && same_origin(origin, base))
-			return true;
+			return PA_OK;
 	}
-	pa_http_reply_error(req, 403, NULL, "Origin not allowed", NULL);
-	return false;
+	*allowed = false;
+	return PA_OK;
+}
+
+bool
+pa_login_origin_ok(pa_req_t *req, pa_ctx_t *ctx)
+{
+	bool allowed;
+	enum pa_err rv;
+
+	if ((rv = pa_cookie_origin_check(req, ctx, &allowed)) != PA_OK) {
+		pa_reply_failure(req, ctx, rv);
+		return false;
+	}
+	if (!allowed)
+		pa_http_reply_error(req, 403, NULL, "Origin not allowed", NULL);
+	return allowed;
 }
 
 /* The value of the session cookie, or NULL. */
@@ -101,20 +111,27 @@ reply_status(pa_req_t *req, pa_ctx_t *ctx, const pa_tokens_t *t, const char *rol
 }
 
 void
+pa_reply_cookie_session(pa_req_t *req, pa_ctx_t *ctx, const pa_tokens_t *t, const char *role)
+{
+	set_cookie(req, ctx, t->refresh, ctx->cfg->refresh_token_ttl);
+	reply_status(req, ctx, t, role);
+}
+
+void
 pa_handle_login(pa_req_t *req, pa_ctx_t *ctx)
 {
 	pa_buf_t b = PA_BUF_INIT;
 	pa_sign_in_t s;
 
-	if (!origin_ok(req, ctx) || !pa_sign_in_password(req, ctx, PA_FLAVOUR_COOKIE, NULL, &s))
+	if (!pa_login_origin_ok(req, ctx) ||
+	    !pa_sign_in_password(req, ctx, PA_FLAVOUR_COOKIE, NULL, &s))
 		return;
 	if (s.two_factor) {
 		pa_two_factor_body(&b, s.flow_token);
 		pa_reply_json(req, ctx, &b);
 		return;
 	}
-	set_cookie(req, ctx, s.tokens.refresh, ctx->cfg->refresh_token_ttl);
-	reply_status(req, ctx, &s.tokens, s.role);
+	pa_reply_cookie_session(req, ctx, &s.tokens, s.role);
 }
 
 void
@@ -143,7 +160,7 @@ pa_handle_logout(pa_req_t *req, pa_ctx_t *ctx)
 	const char *cookie = session_cookie(req, ctx);
 	enum pa_err rv;
 
-	if (!origin_ok(req, ctx))
+	if (!pa_login_origin_ok(req, ctx))
 		return;
 	if (cookie != NULL &&
 	    (rv = pa_session_logout(ctx->db, req->arena, cookie, req->remote_addr)) != PA_OK) {
@@ -152,12 +169,6 @@ pa_handle_logout(pa_req_t *req, pa_ctx_t *ctx)
 	}
 	set_cookie(req, ctx, "", 0);
 	pa_http_reply(req, 204, NULL, 0);
-}
-
-bool
-pa_login_origin_ok(pa_req_t *req, pa_ctx_t *ctx)
-{
-	return origin_ok(req, ctx);
 }
 
 void

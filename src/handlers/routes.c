@@ -20,6 +20,10 @@ const pa_route_t pa_routes[] = {
 	{ "POST", "/api/login/by_microsoft", PA_BODY_FORM, pa_handle_login_by_microsoft },
 	{ "GET", "/api/auth/callback/microsoft", PA_BODY_NONE, pa_handle_ms365_callback },
 	{ "POST", "/api/auth/callback/microsoft", PA_BODY_FORM, pa_handle_ms365_callback },
+	{ "POST", "/api/auth/forget_password", PA_BODY_JSON, pa_handle_forget_password },
+	{ "POST", "/api/auth/reset_password", PA_BODY_JSON, pa_handle_reset_password },
+	{ "POST", "/api/auth/send_otp", PA_BODY_JSON, pa_handle_send_otp },
+	{ "POST", "/api/auth/verify_otp", PA_BODY_JSON, pa_handle_verify_otp },
 };
 const size_t pa_nroutes = PA_NELEM(pa_routes);
 

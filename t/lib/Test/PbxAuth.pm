@@ -498,10 +498,29 @@ sub children_of {
 	return @kids;    # an array: its count in scalar context
 }
 
+# The process name (comm) the mailer child gives itself (src/mailer.h).
+use constant MAILER_COMM => 'pbx-authd-mail';
+
+sub _comm {
+	my ($pid) = @_;
+	open my $fh, '<', "/proc/$pid/comm" or return '';
+	my $c = <$fh> // '';
+	chomp $c;
+	return $c;
+}
+
+# The request workers: the daemon's children except the mailer.
 sub worker_pids {
 	my ($self) = @_;
-	my @pids = $self->children_of($self->{authd_pid});
+	my @pids = grep { _comm($_) ne MAILER_COMM } $self->children_of($self->{authd_pid});
 	return @pids;
+}
+
+# The mailer child's pid, or undef.
+sub mailer_pid {
+	my ($self) = @_;
+	my ($pid) = grep { _comm($_) eq MAILER_COMM } $self->children_of($self->{authd_pid});
+	return $pid;
 }
 
 sub signal {
@@ -524,7 +543,7 @@ sub stop_daemon {
 		if ($r < 0) { $st = -1; last }
 		if (time > $deadline) {
 			Test::More::diag("pbx-authd $pid did not stop, sending SIGKILL");
-			my @kids = $self->worker_pids;
+			my @kids = $self->children_of($pid);
 			kill 'KILL', $pid, @kids;
 			waitpid($pid, 0);
 			$st = $?;
@@ -1083,6 +1102,11 @@ sub stop_all {
 		1;
 	} or Test::More::diag("stop pbx-authd: $@");
 	eval { $self->stop_pg; 1 } or Test::More::diag("stop PostgreSQL: $@");
+	# SMTP sinks of Test::PbxAuth::Smtp
+	for my $s (grep { defined } @{$self->{smtp_sinks} || []}) {
+		eval { $s->stop; 1 } or ${^GLOBAL_PHASE} eq 'DESTRUCT'
+		    or Test::More::diag("stop the SMTP sink: $@");
+	}
 }
 
 # The end-of-test checks over the logs.
