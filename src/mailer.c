@@ -55,23 +55,9 @@ on_term(int sig)
 static void
 set_signals(struct mailer *m)
 {
-	struct sigaction sa;
 	sigset_t term;
 
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_term;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGPIPE, &sa, NULL);
-	sa.sa_handler = SIG_DFL;
-	sigaction(SIGCHLD, &sa, NULL);
-	sigaction(SIGALRM, &sa, NULL);
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	sigaddset(&term, SIGINT);
+	pa_child_signals(on_term, &term);
 	sigemptyset(&m->waitmask);
 	sigprocmask(SIG_SETMASK, &term, NULL);
 }

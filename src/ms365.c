@@ -145,15 +145,7 @@ pa_ms365_user_map(pa_db_t *db, pa_arena_t *a, const char *tenant_id, const char 
 		return rv;
 	if (pa_db_rows(r) != 1)
 		return PA_ENOTFOUND;
-	out->id = pa_db_value(r, 0, PA_USER_ID);
-	out->password_hash = pa_db_value(r, 0, PA_USER_HASH);
-	out->role = pa_db_value(r, 0, PA_USER_ROLE);
-	out->enabled = pa_db_bool(r, 0, PA_USER_ENABLED);
-	out->two_factor = pa_db_bool(r, 0, PA_USER_TWO_FACTOR);
-	out->force_reset = pa_db_bool(r, 0, PA_USER_FORCE_RESET);
-	out->verified = pa_db_bool(r, 0, PA_USER_VERIFIED);
-	out->domain = pa_db_value(r, 0, PA_USER_DOMAIN);
-	out->username = pa_db_value(r, 0, PA_USER_NAME);
+	pa_user_from_row(r, out);
 	return PA_OK;
 }
 

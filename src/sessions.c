@@ -69,6 +69,13 @@ pa_user_find(pa_db_t *db, pa_arena_t *a, const char *domain, const char *usernam
 		return rv;
 	if (pa_db_rows(r) != 1)
 		return PA_ENOTFOUND;
+	pa_user_from_row(r, out);
+	return PA_OK;
+}
+
+void
+pa_user_from_row(const pa_db_res_t *r, pa_user_t *out)
+{
 	out->id = pa_db_value(r, 0, PA_USER_ID);
 	out->password_hash = pa_db_value(r, 0, PA_USER_HASH);
 	out->role = pa_db_value(r, 0, PA_USER_ROLE);
@@ -78,7 +85,6 @@ pa_user_find(pa_db_t *db, pa_arena_t *a, const char *domain, const char *usernam
 	out->verified = pa_db_bool(r, 0, PA_USER_VERIFIED);
 	out->domain = pa_db_value(r, 0, PA_USER_DOMAIN);
 	out->username = pa_db_value(r, 0, PA_USER_NAME);
-	return PA_OK;
 }
 
 enum pa_err

@@ -37,15 +37,14 @@ on_term(int sig)
 	pa_http_shutdown();
 }
 
-/* SIGTERM/SIGINT end the accept wait (no SA_RESTART); SIGHUP is the master's. */
-static void
-set_signals(sigset_t *term)
+void
+pa_child_signals(void (*handler)(int), sigset_t *term)
 {
 	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_term;
+	sa.sa_handler = handler;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
@@ -146,7 +145,8 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd)
 	pa_ctx_t ctx = { cfg, NULL, NULL, NULL, NULL };
 	int rv = 1;
 
-	set_signals(&term);
+	/* SIGTERM/SIGINT end the accept wait; SIGHUP is the master's. */
+	pa_child_signals(on_term, &term);
 	/* Stop with the master, even when it is killed outright. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	sigprocmask(SIG_UNBLOCK, &term, NULL);

@@ -6,6 +6,8 @@
 #ifndef PA_WORKER_H
 #define PA_WORKER_H
 
+#include <signal.h>
+
 #include "config.h"
 
 /* Runs until SIGTERM (or the master's death); returns the exit status. */
@@ -16,5 +18,13 @@ int pa_worker_run(const pa_config_t *cfg, int listen_fd);
  * when there is nothing to do.  Logs failures.  Also used by the mailer.
  */
 bool pa_worker_drop_privileges(const char *user) PA_MUSTCHECK;
+
+/*
+ * The signal dispositions of a child of the master (worker or mailer):
+ * SIGTERM and SIGINT call handler (no SA_RESTART, so they end a wait), SIGHUP
+ * and SIGPIPE are ignored, SIGCHLD and SIGALRM restored.  *term receives the
+ * set {SIGTERM, SIGINT}.
+ */
+void pa_child_signals(void (*handler)(int), sigset_t *term);
 
 #endif
