@@ -544,7 +544,9 @@ like($t->daemon_log, qr/ID token refused: wrong nonce/, 'log: wrong nonce');
 	# the IdP really checks the verifier and the secret
 	$idp->reset_knobs;
 	my $q = authorize(start_bearer());
-	row("UPDATE auth_flows SET pkce_verifier = 'x' || substr(pkce_verifier, 2)"
+	# one character changed (a fixed 'x' would leave 1 verifier in 64 as it was)
+	row("UPDATE auth_flows SET pkce_verifier = CASE WHEN left(pkce_verifier, 1) = 'x'"
+	    . " THEN 'y' ELSE 'x' END || substr(pkce_verifier, 2)"
 	    . " WHERE kind = 'oidc' AND spent_at IS NULL");
 	$r = callback($q);
 	($base, $f) = destination($r);

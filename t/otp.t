@@ -156,43 +156,6 @@ sub flow_row {
 	return $t->psql("SELECT $cols FROM auth_flows WHERE token_hash = " . hash_lit($token));
 }
 
-# Runs $n copies of the request ($method, $path, $body) at once, each in a
-# child process with its own connection; returns [status, content] of each.
-sub concurrently {
-	my ($n, $path, $body) = @_;
-	my @kids;
-	for my $i (1 .. $n) {
-		pipe(my $rd, my $wr) or die "pipe: $!";
-		my $pid = fork() // die "fork: $!";
-		if ($pid == 0) {
-			close $rd;
-			my $http = HTTP::Tiny->new(timeout => 30, keep_alive => 0);
-			my $r = $http->request('POST', $t->url($path), { content => $body,
-			    headers => { 'Content-Type' => 'application/json' } });
-			print $wr JSON::PP->new->utf8->encode([ $r->{status}, $r->{content} // '' ]);
-			close $wr;
-			POSIX::_exit(0);
-		}
-		close $wr;
-		push @kids, [ $pid, $rd ];
-	}
-	my @res;
-	for my $k (@kids) {
-		my $fh = $k->[1];
-		local $/;
-		my $out = <$fh>;
-		waitpid($k->[0], 0);
-		push @res, eval { JSON::PP->new->utf8->decode($out) } || [ 0, '' ];
-	}
-	# the tokens the children received: check_logs greps the logs for them
-	for my $r (@res) {
-		my $j = eval { JSON::PP->new->utf8->decode($r->[1]) };
-		$t->secret($j->{$_}, "$_ of a concurrent $path") for grep { ref $j eq 'HASH' }
-		    qw(access_token refresh_token);
-	}
-	return @res;
-}
-
 ###############################################################################
 # fixtures
 
@@ -281,7 +244,7 @@ tokens_ok(verify($tok, $c2), 'the new code works');
 
 $tok = flow('bob');
 my $n0 = mail_count();
-my @res = concurrently(6, '/api/auth/send_otp', $JSON->encode({ token => $tok }));
+my @res = $t->concurrently(6, '/api/auth/send_otp', $JSON->encode({ token => $tok }));
 is(scalar(grep { $_->[0] == 200 } @res), 1, '6 concurrent send_otp: one 200');
 is(scalar(grep { $_->[0] == 429 } @res), 5, '6 concurrent send_otp: five 429')
     or diag(explain \@res);
@@ -291,7 +254,7 @@ is(scalar(new_mail($n0, 0, 1)), 1, 'one message');
 push @codes, $code if defined $code;
 my $successes = $t->psql("SELECT count(*) FROM audit_log WHERE event = 'otp_verify'"
     . " AND outcome = 'success'");
-@res = concurrently(4, '/api/auth/verify_otp', $JSON->encode({ token => $tok, code => "$code" }));
+@res = $t->concurrently(4, '/api/auth/verify_otp', $JSON->encode({ token => $tok, code => "$code" }));
 is(scalar(grep { $_->[0] == 200 } @res), 1, '4 concurrent verify_otp, right code: one 200')
     or diag(explain [ map { $_->[0] } @res ]);
 is(scalar(grep { $_->[0] == 401 && $_->[1] =~ /INVALID_TOKEN/ } @res), 3,

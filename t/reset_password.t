@@ -157,43 +157,6 @@ sub reset_token {
 	return link_token($m);
 }
 
-# Runs $n copies of the request ($method, $path, $body) at once, each in a
-# child process with its own connection; returns [status, content] of each.
-sub concurrently {
-	my ($n, $path, $body) = @_;
-	my @kids;
-	for my $i (1 .. $n) {
-		pipe(my $rd, my $wr) or die "pipe: $!";
-		my $pid = fork() // die "fork: $!";
-		if ($pid == 0) {
-			close $rd;
-			my $http = HTTP::Tiny->new(timeout => 30, keep_alive => 0);
-			my $r = $http->request('POST', $t->url($path), { content => $body,
-			    headers => { 'Content-Type' => 'application/json' } });
-			print $wr JSON::PP->new->utf8->encode([ $r->{status}, $r->{content} // '' ]);
-			close $wr;
-			POSIX::_exit(0);
-		}
-		close $wr;
-		push @kids, [ $pid, $rd ];
-	}
-	my @res;
-	for my $k (@kids) {
-		my $fh = $k->[1];
-		local $/;
-		my $out = <$fh>;
-		waitpid($k->[0], 0);
-		push @res, eval { JSON::PP->new->utf8->decode($out) } || [ 0, '' ];
-	}
-	# the tokens the children received: check_logs greps the logs for them
-	for my $r (@res) {
-		my $j = eval { JSON::PP->new->utf8->decode($r->[1]) };
-		$t->secret($j->{$_}, "$_ of a concurrent $path") for grep { ref $j eq 'HASH' }
-		    qw(access_token refresh_token);
-	}
-	return @res;
-}
-
 ###############################################################################
 # fixtures
 
@@ -501,7 +464,7 @@ if ($m) {
 
 unlimit('erin');
 $n = mail_count();
-my @res = concurrently(6, '/api/auth/forget_password',
+my @res = $t->concurrently(6, '/api/auth/forget_password',
     $JSON->encode({ domain => 't1.test', username => 'erin', callback_url => $CB }));
 is(scalar(grep { $_->[0] == 200 && $_->[1] eq '' } @res), 6, '6 concurrent requests: all 200');
 my @cm = new_mail($n, 1);

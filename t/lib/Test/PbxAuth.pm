@@ -667,7 +667,13 @@ EOF
 sub stop_nginx {
 	my ($self) = @_;
 	my $pid = delete $self->{nginx_pid} or return;
-	kill 'QUIT', $pid;
+	stop_child($pid, 'QUIT');
+}
+
+# Sends $sig to a child of ours, reaps it, and KILLs it after 10 s.
+sub stop_child {
+	my ($pid, $sig) = @_;
+	kill $sig, $pid;
 	my $deadline = time + 10;
 	while (waitpid($pid, WNOHANG) != $pid) {
 		if (time > $deadline) {
@@ -775,6 +781,44 @@ sub check_secrets {
 
 ###############################################################################
 # HTTP
+
+# $t->concurrently($n, $path, $json_body): POSTs the body to $path $n times
+# at once, each from a child process with its own connection; returns
+# [status, content] of each, and registers the tokens they received as secrets.
+sub concurrently {
+	my ($t, $n, $path, $body) = @_;
+	my @kids;
+	for my $i (1 .. $n) {
+		pipe(my $rd, my $wr) or die "pipe: $!";
+		my $pid = fork() // die "fork: $!";
+		if ($pid == 0) {
+			close $rd;
+			my $http = HTTP::Tiny->new(timeout => 30, keep_alive => 0);
+			my $r = $http->request('POST', $t->url($path), { content => $body,
+			    headers => { 'Content-Type' => 'application/json' } });
+			print $wr JSON::PP->new->utf8->encode([ $r->{status}, $r->{content} // '' ]);
+			close $wr;
+			POSIX::_exit(0);
+		}
+		close $wr;
+		push @kids, [ $pid, $rd ];
+	}
+	my @res;
+	for my $k (@kids) {
+		my $fh = $k->[1];
+		local $/;
+		my $out = <$fh>;
+		waitpid($k->[0], 0);
+		push @res, eval { JSON::PP->new->utf8->decode($out) } || [ 0, '' ];
+	}
+	# the tokens the children received: check_logs greps the logs for them
+	for my $r (@res) {
+		my $j = eval { JSON::PP->new->utf8->decode($r->[1]) };
+		$t->secret($j->{$_}, "$_ of a concurrent $path") for grep { ref $j eq 'HASH' }
+		    qw(access_token refresh_token);
+	}
+	return @res;
+}
 
 sub url {
 	my ($self, $path) = @_;

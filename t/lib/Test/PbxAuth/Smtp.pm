@@ -160,16 +160,7 @@ sub start {
 sub stop {
 	my ($self) = @_;
 	my $pid = delete $self->{pid} or return;
-	kill 'TERM', $pid;
-	my $deadline = time + 10;
-	while (waitpid($pid, WNOHANG) != $pid) {
-		if (time > $deadline) {
-			kill 'KILL', $pid;
-			waitpid($pid, 0);
-			last;
-		}
-		sleep 0.02;
-	}
+	Test::PbxAuth::stop_child($pid, 'TERM');
 	return $self;
 }
 
