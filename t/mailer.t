@@ -501,8 +501,8 @@ $smtp->set;
 
 # the mailer dies with the master, even when the master is killed outright
 $t->start_daemon;
-$mailer = $t->mailer_pid;
-ok($mailer, 'a mailer again');
+# the master forks the mailer beside the workers: it may not be there yet
+ok($t->wait_until(sub { $mailer = $t->mailer_pid }, 15), 'a mailer again');
 ok($t->wait_for_log(qr/\[$mailer\]: mailer started/, 10), 'it has started');
 my @children = $t->children_of($t->daemon_pid);
 $t->stop_daemon(signal => 'KILL');
