@@ -19,6 +19,10 @@ struct stmt {
 	bool idempotent;	/* safe to run again after a lost connection */
 };
 
+/* The PA_USER_* columns of a tenant user u of tenant t. */
+#define TENANT_USER_COLUMNS \
+	"u.id, u.password_hash, u.role, u.enabled AND t.enabled, u.two_factor," \
+	" u.password_force_reset, u.password_verified, t.domain, u.username"
 /* A timestamptz column as RFC 3339 UTC text: 2026-11-28T10:00:00Z. */
 #define PA_RFC3339(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
@@ -61,8 +65,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	 * tenant and an unknown user cost the same index lookups.
 	 */
 	[PA_STMT_USER_TENANT] = { "user_tenant",
-	    "SELECT u.id, u.password_hash, u.role, u.enabled AND t.enabled, u.two_factor,"
-	    " u.password_force_reset, u.password_verified, t.domain, u.username"
+	    "SELECT " TENANT_USER_COLUMNS
 	    " FROM tenants t JOIN users u ON u.tenant_id = t.id AND lower(u.username) = lower($2)"
 	    " WHERE lower(t.domain) = lower($1)", 2, true },
 	[PA_STMT_USER_SYSTEM] = { "user_system",
@@ -266,8 +269,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    "  'ms365_link', 'success', 'oid ' || lower($2::text) || ' by upn ' || n.ms365_upn"
 	    "  FROM n),"
 	    " m AS (SELECT id FROM b UNION ALL SELECT id FROM n)"
-	    " SELECT u.id, u.password_hash, u.role, u.enabled AND t.enabled, u.two_factor,"
-	    " u.password_force_reset, u.password_verified, t.domain, u.username"
+	    " SELECT " TENANT_USER_COLUMNS
 	    " FROM m JOIN users u ON u.id = m.id JOIN tenants t ON t.id = u.tenant_id", 4, false },
 	/*
 	 * Password reset (flows.c).  A tenant user is found through the tenant,

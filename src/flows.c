@@ -349,8 +349,7 @@ pa_otp_verify(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const char *to
 	if (pa_db_rows(r) != 1)
 		return PA_OK;
 	flavour = pa_db_value(r, 0, PA_OR_FLAVOUR);
-	out->flavour = strcmp(flavour, pa_flavour_name(PA_FLAVOUR_COOKIE)) == 0 ?
-	    PA_FLAVOUR_COOKIE : PA_FLAVOUR_BEARER;
+	out->flavour = pa_flavour_parse(flavour);
 	if (out->flavour == PA_FLAVOUR_COOKIE && !cookie_ok) {
 		*res = PA_OTP_FORBIDDEN;
 		return PA_OK;

@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "log.h"
 #include "meta.h"
+#include "ms365.h"
 #include "valid.h"
 
 struct entry {
@@ -220,9 +221,7 @@ render_tenant(pa_meta_t *m, const pa_db_res_t *r, pa_buf_t *b)
 	if (ms365) {
 		pa_buf_t url = PA_BUF_INIT;
 
-		pa_buf_printf(&url, "%s/%s/oauth2/v2.0/authorize",
-		    cloud != NULL && strcmp(cloud, "CHINA") == 0 ?
-		    m->cfg->ms365_authority_china : m->cfg->ms365_authority_global, dir);
+		pa_ms365_authorize_endpoint(&url, m->cfg, cloud, dir);
 		if (pa_buf_failed(&url))
 			b->failed = true;
 		else

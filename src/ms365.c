@@ -45,6 +45,20 @@ pa_ms365_tenant(pa_db_t *db, pa_arena_t *a, const char *domain, pa_ms365_tenant_
 	return PA_OK;
 }
 
+const char *
+pa_ms365_authority(const pa_config_t *cfg, const char *cloud)
+{
+	return cloud != NULL && strcmp(cloud, "CHINA") == 0 ? cfg->ms365_authority_china :
+	    cfg->ms365_authority_global;
+}
+
+void
+pa_ms365_authorize_endpoint(pa_buf_t *b, const pa_config_t *cfg, const char *cloud,
+    const char *dir)
+{
+	pa_buf_printf(b, "%s/%s/oauth2/v2.0/authorize", pa_ms365_authority(cfg, cloud), dir);
+}
+
 enum pa_err
 pa_ms365_flow_create(pa_db_t *db, pa_arena_t *a, const char *tenant_id, const char *state,
     const char *nonce, const char *verifier, pa_flavour_t f, const char *destination, int ttl,
@@ -76,7 +90,6 @@ pa_ms365_flow_spend(pa_db_t *db, pa_arena_t *a, const char *state, pa_ms365_flow
 {
 	char h[PA_SHA256_HEX_LEN + 1];
 	const char *params[1] = { h };
-	const char *flavour;
 	pa_db_res_t *r;
 	enum pa_err rv;
 	size_t n;
@@ -94,9 +107,7 @@ pa_ms365_flow_spend(pa_db_t *db, pa_arena_t *a, const char *state, pa_ms365_flow
 	out->nonce = pa_db_value(r, 0, PA_FLOW_NONCE);
 	out->verifier = pa_db_value(r, 0, PA_FLOW_VERIFIER);
 	out->destination = pa_db_value(r, 0, PA_FLOW_DESTINATION);
-	flavour = pa_db_value(r, 0, PA_FLOW_FLAVOUR);
-	out->flavour = flavour != NULL && strcmp(flavour, pa_flavour_name(PA_FLAVOUR_COOKIE)) == 0 ?
-	    PA_FLAVOUR_COOKIE : PA_FLAVOUR_BEARER;
+	out->flavour = pa_flavour_parse(pa_db_value(r, 0, PA_FLOW_FLAVOUR));
 	out->client_addr = pa_db_value(r, 0, PA_FLOW_ADDR);
 	out->browser_hash = pa_db_value(r, 0, PA_FLOW_BROWSER);
 	if (out->tenant_id == NULL || out->domain == NULL || out->nonce == NULL ||

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 
 #include "arena.h"
+#include "buf.h"
+#include "config.h"
 #include "db.h"
 #include "pa.h"
 #include "sessions.h"
@@ -28,6 +30,16 @@ typedef struct {
 /* The tenant `domain`'s settings.  PA_OK, PA_ENOTFOUND (unknown or disabled tenant), PA_EDB. */
 enum pa_err pa_ms365_tenant(pa_db_t *db, pa_arena_t *a, const char *domain,
     pa_ms365_tenant_t *out) PA_MUSTCHECK;
+
+/* The authority (scheme://host[:port]) of a national cloud: "CHINA", else GLOBAL. */
+const char *pa_ms365_authority(const pa_config_t *cfg, const char *cloud);
+/*
+ * Appends the authorization endpoint of directory dir at the cloud's
+ * authority, <authority>/<dir>/oauth2/v2.0/authorize: what /api/info
+ * reports and where sign-ins go.
+ */
+void pa_ms365_authorize_endpoint(pa_buf_t *b, const pa_config_t *cfg, const char *cloud,
+    const char *dir);
 
 /* A stored flow, as the callback needs it. */
 typedef struct {

@@ -94,13 +94,6 @@ pa_oidc_free(pa_oidc_t *o)
 	free(o);
 }
 
-const char *
-pa_oidc_authority(const pa_config_t *cfg, const char *cloud)
-{
-	return cloud != NULL && strcmp(cloud, "CHINA") == 0 ? cfg->ms365_authority_china :
-	    cfg->ms365_authority_global;
-}
-
 /* A directory id fit for a URL path segment: a GUID or a domain name. */
 static bool
 directory_ok(const char *d)
@@ -384,8 +377,8 @@ pa_oidc_start(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t, const cha
 	if ((rv = pa_sha256(out->verifier, strlen(out->verifier), md)) != PA_OK)
 		return rv;
 	pa_base64url(md, sizeof(md), challenge);
-	pa_buf_printf(&b, "%s/%s/oauth2/v2.0/authorize?", pa_oidc_authority(o->cfg, t->cloud),
-	    t->directory_id);
+	pa_ms365_authorize_endpoint(&b, o->cfg, t->cloud, t->directory_id);
+	pa_buf_puts(&b, "?");
 	pa_outbound_param(&b, "client_id", t->application_id);
 	pa_outbound_param(&b, "response_type", "code");
 	pa_outbound_param(&b, "redirect_uri", redirect_uri);
@@ -579,7 +572,7 @@ pa_oidc_finish(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t, const ch
 		    t->domain);
 		return PA_EINPUT;
 	}
-	if ((rv = get_meta(o, a, pa_oidc_authority(o->cfg, t->cloud), t->directory_id, &m)) !=
+	if ((rv = get_meta(o, a, pa_ms365_authority(o->cfg, t->cloud), t->directory_id, &m)) !=
 	    PA_OK) {
 		*why = "the Microsoft OpenID configuration is unavailable";
 		return rv;

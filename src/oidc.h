@@ -25,9 +25,6 @@ typedef struct pa_oidc pa_oidc_t;
 pa_oidc_t *pa_oidc_new(const pa_config_t *cfg);
 void pa_oidc_free(pa_oidc_t *o);
 
-/* The authority (scheme://host[:port]) of a national cloud: "CHINA" or else GLOBAL. */
-const char *pa_oidc_authority(const pa_config_t *cfg, const char *cloud);
-
 /* A started sign-in: what the flow row keeps and where the browser goes. */
 typedef struct {
 	char state[PA_TOKEN_LEN + 1];

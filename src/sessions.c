@@ -21,6 +21,13 @@ pa_flavour_name(pa_flavour_t f)
 	return flavours[f];
 }
 
+pa_flavour_t
+pa_flavour_parse(const char *name)
+{
+	return name != NULL && strcmp(name, pa_flavour_name(PA_FLAVOUR_COOKIE)) == 0 ?
+	    PA_FLAVOUR_COOKIE : PA_FLAVOUR_BEARER;
+}
+
 /* The hex SHA-256 of a token, as the statements take it. */
 static enum pa_err
 token_hash(const char *token, char out[PA_SHA256_HEX_LEN + 1])

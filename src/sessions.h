@@ -30,6 +30,8 @@ typedef struct {
 typedef enum { PA_FLAVOUR_BEARER, PA_FLAVOUR_COOKIE } pa_flavour_t;
 /* "bearer" or "cookie", as sessions.flavour and audit details write it. */
 const char *pa_flavour_name(pa_flavour_t f);
+/* The flavour a column holds: "cookie", else bearer. */
+pa_flavour_t pa_flavour_parse(const char *name);
 
 /* What a client receives when a session starts or rotates. */
 typedef struct {

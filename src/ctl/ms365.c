@@ -404,11 +404,11 @@ show(ctl_t *c, const char *domain)
 	printf("\nprivate_key_file_readable=%s\n", readable(key));
 	printf("authorization_endpoint=");
 	if (ready && dir != NULL) {
-		put_safe(cloud != NULL && strcmp(cloud, "CHINA") == 0 ?
-		    c->cfg->ms365_authority_china : c->cfg->ms365_authority_global);
-		putchar('/');
-		put_safe(dir);
-		fputs("/oauth2/v2.0/authorize", stdout);
+		pa_buf_t url = PA_BUF_INIT;
+
+		pa_ms365_authorize_endpoint(&url, c->cfg, cloud, dir);
+		put_safe(pa_buf_failed(&url) ? NULL : url.p);
+		pa_buf_free(&url);
 	}
 	putchar('\n');
 	pa_db_res_free(r);
