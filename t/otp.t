@@ -85,26 +85,16 @@ sub send_otp { post('/api/auth/send_otp', { token => $_[0] }, %{$_[1] || {}}) }
 # ("$_[1]": a code used as a number would be sent as a JSON number)
 sub verify { post('/api/auth/verify_otp', { token => $_[0], code => "$_[1]" }, %{$_[2] || {}}) }
 
-sub mail_count { return scalar(my @m = $smtp->messages) }
-
-sub new_mail {
-	my ($n, $want, $timeout) = @_;
-	my @m = $want ? $smtp->wait_messages($n + $want, $timeout // 20)
-	    : do { sleep($timeout // 1); $smtp->messages };
-	my @new = @m[$n .. $#m];
-	return wantarray ? @new : scalar @new;
-}
-
 # send_otp answered 200 (empty) and the one new message; returns (code, message).
 sub sent_code {
 	my ($token, $name) = @_;
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	my $n = mail_count();
+	my $n = $smtp->count;
 	my $r = send_otp($token);
 	is($r->{status}, 200, "$name: send_otp 200") or diag($r->{content});
 	is($r->{content} // '', '', "$name: send_otp empty body");
 	$t->has_common_headers($r, "$name: send_otp");
-	my @m = new_mail($n, 1);
+	my @m = $smtp->since($n, 1);
 	is(scalar @m, 1, "$name: one message") or return;
 	my ($code) = $m[0]{body} =~ /\b(\d{6})\b/;
 	ok(defined $code, "$name: the message holds a 6-digit code") or diag($m[0]{body});
@@ -243,13 +233,13 @@ tokens_ok(verify($tok, $c2), 'the new code works');
 # concurrent requests: one code is sent, one session starts
 
 $tok = flow('bob');
-my $n0 = mail_count();
+my $n0 = $smtp->count;
 my @res = $t->concurrently(6, '/api/auth/send_otp', $JSON->encode({ token => $tok }));
 is(scalar(grep { $_->[0] == 200 } @res), 1, '6 concurrent send_otp: one 200');
 is(scalar(grep { $_->[0] == 429 } @res), 5, '6 concurrent send_otp: five 429')
     or diag(explain \@res);
-my @cm = new_mail($n0, 1);
-is(scalar(new_mail($n0, 0, 1)), 1, 'one message');
+my @cm = $smtp->since($n0, 1);
+is(scalar($smtp->since($n0, 0, 1)), 1, 'one message');
 ($code) = ($cm[0]{body} // '') =~ /\b(\d{6})\b/;
 push @codes, $code if defined $code;
 my $successes = $t->psql("SELECT count(*) FROM audit_log WHERE event = 'otp_verify'"
@@ -330,9 +320,9 @@ is($m->{subject}, 'Your sign-in code for pbx.example.test',
 tokens_ok(verify($tok, $code), 'system account: right code');
 
 $tok = flow('nomail');
-my $n = mail_count();
+my $n = $smtp->count;
 $t->is_error(send_otp($tok), 403, 'FORBIDDEN', 'a user without email');
-is(scalar new_mail($n, 0, 1), 0, 'no message for a user without email');
+is(scalar $smtp->since($n, 0, 1), 0, 'no message for a user without email');
 
 ###############################################################################
 # validation

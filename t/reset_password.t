@@ -118,23 +118,11 @@ sub invalid {
 	}
 }
 
-# Messages the SMTP sink caught so far.
-sub mail_count { return scalar(my @m = $smtp->messages) }
-
-# The messages after the first $n once $want more arrived (or $timeout passed).
-sub new_mail {
-	my ($n, $want, $timeout) = @_;
-	my @m = $want ? $smtp->wait_messages($n + $want, $timeout // 20)
-	    : do { sleep($timeout // 1); $smtp->messages };
-	my @new = @m[$n .. $#m];
-	return wantarray ? @new : scalar @new;
-}
-
 # The one new message since $n messages, or undef (with a failed test).
 sub one_mail {
 	my ($n, $name) = @_;
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	my @m = new_mail($n, 1);
+	my @m = $smtp->since($n, 1);
 	is(scalar @m, 1, "$name: one message") or return undef;
 	return $m[0];
 }
@@ -151,7 +139,7 @@ sub link_token {
 sub reset_token {
 	my ($name, %b) = @_;
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	my $n = mail_count();
+	my $n = $smtp->count;
 	ok_empty(forget(username => $name, %b), "forget_password $name");
 	my $m = one_mail($n, "forget_password $name") or return undef;
 	return link_token($m);
@@ -185,7 +173,7 @@ for my $i (1 .. 2) {
 ###############################################################################
 # the email and its link
 
-my $n = mail_count();
+my $n = $smtp->count;
 my $r = forget(username => 'alice');
 ok_empty($r, 'forget_password alice');
 my $known = $r;
@@ -220,7 +208,7 @@ for my $case (
 {
 	my ($cb, $pre, $post) = @$case;
 	unlimit('erin');
-	my $n0 = mail_count();
+	my $n0 = $smtp->count;
 	ok_empty(forget(username => 'erin', callback_url => $cb), "callback_url $cb");
 	my $mm = one_mail($n0, "callback_url $cb") or next;
 	like($mm->{body}, qr{^\Q$pre\E$TOKEN_RE\Q${\($post // '')}\E$}m, "link for $cb");
@@ -320,7 +308,7 @@ is($t->psql("SELECT spent_at IS NOT NULL FROM auth_flows WHERE token_hash = '\\x
 ###############################################################################
 # unknown tenant, unknown user, disabled user, no email: the same answer, no mail
 
-$n = mail_count();
+$n = $smtp->count;
 my $outbox = $t->psql('SELECT count(*) FROM mail_outbox');
 # alice (known, with email) within her rate limit, however slow this run is
 $t->psql("UPDATE users SET reset_sent_at = now() WHERE username = 'alice'");
@@ -346,7 +334,7 @@ for my $case (sort keys %same) {
 	    "$case: same headers");
 }
 is($t->psql('SELECT count(*) FROM mail_outbox'), $outbox, 'nothing queued for any of them');
-is(scalar new_mail($n, 0, 2), 0, 'no message arrives');
+is(scalar $smtp->since($n, 0, 2), 0, 'no message arrives');
 # An unknown tenant has no callback prefixes: only https://<web_domain> is
 # allowed (tenants are public anyway: GET /api/info?domain=).
 invalid(forget(domain => 'nosuch.test', username => 'alice'), 'callback_url',
@@ -357,14 +345,14 @@ invalid(forget(domain => 'nosuch.test', username => 'alice'), 'callback_url',
 
 unlimit('erin');
 my $first = reset_token('erin');
-$n = mail_count();
+$n = $smtp->count;
 $outbox = $t->psql('SELECT count(*) FROM mail_outbox');
 for my $i (1 .. 3) {
 	$r = forget(username => 'erin');
 	is($r->{content}, $known->{content}, "request $i within the minute: same answer");
 }
 is($t->psql('SELECT count(*) FROM mail_outbox'), $outbox, 'nothing queued within the minute');
-is(scalar new_mail($n, 0, 2), 0, 'no further message within the minute');
+is(scalar $smtp->since($n, 0, 2), 0, 'no further message within the minute');
 is($t->psql("SELECT count(*) FROM auth_flows WHERE kind = 'password_reset' AND spent_at IS NULL "
     . 'AND user_id = ' . uid('erin')), 1, 'the first token is still the live one');
 # a minute later
@@ -379,7 +367,7 @@ $t->is_error(reset_pw($first, 'Erin-new-pass-1'), 401, 'INVALID_TOKEN',
 # validation
 
 my %base = (domain => 't1.test', username => 'alice', callback_url => $CB);
-$n = mail_count();
+$n = $smtp->count;
 $outbox = $t->psql('SELECT count(*) FROM mail_outbox');
 for my $f (qw(domain username callback_url)) {
 	my %b = %base;
@@ -438,7 +426,7 @@ for my $f (qw(token new_password)) {
 	    "reset_password, $f an object", qr/string/);
 }
 is($t->psql('SELECT count(*) FROM mail_outbox'), $outbox, 'no invalid request queued mail');
-is(scalar new_mail($n, 0, 1), 0, 'no invalid request sent mail');
+is(scalar $smtp->since($n, 0, 1), 0, 'no invalid request sent mail');
 
 ###############################################################################
 # a tenant name with CR/LF (only SQL can store one) makes no header
@@ -446,7 +434,7 @@ is(scalar new_mail($n, 0, 1), 0, 'no invalid request sent mail');
 $t->psql("UPDATE tenants SET name = E'Evil\\r\\nBcc: victim\@evil.test\\r\\nX-Evil: 1' "
     . "WHERE domain = 't1.test'");
 unlimit('erin');
-$n = mail_count();
+$n = $smtp->count;
 ok_empty(forget(username => 'erin'), 'forget_password, tenant name with CR/LF');
 $m = one_mail($n, 'tenant name with CR/LF');
 if ($m) {
@@ -463,12 +451,12 @@ if ($m) {
 # concurrent requests for one account: one email
 
 unlimit('erin');
-$n = mail_count();
+$n = $smtp->count;
 my @res = $t->concurrently(6, '/api/auth/forget_password',
     $JSON->encode({ domain => 't1.test', username => 'erin', callback_url => $CB }));
 is(scalar(grep { $_->[0] == 200 && $_->[1] eq '' } @res), 6, '6 concurrent requests: all 200');
-my @cm = new_mail($n, 1);
-is(scalar(new_mail($n, 0, 1)), 1, 'exactly one email');
+my @cm = $smtp->since($n, 1);
+is(scalar($smtp->since($n, 0, 1)), 1, 'exactly one email');
 link_token($cm[0]) if @cm;
 is($t->psql("SELECT count(*) FROM auth_flows WHERE kind = 'password_reset' AND spent_at IS NULL "
     . 'AND user_id = ' . uid('erin')), 1, 'one live reset token');
@@ -498,7 +486,7 @@ SKIP: {
 		    headers => { 'Content-Type' => 'application/json' }, body => $_[0]);
 		return ($r, time - $t0);
 	};
-	my $n0 = mail_count();
+	my $n0 = $smtp->count;
 	my $sent = 0;
 	my (@times, %contents);
 	for my $round (-3 .. $TRIES - 1) {    # three rounds of warm-up
@@ -526,7 +514,7 @@ SKIP: {
 		    $overall * 1000));
 	}
 	# and the first request of 'rate limited' sent one
-	is(scalar new_mail($n0, $sent + 1), $sent + 1, 'every email sent meanwhile arrived');
+	is(scalar $smtp->since($n0, $sent + 1), $sent + 1, 'every email sent meanwhile arrived');
 }
 
 ###############################################################################

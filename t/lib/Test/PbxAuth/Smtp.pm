@@ -38,6 +38,11 @@ package Test::PbxAuth::Smtp;
 #   wait_messages($n [, $timeout = 10])
 #                        waits until at least $n messages arrived; returns
 #                        them all (fewer than $n when it timed out)
+#   count                how many messages were caught so far
+#   since($n [, $want [, $timeout]])
+#                        the messages after the first $n: once $want more
+#                        arrived (or $timeout = 20 s passed), or without
+#                        $want after $timeout = 1 s; in scalar context, how many
 #   clear                forgets (deletes) the messages caught so far
 #   transcript           the command lines the sink received, one per line:
 #                        "CONN > LINE" (client) and "CONN < LINE" (sink), with
@@ -181,6 +186,16 @@ sub wait_messages {
 	my ($self, $n, $timeout) = @_;
 	$self->{t}->wait_until(sub { $self->_files >= $n }, $timeout // 10, 0.1);
 	return $self->messages;
+}
+
+sub count { return scalar(my @m = $_[0]->messages) }
+
+sub since {
+	my ($self, $n, $want, $timeout) = @_;
+	my @m = $want ? $self->wait_messages($n + $want, $timeout // 20)
+	    : do { sleep($timeout // 1); $self->messages };
+	my @new = @m[$n .. $#m];
+	return wantarray ? @new : scalar @new;
 }
 
 sub clear {
