@@ -602,15 +602,57 @@ sub wait_until {
 ###############################################################################
 # nginx
 
-sub start_nginx {
-	my ($self, %o) = @_;
+# The nginx files that ship (deploy/nginx/*.conf.in), rendered by
+# deploy/nginx/render into $dir with %set (NAME => VALUE); returns the path.
+sub render_nginx {
+	my ($self, $template, %set) = @_;
+	(my $name = $template) =~ s/\.in$//;
+	my $out = "$self->{dir}/nginx/$name";
+	my ($rc, undef, $err) = $self->run([$^X, "$self->{srcdir}/deploy/nginx/render",
+	    (map { ('--set', "$_=$set{$_}") } sort keys %set), '-o', $out,
+	    "$self->{srcdir}/deploy/nginx/$template"]);
+	die "Test::PbxAuth: rendering $template failed ($rc): $err\n" if $rc;
+	return $out;
+}
+
+# The nginx directory ($dir/nginx: configuration, logs, temporary files),
+# with the system's fastcgi_params beside the configuration, where the
+# shipped snippet's `include fastcgi_params;` finds it.
+sub nginx_dir {
+	my ($self) = @_;
 	my $d = "$self->{dir}/nginx";
 	mkdir $d;
 	mkdir "$d/$_" for qw(client_body fastcgi proxy uwsgi scgi);
+	symlink('/etc/nginx/fastcgi_params', "$d/fastcgi_params") unless -e "$d/fastcgi_params";
+	return $d;
+}
+
+# Starts nginx with the shipped http part (pbx-auth-http.conf) and locations
+# snippet (pbx-auth-locations.conf) in a minimal nginx.conf of ours: its own
+# port, temporary paths and logs, upstream = the daemon's socket.
+# Options:
+#   shipped_limits => 1  keeps the shipped limit_req rate and burst of the
+#       credential endpoints (10r/s, burst 20); without it they are rendered
+#       with PA_LOGIN_RATE=10000r/s and PA_LOGIN_BURST=10000, as the tests
+#       sign in far faster than one client does (t/nginx.t tests the
+#       shipped values)
+#   fcgi_pass => 'unix:/path' or 'host:port': another upstream server
+#   server_extra => '...': lines added to our server block (it has no other
+#       directives, so the snippet's own ones cannot clash)
+#   conf => '...': a whole nginx.conf instead (TLS in t/nginx.t); it is
+#       started the same way, on the port given by port => N
+sub start_nginx {
+	my ($self, %o) = @_;
+	my $d = $self->nginx_dir;
 	my $user = $self->{root} ? "user root;\n" : '';
 	my $l = $self->fcgi_listen;
-	my $pass = $l =~ m{^/} ? "unix:$l" : $l;
-	my $conf = <<"EOF";
+	my %limits = $o{shipped_limits} ? ()
+	    : (PA_LOGIN_RATE => '10000r/s', PA_LOGIN_BURST => 10000);
+	my $http_part = $self->render_nginx('pbx-auth-http.conf.in',
+	    PA_FCGI_PASS => $o{fcgi_pass} // ($l =~ m{^/} ? "unix:$l" : $l), %limits);
+	my $locations = $self->render_nginx('pbx-auth-locations.conf.in', %limits);
+	my $extra = $o{server_extra} // '';
+	my $conf = $o{conf} // <<"EOF";
 ${user}daemon off;
 master_process on;
 worker_processes 1;
@@ -631,28 +673,27 @@ http {
     uwsgi_temp_path $d/uwsgi;
     scgi_temp_path $d/scgi;
 
+    include $http_part;
+
     server {
         listen 127.0.0.1:$self->{http_port};
         server_name localhost;
-        client_max_body_size 1m;
-
-        location /api/ {
-            include /etc/nginx/fastcgi_params;
-            fastcgi_pass $pass;
-        }
+$extra
+        include $locations;
     }
 }
 EOF
-	$self->write_file('nginx.conf', $conf);
+	$self->write_file("$d/nginx.conf", $conf);
+	my $port = $o{port} // $self->{http_port};
 	my $h = $self->spawn([$self->{nginx}, '-p', "$d/", '-e', "$d/error.log",
-	    '-c', "$self->{dir}/nginx.conf"],
+	    '-c', "$d/nginx.conf"],
 	    stdout_file => "$d/stderr.log", stderr_file => "$d/stderr.log",
 	    append => 1);
 	$self->{nginx_pid} = $h->{pid};
 	my $ok = $self->wait_until(sub {
 		return 0 if waitpid($h->{pid}, WNOHANG) == $h->{pid};
 		my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-		    PeerPort => $self->{http_port}, Proto => 'tcp');
+		    PeerPort => $port, Proto => 'tcp');
 		return $s ? 1 : 0;
 	}, 10);
 	unless ($ok) {
