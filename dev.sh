@@ -165,13 +165,12 @@ authctl_bin() { printf '%s/src/pbx-authctl' "${dev_build:-$var/build}"; }
 
 cmd_up() {
 	check_ports
-	ensure_packages
 	if [ -n "$dev_build" ]; then
 		[ -x "$(authd_bin)" ] && [ -x "$(authctl_bin)" ] ||
 			die "PBX_DEV_BUILD=$dev_build holds no src/pbx-authd and src/pbx-authctl"
-	else
-		build "$var/build" --enable-werror
 	fi
+	ensure_packages
+	[ -n "$dev_build" ] || build "$var/build" --enable-werror
 	mkdir -p "$var"
 	printf '%s\n' "$dev_build" >"$var/build-dir"
 	local bin; bin=$(pg_bin)
