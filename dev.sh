@@ -352,62 +352,81 @@ cmd_test() {
 	tmp=$(mktemp -d /tmp/pbx-auth-test.XXXXXX)
 	chmod 0755 "$tmp"
 	say "dev.sh: building with -Werror, ASan and UBSan in $tmp/build"
+	local t0=$SECONDS
 	build "$tmp/build" --enable-werror --enable-sanitizers
+	say "dev.sh: built ($((SECONDS - t0)) s)"
 	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:log_path=stderr}
 	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-	make -C "$tmp/build" check --no-print-directory || rc=$?
+	# make check's output (a PASS line per test point) goes to a log; the
+	# logs of failed tests are printed, then a summary.
+	t0=$SECONDS
+	say "dev.sh: make check (unit tests, fuzz corpus, integration tests); log in $tmp/check.log"
+	make -C "$tmp/build" check --no-print-directory >"$tmp/check.log" 2>&1 || rc=$?
+	local log=$tmp/build/test-suite.log pass fail err f
 	if [ $rc -ne 0 ]; then
-		find "$tmp/build/t" -name '*.log' -newer "$tmp/build/Makefile" -print0 |
-			xargs -0 grep -l -E '^(not ok|FAIL|ERROR)' 2>/dev/null |
-			while read -r f; do say "---- $f"; tail -n 60 "$f" >&2; done
+		grep -E '^(FAIL|ERROR|XPASS):' "$tmp/check.log" >&2 || tail -n 40 "$tmp/check.log" >&2
+		for f in $(grep -E '^(FAIL|ERROR|XPASS):' "$tmp/check.log" | awk '{print $2}' | sort -u); do
+			[ -f "$tmp/build/${f%.t}.log" ] || continue
+			say "---- $tmp/build/${f%.t}.log (last 80 lines)"
+			tail -n 80 "$tmp/build/${f%.t}.log" >&2
+		done
 	fi
 	# The TAP driver counts test points.
-	local log=$tmp/build/test-suite.log pass fail err
 	pass=$(sed -n 's/^# PASS: *//p' "$log" 2>/dev/null)
 	fail=$(sed -n 's/^# FAIL: *//p' "$log" 2>/dev/null)
 	err=$(sed -n 's/^# ERROR: *//p' "$log" 2>/dev/null)
 	pass=${pass:-0}
 	fail=$(( ${fail:-0} + ${err:-0} ))
+	[ $rc -eq 0 ] || [ $fail -gt 0 ] || fail=1
+	say "dev.sh: make check: $pass passed, $fail failed ($((SECONDS - t0)) s)"
 
 	# The request path again under valgrind memcheck (a build without
 	# sanitizers): any error or definite/indirect leak fails the run.
 	say "dev.sh: running the request-path tests under valgrind"
+	t0=$SECONDS
 	build "$tmp/build-valgrind"
 	make -C "$tmp/build-valgrind" --no-print-directory test-helpers >/dev/null ||
 		die "building the test helpers failed"
 	local vlog=$tmp/valgrind-prove.log vrc=0 vpass=0 vfail=0
+	say "dev.sh: built without sanitizers ($((SECONDS - t0)) s)"
+	t0=$SECONDS
 	PA_TEST_VALGRIND=1 PA_BUILDDIR="$tmp/build-valgrind" PA_SRCDIR="$top" \
 		prove -v -I"$top/t/lib" "${valgrind_tests[@]/#/$top/}" >"$vlog" 2>&1 || vrc=$?
-	tail -n 5 "$vlog" >&2
 	vpass=$(grep -c '^ok ' "$vlog" || true)
 	if [ $vrc -ne 0 ]; then
-		cat "$vlog" >&2
+		# the failed test points with their diagnostics, and prove's summary
+		awk '/^not ok /{n=12} n>0{print; n--} /^Test Summary Report/{s=1} s' "$vlog" >&2
 		vfail=$(grep -c '^not ok ' "$vlog" || true)
 		[ "$vfail" -gt 0 ] || vfail=1
 		rc=1
 	fi
+	say "dev.sh: valgrind: $vpass passed, $vfail failed ($((SECONDS - t0)) s; log in $vlog)"
 
 	# Static analysis (clang's analyzer over the whole tree) and the
 	# release tarball (builds, installs and runs the unit tests from it).
 	local extra_pass=0 extra_fail=0
-	say "dev.sh: scan-build"
+	t0=$SECONDS
 	mkdir -p "$tmp/build-scan"
 	if (cd "$tmp/build-scan" && scan-build "$top/configure" --quiet >/dev/null 2>&1 &&
 		scan-build -o "$tmp/scan-report" --status-bugs make -j"$(nproc)" >"$tmp/scan.log" 2>&1); then
 		extra_pass=$((extra_pass + 1))
+		say "dev.sh: scan-build: no bugs ($((SECONDS - t0)) s)"
 	else
 		grep -E 'warning:|bugs? found' "$tmp/scan.log" >&2 || tail -n 20 "$tmp/scan.log" >&2
 		extra_fail=$((extra_fail + 1)); rc=1
+		say "dev.sh: scan-build: failed ($((SECONDS - t0)) s; log in $tmp/scan.log)"
 	fi
-	say "dev.sh: make distcheck"
+	t0=$SECONDS
 	if make -C "$tmp/build-valgrind" distcheck --no-print-directory \
 		DISTCHECK_CONFIGURE_FLAGS=--enable-werror \
 		TESTS="$(make -s -C "$tmp/build-valgrind" --no-print-directory print-unit-tests)" \
 		>"$tmp/distcheck.log" 2>&1; then
 		extra_pass=$((extra_pass + 1))
+		say "dev.sh: make distcheck: ok ($((SECONDS - t0)) s)"
 	else
 		tail -n 30 "$tmp/distcheck.log" >&2
 		extra_fail=$((extra_fail + 1)); rc=1
+		say "dev.sh: make distcheck: failed ($((SECONDS - t0)) s; log in $tmp/distcheck.log)"
 	fi
 	echo "$(( pass + vpass + extra_pass )) passed, $(( fail + vfail + extra_fail )) failed"
 	if [ $rc -eq 0 ]; then rm -rf "$tmp"; else say "dev.sh: kept $tmp for inspection"; fi
