@@ -165,6 +165,17 @@ like($t->read_file("$t->{dir}/nginx/error.log"), qr/upstream timed out/,
     'nginx logged the upstream timeout');
 close $listener;
 
+# The body not arriving within client_body_timeout (1 s in our server block;
+# the snippet leaves it to the server): nginx closes the connection and sends
+# nothing (its 408 is only logged), so no HTML either.
+$t->stop_nginx;
+$t->start_nginx(server_extra => '        client_body_timeout 1s;');
+is($t->raw_http("POST /api/auth/sign_in HTTP/1.1\r\nHost: localhost\r\n"
+    . "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{", timeout => 5), '',
+    'body timeout: the connection is closed without a response');
+like($t->read_file("$t->{dir}/nginx/access.log"), qr{"POST /api/auth/sign_in HTTP/1\.1" 408 0 },
+    'body timeout: logged as a 408 of 0 bytes');
+
 # An internal error: request bodies forced into files (inherited from our
 # server block) under a temporary path that is a file, not a directory.
 $t->write_file('nginx/not-a-dir', '');
