@@ -14,6 +14,7 @@ use warnings;
 
 use Test::More ();
 use Cwd qw(abs_path);
+use Digest::SHA ();
 use Errno qw(EAGAIN EINTR EWOULDBLOCK);
 use Fcntl qw(F_GETFL F_SETFL O_NONBLOCK);
 use File::Basename qw(dirname);
@@ -286,12 +287,41 @@ sub _pg_run {
 	return $out;
 }
 
+# A fresh cluster is the same for every test until we append to its
+# postgresql.conf, so the first test of a build runs initdb into
+# $PA_BUILDDIR/t/.pg-template-<digest of the command> and every cluster after
+# it is a copy: 0.1 s instead of initdb's 2 s, for each of the ~35 clusters
+# of a `./dev.sh test` run. Without a writable build directory each test
+# runs initdb itself.
 sub initdb {
 	my ($self) = @_;
 	return if $self->{initdb_done};
 	my $data = $self->pgdata;
-	$self->_pg_run('initdb', '-A', 'trust', '--nosync', '-U', 'postgres',
-	    '-E', 'UTF8', '--locale=C.UTF-8', '-D', $data);
+	my @args = ('-A', 'trust', '--nosync', '-U', 'postgres', '-E', 'UTF8', '--locale=C.UTF-8');
+	my $tmpl = "$self->{builddir}/t/.pg-template-"
+	    . Digest::SHA::sha256_hex(join "\0", $self->{pgbin}, $>, @args);
+	if (!-f "$tmpl/PG_VERSION" && -d "$self->{builddir}/t" && -w _) {
+		# made beside it as postgres (in a directory of postgres's, when we
+		# are root), then renamed into place: tests running at once never
+		# see half a template
+		# (postgres may be unable to enter the build directory: then
+		# initdb runs for this cluster)
+		my $mine = "$tmpl.$$.d";
+		eval {
+			mkdir $mine or die "$mine: $!\n";
+			chown((getpwnam('postgres'))[2, 3], $mine) if $self->{root};
+			$self->_pg_run('initdb', @args, '-D', "$mine/data");
+			rename("$mine/data", $tmpl) or -f "$tmpl/PG_VERSION" or die "$tmpl: $!\n";
+			1;
+		} or Test::More::diag("no template cluster, running initdb: $@");
+		rmtree($mine);
+	}
+	if (-f "$tmpl/PG_VERSION") {
+		my ($rc, undef, $err) = $self->run(['cp', '-a', $tmpl, $data]);
+		die "Test::PbxAuth: copying $tmpl: $err\n" if $rc;
+	} else {
+		$self->_pg_run('initdb', @args, '-D', $data);
+	}
 	open my $fh, '>>', "$data/postgresql.conf" or die "$data: $!\n";
 	print $fh "fsync = off\n",
 	    "unix_socket_directories = '$self->{dir}'\n",
