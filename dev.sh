@@ -149,12 +149,12 @@ build() {
 }
 
 stop_pid() {	# stop_pid PIDFILE: SIGTERM the process it names and wait for it
-	local f=$1 pid i
+	local f=$1 pid
 	[ -f "$f" ] || return 0
 	pid=$(cat "$f")
 	if kill -0 "$pid" 2>/dev/null; then
 		kill -TERM "$pid" 2>/dev/null || true
-		for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 	fi
 	rm -f "$f"
 }
@@ -229,7 +229,7 @@ cmd_up() {
 	mkdir -p "$var/mail"
 	perl "$top/t/lib/smtp-sink" --port "$smtp_port" --dir "$var/mail" \
 		--pidfile "$var/run/smtp-sink.pid" >>"$var/log/smtp-sink.log" 2>&1 &
-	for i in $(seq 50); do [ -f "$var/run/smtp-sink.pid" ] && break; sleep 0.1; done
+	for _ in $(seq 50); do [ -f "$var/run/smtp-sink.pid" ] && break; sleep 0.1; done
 	[ -f "$var/run/smtp-sink.pid" ] ||
 		die "the SMTP sink did not start (port $smtp_port busy? set PBX_DEV_SMTP_PORT): $var/log/smtp-sink.log"
 
@@ -278,8 +278,8 @@ cmd_up() {
 		nginx -p "$n" -c "$n/nginx.conf" -e "$var/log/nginx-error.log" ||
 			die "nginx did not start: $var/log/nginx-error.log"
 	fi
-	local i ok=0
-	for i in $(seq 100); do
+	local ok=0
+	for _ in $(seq 100); do
 		curl -fsS "http://127.0.0.1:$http_port/api/info" >/dev/null 2>&1 && { ok=1; break; }
 		sleep 0.1
 	done
