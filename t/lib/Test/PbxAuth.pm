@@ -2,8 +2,9 @@ package Test::PbxAuth;
 
 # Integration test harness for pbx-auth, modelled on nginx-tests' Test::Nginx:
 # one temporary directory per .t file, free ports picked at run time, a
-# throwaway PostgreSQL cluster, pbx-authd and nginx started from generated
-# configs, and a teardown that stops everything we started (by pid) and checks
+# throwaway PostgreSQL cluster (a copy of one initdb per build), pbx-authd
+# from a generated config and nginx from the shipped deploy/nginx files
+# (rendered by deploy/nginx/render into a minimal nginx.conf), and a teardown that stops everything we started (by pid) and checks
 # the daemon's log for sanitizer reports and unexpected error lines.
 #
 # Environment: PA_BUILDDIR (binaries in $PA_BUILDDIR/src), PA_SRCDIR
