@@ -8,7 +8,8 @@
 # endpoints' limit_req at its shipped rate (429), a 10,000-byte header (431),
 # an unknown Transfer-Encoding (501), HTTP/2.0 in the request line (505),
 # an internal error (500), and pbx-authd stopped, its socket dead or missing,
-# or not answering (503). Then the complete site example over TLS with a
+# or not answering (503). The renderer's refusals. Then the complete site
+# example over TLS with a
 # certificate made here: sign-in over https with a Secure cookie, HSTS, and
 # the plain-http server's redirect to https.
 
@@ -55,6 +56,31 @@ sub nginx_error {
 }
 
 my $long = 'x' x 9000;
+
+###############################################################################
+# deploy/nginx/render refuses what would give a broken configuration, and
+# then writes nothing
+
+{
+	my $render = "$t->{srcdir}/deploy/nginx/render";
+	my $in = "$t->{srcdir}/deploy/nginx/pbx-auth-http.conf.in";
+	my $out = "$t->{dir}/rendered.conf";
+	for my $case ([ [], qr/no value for \@PA_FCGI_PASS\@/, 'a placeholder left unset' ],
+	    [ [ '--set', 'PA_FCGI_PAS=unix:/x' ], qr/PA_FCGI_PAS: unknown placeholder/,
+	      'an unknown name' ],
+	    [ [ '--set', 'PA_FCGI_PASS=unix:/x; include /etc/passwd' ], qr/PA_FCGI_PASS: the value/,
+	      'a value with a semicolon' ]) {
+		my ($rc, undef, $err) = $t->run([$^X, $render, @{$case->[0]}, '-o', $out, $in]);
+		is($rc, 1, "render: $case->[2] fails");
+		like($err, $case->[1], "render: $case->[2]: says why");
+		ok(!-e $out, "render: $case->[2]: nothing written");
+	}
+	my ($rc, $text) = $t->run([$^X, $render, '--set', 'PA_FCGI_PASS=unix:/x', $in]);
+	is($rc, 0, 'render: to standard output');
+	like($text, qr/^    server unix:\/x;$/m, 'render: the value in place');
+	like($text, qr/ rate=10r\/s;$/m, 'render: the default rate');
+	unlike($text, qr/\@PA_/, 'render: no placeholder left');
+}
 
 ###############################################################################
 # errors nginx answers before it chooses a location (server level)
