@@ -8,8 +8,8 @@
 # endpoints' limit_req at its shipped rate (429), a 10,000-byte header (431),
 # an unknown Transfer-Encoding (501), HTTP/2.0 in the request line (505),
 # an internal error (500), and pbx-authd stopped, its socket dead or missing,
-# or not answering (503). The renderer's refusals. Then the complete site
-# example over TLS with a
+# or not answering (503); a body that never arrives gets no response. The
+# renderer's refusals. Then the complete site example over TLS with a
 # certificate made here: sign-in over https with a Secure cookie, HSTS, and
 # the plain-http server's redirect to https.
 
