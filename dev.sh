@@ -175,7 +175,8 @@ cmd_up() {
 	printf '%s\n' "$dev_build" >"$var/build-dir"
 	local bin; bin=$(pg_bin)
 	pg_paths
-	# From here on, a failure stops whatever this run started.
+	# From here on, a failure stops the stack (what this run started, and
+	# what an earlier up left running).
 	trap 'say "dev.sh: up failed; stopping what it started"; cmd_down >/dev/null 2>&1' EXIT
 	mkdir -p "$var/run" "$var/log" "$var/nginx"
 	make_pg_dirs
