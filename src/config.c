@@ -18,6 +18,9 @@
 #ifndef PA_SYSCONFDIR
 #define PA_SYSCONFDIR "/etc"
 #endif
+#ifndef PA_RUNSTATEDIR
+#define PA_RUNSTATEDIR "/run"
+#endif
 #ifndef PA_MIGRATIONS_DIR
 #define PA_MIGRATIONS_DIR "/usr/share/pbx-auth/migrations"
 #endif
@@ -38,7 +41,7 @@ struct key {
 #define OFF(f) offsetof(pa_config_t, f)
 static const struct key keys[] = {
 	{ "database", T_STR, OFF(database), NULL, 0, 0 },
-	{ "listen", T_STR, OFF(listen), "/run/pbx-auth/fcgi.sock", 0, 0 },
+	{ "listen", T_STR, OFF(listen), PA_RUNSTATEDIR "/pbx-auth/fcgi.sock", 0, 0 },
 	{ "listen_mode", T_OCTAL, OFF(listen_mode), "0660", 0, 0777 },
 	{ "listen_backlog", T_INT, OFF(listen_backlog), "1024", 1, 65535 },
 	{ "workers", T_INT, OFF(workers), "0", 0, 256 },
