@@ -448,12 +448,11 @@ sub start_daemon {
 	my ($self, %o) = @_;
 	die "Test::PbxAuth: daemon already running\n" if $self->{authd_pid};
 	unlink $self->{fcgi_sock} unless -e $self->{fcgi_sock} && !-S _;
-	# args: instead of -f -c conf_file; dir: the working directory.
-	my @cmd = ($self->{authd}, @{$o{args} // ['-f', '-c', $self->{conf_file}]});
+	my @cmd = ($self->{authd}, '-f', '-c', $self->{conf_file});
 	unshift @cmd, $self->_valgrind('authd');
 	my $h = $self->spawn(\@cmd,
 	    stdout_file => $self->{authd_log}, stderr_file => $self->{authd_log},
-	    append => 1, env => $o{env}, dir => $o{dir});
+	    append => 1, env => $o{env});
 	$self->{authd_pid} = $h->{pid};
 	$self->{authd_h} = $h;
 
