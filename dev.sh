@@ -29,7 +29,7 @@ demo_admin_password=admin-demo-password
 
 packages=(build-essential autoconf automake pkg-config perl libfcgi-dev libjson-c-dev
 	libpq-dev libcrypt-dev libcurl4-openssl-dev libssl-dev postgresql nginx-light curl valgrind mandoc
-	clang clang-tools libcryptx-perl libio-socket-ssl-perl)
+	clang clang-tools libcryptx-perl libio-socket-ssl-perl debhelper dpkg-dev lintian systemd openssl)
 
 # Tests that dev.sh test runs a second time with pbx-authd, and the pbx-authctl
 # calls they make, under valgrind.
@@ -52,6 +52,18 @@ ensure_packages() {
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		--no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The Debian package built, linted, unpacked and run (t/package.sh); counts
+# into the caller's extra_pass/extra_fail and rc like the distcheck step.
+run_package_test() {
+	say "dev.sh: package test (t/package.sh)"
+	if "$top/t/package.sh" >"$tmp/package.log" 2>&1; then
+		extra_pass=$((extra_pass + 1))
+	else
+		tail -n 40 "$tmp/package.log" >&2
+		extra_fail=$((extra_fail + 1)); rc=1
+	fi
 }
 
 pg_bin() {
@@ -429,6 +441,7 @@ cmd_test() {
 		extra_fail=$((extra_fail + 1)); rc=1
 		say "dev.sh: make distcheck: failed ($((SECONDS - t0)) s; log in $tmp/distcheck.log)"
 	fi
+	run_package_test
 	echo "$(( pass + vpass + extra_pass )) passed, $(( fail + vfail + extra_fail )) failed"
 	if [ $rc -eq 0 ]; then rm -rf "$tmp"; else say "dev.sh: kept $tmp for inspection"; fi
 	return $rc
