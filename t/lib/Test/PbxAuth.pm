@@ -610,6 +610,7 @@ sub start_nginx {
 	my $user = $self->{root} ? "user root;\n" : '';
 	my $l = $self->fcgi_listen;
 	my $pass = $l =~ m{^/} ? "unix:$l" : $l;
+	my $www = $o{www} ? $self->www_locations(%o) : '';
 	my $conf = <<"EOF";
 ${user}daemon off;
 master_process on;
@@ -640,7 +641,7 @@ http {
             include /etc/nginx/fastcgi_params;
             fastcgi_pass $pass;
         }
-    }
+$www    }
 }
 EOF
 	$self->write_file('nginx.conf', $conf);
@@ -662,6 +663,46 @@ EOF
 		die "Test::PbxAuth: nginx did not start:\n$log\n";
 	}
 	return $self;
+}
+
+# The sign-in pages of $PA_SRCDIR/www at /login/, with the headers that
+# deploy/nginx/pbx-auth.conf gives them; form_action => 'ORIGIN ...' are the
+# Microsoft authorities the Microsoft button's form post may redirect to.
+sub www_locations {
+	my ($self, %o) = @_;
+	my $www = "$self->{srcdir}/www";
+	my $csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https:; "
+	    . "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+	    . "form-action 'self'" . ($o{form_action} ? " $o{form_action}" : '');
+	my $headers = <<"EOF";
+            types {
+                text/html html;
+                text/css css;
+                text/javascript js;
+                image/svg+xml svg;
+            }
+            default_type application/octet-stream;
+            charset utf-8;
+            charset_types text/css text/javascript image/svg+xml;
+            add_header Content-Security-Policy "$csp" always;
+            add_header X-Content-Type-Options "nosniff" always;
+            add_header X-Frame-Options "DENY" always;
+            add_header Cache-Control "no-cache" always;
+EOF
+	return <<"EOF";
+
+        location /login/ {
+            alias $www/;
+            index index.html;
+$headers            add_header Referrer-Policy "same-origin" always;
+        }
+
+        location = /login/reset.html {
+            alias $www/reset.html;
+            access_log off;
+$headers            add_header Referrer-Policy "no-referrer" always;
+        }
+EOF
 }
 
 sub stop_nginx {
