@@ -22,7 +22,7 @@ demo_admin_password=admin-demo-password
 
 packages=(build-essential autoconf automake pkg-config perl libfcgi-dev libjson-c-dev
 	libpq-dev libcrypt-dev libcurl4-openssl-dev libssl-dev postgresql nginx-light curl valgrind mandoc
-	clang clang-tools libcryptx-perl libio-socket-ssl-perl)
+	clang clang-tools libcryptx-perl libio-socket-ssl-perl chromium)
 
 # Tests that dev.sh test runs a second time with pbx-authd, and the pbx-authctl
 # calls they make, under valgrind.
@@ -126,11 +126,15 @@ cmd_up() {
 	smtp_from = noreply@pbx.test
 	smtp_from_name = PBX (development)
 	smtp_starttls = off
+	# the sign-in pages (www/) are the portal: a Microsoft sign-in lands there
+	portal_url = http://127.0.0.1:$http_port/login/
 	CONF
 	cmd_ctl migrate >/dev/null
 	cmd_ctl tenant show demo.pbx.test >/dev/null 2>&1 ||
 		cmd_ctl tenant add demo.pbx.test --name "Demo tenant" \
-			--website https://demo.pbx.test --callback-prefix "http://127.0.0.1:$http_port/" >/dev/null
+			--website https://demo.pbx.test >/dev/null
+	# the sign-in pages' reset page is the reset mail's link
+	cmd_ctl tenant set demo.pbx.test callback_prefixes="http://127.0.0.1:$http_port/login/" >/dev/null
 	cmd_ctl system set web_domain=pbx.test private_ipv4=127.0.0.1 \
 		public_base_url="http://127.0.0.1:$http_port"
 	# Demo accounts (development only: the passwords are printed below).
@@ -154,6 +158,11 @@ cmd_up() {
 
 	local user_line=""
 	[ "$(id -u)" -eq 0 ] && user_line="user root;"
+	# the sign-in pages: the shipped snippet with this tree's www/ (Microsoft's
+	# authorities in form-action, as in production)
+	sed -e "s#@PA_WWW_DIR@#$top/www#g" \
+		-e 's#@PA_MS365_AUTHORITIES@#https://login.microsoftonline.com https://login.partner.microsoftonline.cn#g' \
+		"$top/deploy/nginx/pbx-auth-www.conf.in" >"$var/nginx/pbx-auth-www.conf"
 	cat >"$var/nginx/nginx.conf" <<-CONF
 	$user_line
 	worker_processes 1;
@@ -174,6 +183,7 @@ cmd_up() {
 	            include /etc/nginx/fastcgi_params;
 	            fastcgi_pass unix:$var/run/fcgi.sock;
 	        }
+	        include $var/nginx/pbx-auth-www.conf;
 	    }
 	}
 	CONF
@@ -189,6 +199,8 @@ cmd_up() {
 	done
 	cat <<-MSG
 	pbx-auth is running on http://127.0.0.1:$http_port (state and logs under $var).
+
+	Sign-in pages: http://127.0.0.1:$http_port/login/?domain=demo.pbx.test
 
 	Demo accounts: alice of tenant demo.pbx.test (password $demo_user_password)
 	and the system administrator admin (password $demo_admin_password).
@@ -213,7 +225,7 @@ cmd_up() {
 	Mail (password reset links, sign-in codes) is caught by a local SMTP sink on
 	127.0.0.1:$smtp_port and lands in $var/mail, one .eml file per message:
 	  curl -s -H 'Content-Type: application/json' http://127.0.0.1:$http_port/api/auth/forget_password \\
-	    -d '{"domain":"demo.pbx.test","username":"alice","callback_url":"http://127.0.0.1:$http_port/reset"}'
+	    -d '{"domain":"demo.pbx.test","username":"alice","callback_url":"http://127.0.0.1:$http_port/login/reset.html"}'
 	  cat "\$(ls -t $var/mail/*.eml | head -n 1)"
 	Stop it with ./dev.sh down.
 	MSG
@@ -241,6 +253,10 @@ cmd_test() {
 	chmod 0755 "$tmp"
 	say "dev.sh: building with -Werror, ASan and UBSan in $tmp/build"
 	build "$tmp/build" --enable-werror --enable-sanitizers
+	# puppeteer-core for t/browser.t, at the version of its lockfile (it drives
+	# Debian's chromium: nothing else is downloaded)
+	(cd "$top/t/browser" && npm ci --ignore-scripts --no-audit --no-fund --silent) ||
+		die "npm ci in t/browser failed"
 	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:log_path=stderr}
 	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 	make -C "$tmp/build" check --no-print-directory || rc=$?

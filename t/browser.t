@@ -88,6 +88,31 @@ $t->secret('Erin-pass-666666', 'a password');
 ctl_ok('user', 'bind-ms365', '--domain', 'acme.example', 'alice', $OID{alice});
 ctl_ok('user', 'bind-ms365', '--domain', 'acme.example', 'tfa', $OID{tfa});
 
+# deploy/nginx/pbx-auth.conf holds the snippet this test serves, rendered
+# with the packaged path and Microsoft's authorities (plus HSTS)
+{
+	my $norm = sub {
+		join "\n", grep { length && !/^#/ && !/Strict-Transport-Security/ }
+		    map { s/^\s+|\s+$//gr } split /\n/, $_[0];
+	};
+	my $in = $t->read_file("$FindBin::Bin/../deploy/nginx/pbx-auth-www.conf.in");
+	$in =~ s/\@PA_WWW_DIR\@/\/usr\/share\/pbx-auth\/www/g;
+	$in =~ s/\@PA_MS365_AUTHORITIES\@/https:\/\/login.microsoftonline.com https:\/\/login.partner.microsoftonline.cn/g;
+	my $conf = $norm->($t->read_file("$FindBin::Bin/../deploy/nginx/pbx-auth.conf"));
+	ok(index($conf, $norm->($in)) >= 0,
+	    'deploy/nginx/pbx-auth.conf serves the pages as pbx-auth-www.conf.in says');
+}
+
+# every file of www/ is installed (Makefile.am)
+{
+	my $am = $t->read_file("$FindBin::Bin/../Makefile.am");
+	my ($list) = $am =~ /^nobase_dist_pkgdata_DATA\s*=((?:.*\\\n)*.*)$/m;
+	my %listed = map { $_ => 1 } grep { m{^www/} } split /[\s\\]+/, $list // '';
+	my @files = map { s{^\Q$FindBin::Bin\E/\.\./}{}r }
+	    grep { -f } glob("$FindBin::Bin/../www/* $FindBin::Bin/../www/*/*");
+	is_deeply([ sort grep { !$listed{$_} } @files ], [], 'Makefile.am installs every file of www/');
+}
+
 ###############################################################################
 # run.mjs, and the calls it makes
 
@@ -123,7 +148,7 @@ $to_node->autoflush(1);
 my $t0 = time;
 my ($done, $buf) = (0, '');
 my $sel = IO::Select->new($from_node);
-LINE: while (time - $t0 < 150) {
+LINE: while (time - $t0 < 300) {
 	next unless $sel->can_read(1);
 	my $n = sysread($from_node, $buf, 65536, length $buf);
 	last unless $n;

@@ -665,44 +665,19 @@ EOF
 	return $self;
 }
 
-# The sign-in pages of $PA_SRCDIR/www at /login/, with the headers that
-# deploy/nginx/pbx-auth.conf gives them; form_action => 'ORIGIN ...' are the
-# Microsoft authorities the Microsoft button's form post may redirect to.
+# The sign-in pages of $PA_SRCDIR/www at /login/: the shipped snippet
+# deploy/nginx/pbx-auth-www.conf.in, rendered; form_action => 'ORIGIN ...'
+# are the Microsoft authorities the Microsoft button's form post may
+# redirect to (the fake IdP).
 sub www_locations {
 	my ($self, %o) = @_;
-	my $www = "$self->{srcdir}/www";
-	my $csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https:; "
-	    . "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-	    . "form-action 'self'" . ($o{form_action} ? " $o{form_action}" : '');
-	my $headers = <<"EOF";
-            types {
-                text/html html;
-                text/css css;
-                text/javascript js;
-                image/svg+xml svg;
-            }
-            default_type application/octet-stream;
-            charset utf-8;
-            charset_types text/css text/javascript image/svg+xml;
-            add_header Content-Security-Policy "$csp" always;
-            add_header X-Content-Type-Options "nosniff" always;
-            add_header X-Frame-Options "DENY" always;
-            add_header Cache-Control "no-cache" always;
-EOF
-	return <<"EOF";
-
-        location /login/ {
-            alias $www/;
-            index index.html;
-$headers            add_header Referrer-Policy "same-origin" always;
-        }
-
-        location = /login/reset.html {
-            alias $www/reset.html;
-            access_log off;
-$headers            add_header Referrer-Policy "no-referrer" always;
-        }
-EOF
+	my %v = (PA_WWW_DIR => "$self->{srcdir}/www",
+	    PA_MS365_AUTHORITIES => $o{form_action} // '');
+	my $text = $self->read_file("$self->{srcdir}/deploy/nginx/pbx-auth-www.conf.in");
+	$text =~ s/^#.*\n//mg;
+	$text =~ s/\@(\w+)\@/$v{$1} \/\/ die "Test::PbxAuth: no value for \@$1\@\n"/ge;
+	$text =~ s/^(?=.)/        /mg;
+	return $text;
 }
 
 sub stop_nginx {
