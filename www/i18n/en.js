@@ -63,7 +63,6 @@ export default {
 	'role.StandardUser': 'User',
 	'role.StandardInternationalUser': 'User (international calls)',
 	'role.QueueManager': 'Queue manager',
-	'account.expires': 'This page’s access lasts until',
 	'account.session': 'You stay signed in on this browser until you sign out.',
 
 	'forgot.intro': 'Enter your organisation domain and username. If the account has an email address, we send it a link to choose a new password.',

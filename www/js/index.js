@@ -91,8 +91,6 @@ async function showAccount() {
 		return false;
 	const role = r.json.role || '';
 	$('#account-role').textContent = text(`role.${role}`) || role;
-	const at = r.json.expires_at ? new Date(r.json.expires_at) : null;
-	$('#account-expires').textContent = at && !isNaN(at) ? at.toLocaleString() : '';
 	show('account');
 	$('#account-title').focus();
 	return true;
