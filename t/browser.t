@@ -55,7 +55,11 @@ $t->write_config($smtp->config, cookie_secure => 'off', portal_url => $t->url('/
     ms365_authority_global => $idp->base, ms365_connect_timeout => 2, ms365_timeout => 3,
     throttle_ip_failures => 0, throttle_account_failures => 3, otp_resend_interval => 2,
     mail_rate_interval => 0);
-$t->start_pg->start_daemon->start_nginx(www => 1, form_action => $idp->base);
+# the pages as installed, plus a translation: one more file in www/i18n
+my $www = $t->dir . '/www';
+system('cp', '-R', "$FindBin::Bin/../www", $www) == 0 or die "cp www: $?";
+$t->write_file("$www/i18n/de.js", "export default { lang: 'de', 'title.signin': 'Anmelden' };\n");
+$t->start_pg->start_daemon->start_nginx(www => $www, form_action => $idp->base);
 # PostgreSQL is stopped at the end, with the pages still open
 $t->allow_log_errors(qr/PostgreSQL|database|connect|server|socket/i);
 

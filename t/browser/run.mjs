@@ -271,6 +271,21 @@ async function keyboardSignIn() {
 	await close(page);
 }
 
+// a browser whose language has a file in www/i18n gets its texts, English
+// for the keys it lacks
+async function translation() {
+	const page = await newPage();
+	await page.evaluateOnNewDocument(() => {
+		Object.defineProperty(navigator, 'language', { get: () => 'de-DE' });
+	});
+	await page.goto(LOGIN, { waitUntil: 'load' });
+	await waitVisible(page, '#view-signin');
+	is(await text(page, '#signin-title'), 'Anmelden', 'a translation is one more file (i18n/de.js)');
+	is(await text(page, '#signin-submit'), en['action.signin'], 'a key it lacks is English');
+	is(await page.evaluate(() => document.documentElement.lang), 'de', 'and <html lang> follows');
+	await close(page);
+}
+
 async function narrow() {
 	const page = await newPage(320, 640);
 	await page.goto(`${LOGIN}?domain=acme.example`, { waitUntil: 'load' });
@@ -555,8 +570,8 @@ async function run(steps) {
 try {
 	const only = (process.env.PA_STEPS || '').split(',').filter(Boolean);
 	const pick = (l) => (only.length ? l.filter((f) => only.includes(f.name)) : l);
-	await run(pick([headers, tenantAndErrors, keyboardSignIn, narrow, twoFactor, forgotAndReset,
-		microsoft]));
+	await run(pick([headers, tenantAndErrors, keyboardSignIn, translation, narrow, twoFactor,
+		forgotAndReset, microsoft]));
 	ok(problems.length === 0, 'no CSP violation, script error or failed asset on any page',
 	    problems.join('\n'));
 	problems.length = 0;

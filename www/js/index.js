@@ -35,12 +35,12 @@ function takeFragment() {
 function landingError(frag) {
 	const code = frag.get('error');
 	const known = ['access_denied', 'temporarily_unavailable', 'server_error', 'invalid_request'];
-	let text = t(known.includes(code) ? `landing.error.${code}` : 'landing.error.other');
+	let words = t(known.includes(code) ? `landing.error.${code}` : 'landing.error.other');
 	const desc = frag.get('error_description');
 	if (desc)
-		text += ' ' + t('landing.error.detail', { detail: desc });
+		words += ' ' + t('landing.error.detail', { detail: desc });
 	const el = $('#landing-message');
-	say(el, text);
+	say(el, words);
 	return el;
 }
 
@@ -135,15 +135,15 @@ async function signIn(ev) {
 			showSignIn(t('error.server'));
 		return;
 	}
-	let text;
+	let words;
 	if (r.status === 429 && r.retryAfter > 1) {
 		// the account or address is blocked (nginx's own 429 says 1 second)
 		const minutes = Math.ceil(r.retryAfter / 60);
-		text = minutes > 1 ? t('signin.throttled', { minutes }) : t('signin.throttled.one');
+		words = minutes > 1 ? t('signin.throttled', { minutes }) : t('signin.throttled.one');
 	} else {
-		text = errorText(r);
+		words = errorText(r);
 	}
-	say(msg, text);
+	say(msg, words);
 	$('#password').focus();
 }
 
@@ -178,12 +178,12 @@ function waitFor(seconds) {
 	}, 1000);
 }
 
-function codeEnded(text) {
+function codeEnded(words) {
 	twoFactorToken = null;
 	clearInterval(waitTimer);
 	$('#code-wait').textContent = '';
 	$('#code-resend').disabled = false;
-	showSignIn(text);
+	showSignIn(words);
 }
 
 async function sendCode(again) {
@@ -253,8 +253,8 @@ async function signOut() {
 /* start */
 
 async function main() {
-	await loadTexts();
 	const frag = takeFragment();
+	await loadTexts();
 	const query = params(location.search);
 	const domain = (query.get('domain') || rememberedDomain()).trim().toLowerCase();
 	$('#domain').value = domain;

@@ -665,13 +665,14 @@ EOF
 	return $self;
 }
 
-# The sign-in pages of $PA_SRCDIR/www at /login/: the shipped snippet
-# deploy/nginx/pbx-auth-www.conf.in, rendered; form_action => 'ORIGIN ...'
+# The sign-in pages of $PA_SRCDIR/www (or of the directory www => DIR) at
+# /login/: the shipped snippet deploy/nginx/pbx-auth-www.conf.in, rendered;
+# form_action => 'ORIGIN ...'
 # are the Microsoft authorities the Microsoft button's form post may
 # redirect to (the fake IdP).
 sub www_locations {
 	my ($self, %o) = @_;
-	my %v = (PA_WWW_DIR => "$self->{srcdir}/www",
+	my %v = (PA_WWW_DIR => $o{www} =~ m{^/} ? $o{www} : "$self->{srcdir}/www",
 	    PA_MS365_AUTHORITIES => $o{form_action} // '');
 	my $text = $self->read_file("$self->{srcdir}/deploy/nginx/pbx-auth-www.conf.in");
 	$text =~ s/^#.*\n//mg;
