@@ -268,6 +268,9 @@ async function keyboardSignIn() {
 	is(await waitText(page, '#signin-message'), en['signout.done'], 'signed out (keyboard)');
 	const st = await page.evaluate(() => fetch('/api/login').then((r) => r.status));
 	is(st, 401, 'after sign out GET /api/login is 401');
+	await page.goto(LOGIN, { waitUntil: 'load' });
+	await waitVisible(page, '#microsoft');
+	is(await page.$eval('#domain', (e) => e.value), 'acme.example', 'the next visit remembers the domain');
 	await close(page);
 }
 

@@ -406,6 +406,17 @@ sub ctl {
 	return ($rc, $out, $err);
 }
 
+# $t->ctl_ok(@args [, {...}]): ctl() as one test that it exits 0 (with
+# its output as diagnostics when not); returns its stdout.
+sub ctl_ok {
+	my ($self, @args) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my @shown = grep { !ref } @args;
+	my ($rc, $out, $err) = $self->ctl(@args);
+	Test::More::is($rc, 0, "pbx-authctl @shown") or Test::More::diag($out . $err);
+	return $out;
+}
+
 # Start pbx-authctl in the background; finish with ctl_wait().
 sub ctl_bg {
 	my ($self, @args) = @_;
