@@ -263,7 +263,9 @@ async function keyboardSignIn() {
 
 	await page.reload({ waitUntil: 'load' });
 	ok(await waitVisible(page, '#view-account'), 'still signed in after a reload (cookie)');
-	await page.focus('#signout');
+	await page.waitForFunction(() => document.activeElement.id === 'account-title').catch(() => {});
+	await page.keyboard.press('Tab');
+	is(await page.evaluate(() => document.activeElement.id), 'signout', 'keyboard: Tab to sign out');
 	await page.keyboard.press('Enter');
 	is(await waitText(page, '#signin-message'), en['signout.done'], 'signed out (keyboard)');
 	const st = await page.evaluate(() => fetch('/api/login').then((r) => r.status));
