@@ -265,6 +265,13 @@ cmd_test() {
 			xargs -0 grep -l -E '^(not ok|FAIL|ERROR)' 2>/dev/null |
 			while read -r f; do say "---- $f"; tail -n 60 "$f" >&2; done
 	fi
+	# t/browser.t's screenshots of the sign-in pages outlive the temporary directory
+	if [ -d "$tmp/build/t/screenshots" ]; then
+		rm -rf "$var/screenshots"
+		mkdir -p "$var"
+		cp -R "$tmp/build/t/screenshots" "$var/screenshots"
+		say "dev.sh: screenshots of the sign-in pages in $var/screenshots"
+	fi
 	# The TAP driver counts test points.
 	local log=$tmp/build/test-suite.log pass fail err
 	pass=$(sed -n 's/^# PASS: *//p' "$log" 2>/dev/null)
