@@ -29,7 +29,7 @@ demo_admin_password=admin-demo-password
 
 packages=(build-essential autoconf automake pkg-config perl libfcgi-dev libjson-c-dev
 	libpq-dev libcrypt-dev libcurl4-openssl-dev libssl-dev postgresql nginx-light curl valgrind mandoc
-	clang clang-tools libcryptx-perl libio-socket-ssl-perl debhelper dpkg-dev lintian systemd openssl)
+	clang clang-tools libcryptx-perl libio-socket-ssl-perl debhelper dpkg-dev lintian systemd openssl chromium)
 
 # Tests that dev.sh test runs a second time with pbx-authd, and the pbx-authctl
 # calls they make, under valgrind.
@@ -224,11 +224,15 @@ cmd_up() {
 	smtp_from = noreply@pbx.test
 	smtp_from_name = PBX (development)
 	smtp_starttls = off
+	# the sign-in pages (www/) are the portal: a Microsoft sign-in lands there
+	portal_url = http://127.0.0.1:$http_port/login/
 	CONF
 	cmd_ctl migrate >/dev/null
 	cmd_ctl tenant show demo.pbx.test >/dev/null 2>&1 ||
 		cmd_ctl tenant add demo.pbx.test --name "Demo tenant" \
-			--website https://demo.pbx.test --callback-prefix "http://127.0.0.1:$http_port/" >/dev/null
+			--website https://demo.pbx.test >/dev/null
+	# the sign-in pages' reset page is the reset mail's link
+	cmd_ctl tenant set demo.pbx.test callback_prefixes="http://127.0.0.1:$http_port/login/" >/dev/null
 	cmd_ctl system set web_domain=pbx.test private_ipv4=127.0.0.1 \
 		public_base_url="http://127.0.0.1:$http_port"
 	# Demo accounts (development only: the passwords are printed below).
@@ -261,6 +265,9 @@ cmd_up() {
 		"$top/deploy/nginx/render" --set PA_FCGI_PASS="unix:$var/run/fcgi.sock" \
 			-o "$n/$t" "$top/deploy/nginx/$t.in"
 	done
+	# the sign-in pages: the shipped snippet with this tree's www/
+	"$top/deploy/nginx/render" --set PA_WWW_DIR="$top/www" -o "$n/pbx-auth-www.conf" \
+		"$top/deploy/nginx/pbx-auth-www.conf.in"
 	cat >"$n/nginx.conf" <<-CONF
 	# Written by ./dev.sh up
 	$user_line
@@ -280,6 +287,9 @@ cmd_up() {
 	        listen 127.0.0.1:$http_port;
 	        server_name localhost;
 	        include $n/pbx-auth-locations.conf;
+	        include $n/pbx-auth-www.conf;
+	        # portal_url: the sign-in pages
+	        location = / { return 302 /login/; }
 	    }
 	}
 	CONF
@@ -300,6 +310,8 @@ cmd_up() {
 	trap - EXIT
 	cat <<-MSG
 	pbx-auth is running on http://127.0.0.1:$http_port (state and logs under $var).
+
+	Sign-in pages: http://127.0.0.1:$http_port/login/?domain=demo.pbx.test
 
 	Demo accounts: alice of tenant demo.pbx.test (password $demo_user_password)
 	and the system administrator admin (password $demo_admin_password).
@@ -324,7 +336,7 @@ cmd_up() {
 	Mail (password reset links, sign-in codes) is caught by a local SMTP sink on
 	127.0.0.1:$smtp_port and lands in $var/mail, one .eml file per message:
 	  curl -s -H 'Content-Type: application/json' http://127.0.0.1:$http_port/api/auth/forget_password \\
-	    -d '{"domain":"demo.pbx.test","username":"alice","callback_url":"http://127.0.0.1:$http_port/reset"}'
+	    -d '{"domain":"demo.pbx.test","username":"alice","callback_url":"http://127.0.0.1:$http_port/login/reset.html"}'
 	  cat "\$(ls -t $var/mail/*.eml | head -n 1)"
 	Stop it with ./dev.sh down.
 	MSG
@@ -368,6 +380,10 @@ cmd_test() {
 	local t0=$SECONDS
 	build "$tmp/build" --enable-werror --enable-sanitizers
 	say "dev.sh: built ($((SECONDS - t0)) s)"
+	# puppeteer-core for t/browser.t, at the version of its lockfile (it drives
+	# Debian's chromium: nothing else is downloaded)
+	(cd "$top/t/browser" && npm ci --ignore-scripts --no-audit --no-fund --silent) ||
+		die "npm ci in t/browser failed"
 	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:log_path=stderr}
 	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 	# make check's output (a PASS line per test point) goes to a log; the
@@ -383,6 +399,13 @@ cmd_test() {
 			say "---- $tmp/build/${f%.t}.log (last 80 lines)"
 			tail -n 80 "$tmp/build/${f%.t}.log" >&2
 		done
+	fi
+	# t/browser.t's screenshots of the sign-in pages outlive the temporary directory
+	if [ -d "$tmp/build/t/screenshots" ]; then
+		rm -rf "$var/screenshots"
+		mkdir -p "$var"
+		cp -R "$tmp/build/t/screenshots" "$var/screenshots"
+		say "dev.sh: screenshots of the sign-in pages in $var/screenshots"
 	fi
 	# The TAP driver counts test points.
 	pass=$(sed -n 's/^# PASS: *//p' "$log" 2>/dev/null)

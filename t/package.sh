@@ -112,7 +112,8 @@ for f in usr/sbin/pbx-authd usr/bin/pbx-authctl etc/pbx-auth/pbx-auth.conf \
 	etc/pbx-auth/nginx/pbx-auth-site.conf usr/share/pbx-auth/migrations/0001_init.sql \
 	usr/share/man/man8/pbx-authd.8.gz usr/share/man/man8/pbx-authctl.8.gz \
 	usr/share/man/man5/pbx-auth.conf.5.gz usr/share/doc/pbx-auth/README.md \
-	usr/share/doc/pbx-auth/pbx-auth.conf.example; do
+	usr/share/doc/pbx-auth/pbx-auth.conf.example etc/pbx-auth/nginx/pbx-auth-www.conf \
+	usr/share/pbx-auth/www/index.html usr/share/pbx-auth/www/reset.html; do
 	[ -e "$root/$f" ] || fail "the package lacks /$f"
 done
 [ -n "$unit" ] || fail "the package lacks the systemd unit"
@@ -217,7 +218,8 @@ sed -i -E -e "s|/etc/pbx-auth/nginx|$ngx|g" \
 	-e '/listen[[:space:]]+\[::\]/d' \
 	-e "s/^([[:space:]]*listen[[:space:]]+)80([[:space:];])/\\1127.0.0.1:$http_port\\2/" \
 	-e "s/^([[:space:]]*listen[[:space:]]+)443([[:space:];])/\\1127.0.0.1:$https_port\\2/" \
-	-e "s|/etc/ssl/pbx-auth/|$work/tls/|g" "$ngx"/*.conf
+	-e "s|/etc/ssl/pbx-auth/|$work/tls/|g" \
+	-e "s|/usr/share/pbx-auth/www|$root/usr/share/pbx-auth/www|g" "$ngx"/*.conf
 diff -ru "$work/nginx.dist" "$ngx" >&2 || true
 for d in client_body fastcgi proxy uwsgi scgi; do mkdir -p "$work/nginx/$d"; done
 $as_root && chown -R "$web:" "$work/nginx"
@@ -275,7 +277,11 @@ bad=$("${c[@]}" -o /dev/null -w '%{http_code}' -H 'Content-Type: application/jso
 	--data '{"domain":"example.test","username":"alice","password":"wrong-password"}' \
 	"$base/api/auth/sign_in")
 [ "$bad" = 401 ] || fail "a wrong password gives $bad, expected 401"
-say "over https: redirect 301, /api/info 200, sign-in 200 with a token, wrong password 401"
+page=$("${c[@]}" -D - -o "$work/login.html" -w '%{http_code}' "$base/login/")
+grep -q '^HTTP/[0-9.]* 200' <<<"$page" || fail "GET /login/ over https: $page"
+grep -qi '^content-security-policy:.*frame-ancestors' <<<"$page" || fail "/login/ without its CSP: $page"
+grep -q 'type="password"' "$work/login.html" || fail "/login/ is not the sign-in page"
+say "over https: redirect 301, /api/info 200, sign-in 200 with a token, wrong password 401, /login/ 200 with its CSP"
 
 ###############################################################################
 # 10. stop: the pidfile goes away with the daemon

@@ -437,6 +437,17 @@ sub ctl {
 	return ($rc, $out, $err);
 }
 
+# $t->ctl_ok(@args [, {...}]): ctl() as one test that it exits 0 (with
+# its output as diagnostics when not); returns its stdout.
+sub ctl_ok {
+	my ($self, @args) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my @shown = grep { !ref } @args;
+	my ($rc, $out, $err) = $self->ctl(@args);
+	Test::More::is($rc, 0, "pbx-authctl @shown") or Test::More::diag($out . $err);
+	return $out;
+}
+
 # Start pbx-authctl in the background; finish with ctl_wait().
 sub ctl_bg {
 	my ($self, @args) = @_;
@@ -684,6 +695,9 @@ sub start_nginx {
 	my $locations = $self->render_nginx('pbx-auth-locations.conf.in', %limits);
 	my $extra = $o{server_extra} // '';
 	my $conf = $o{conf} // <<"EOF";
+	my $www = !$o{www} ? '' : '        include ' . $self->render_nginx('pbx-auth-www.conf.in',
+	    PA_WWW_DIR => $o{www} =~ m{^/} ? $o{www} : "$self->{srcdir}/www",
+	    defined $o{form_action} ? (PA_MS365_AUTHORITIES => $o{form_action}) : ()) . ";\n";
 ${user}daemon off;
 master_process on;
 worker_processes 1;
@@ -710,7 +724,7 @@ http {
         listen 127.0.0.1:$self->{http_port};
         server_name localhost;
 $extra
-        include $locations;
+$www        include $locations;
     }
 }
 EOF
