@@ -109,8 +109,7 @@ main(int argc, char **argv)
 	if (!pa_smtp_global_init())
 		goto out;
 	rv = pa_pool_run(path, &cfg, fd);
-	if (cfg->listen[0] == '/')
-		unlink(cfg->listen);
+	fd = -1;	/* closed by the master loop */
 out:
 	if (fd >= 0)
 		close(fd);

@@ -34,7 +34,6 @@ on_term(int sig)
 {
 	(void)sig;
 	stopping = 1;
-	pa_http_shutdown();
 }
 
 void
@@ -167,7 +166,21 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd)
 	pa_log_info("worker started");
 	if (pa_db_connect(ctx.db) != PA_OK)	/* logged; each request tries again */
 		pa_log_debug("starting without a database connection");
-	while (!stopping && pa_http_accept(conn)) {
+	/*
+	 * SIGTERM alone (a reload retiring this worker, or the master gone)
+	 * ends the loop once the request in flight is answered: the socket's
+	 * queue belongs to the workers that stay.  SIGTERM with the socket
+	 * draining (the whole service stops, pa_http_stop_listening) first
+	 * serves every connection the kernel had queued, until accept finds
+	 * the queue empty.
+	 */
+	while (!stopping || pa_http_draining(listen_fd)) {
+		enum pa_accept a = pa_http_accept(conn);
+
+		if (a == PA_ACCEPT_INTERRUPTED)
+			continue;
+		if (a != PA_ACCEPT_OK)
+			break;
 		/* A request in flight is finished, not cut short by SIGTERM. */
 		sigprocmask(SIG_BLOCK, &term, NULL);
 		serve(conn, &ctx, arena);
