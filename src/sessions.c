@@ -15,6 +15,17 @@
 
 static const char *const flavours[] = { "bearer", "cookie" };
 
+/*
+ * Every refresh token of a bearer session starts with the session's family:
+ * its first 12 characters, 9 of the 32 random bytes (base64url turns 3
+ * bytes into 4 characters, so the other 23 bytes encode on their own).  A
+ * family alone opens nothing; only holders of a token of the session know
+ * it, so a presented token of a known family that is not the current one
+ * is a spent token of that session (reuse detection without a row per
+ * spent token).
+ */
+#define FAMILY_LEN 12
+
 const char *
 pa_flavour_name(pa_flavour_t f)
 {
@@ -115,13 +126,16 @@ pa_session_create(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const pa_u
     pa_tokens_t *out)
 {
 	char ah[PA_SHA256_HEX_LEN + 1], rh[PA_SHA256_HEX_LEN + 1], ttl[16], rttl[16];
-	const char *params[10];
+	char family[FAMILY_LEN + 1];
+	const char *params[11];
 	pa_db_res_t *r;
 	enum pa_err rv;
 
 	memset(out, 0, sizeof(*out));
 	if ((rv = pa_token_new(out->refresh)) != PA_OK)
 		return rv;
+	memcpy(family, out->refresh, FAMILY_LEN);
+	family[FAMILY_LEN] = '\0';
 	if (f == PA_FLAVOUR_COOKIE)
 		rv = cookie_access(out->refresh, 0, out->access);
 	else
@@ -141,6 +155,7 @@ pa_session_create(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const pa_u
 	params[7] = by_password ? "true" : "false";
 	params[8] = account_key;
 	params[9] = flavours[f];
+	params[10] = f == PA_FLAVOUR_BEARER ? family : NULL;
 	if ((rv = pa_db_exec(db, a, PA_STMT_SESSION_CREATE, params, &r)) != PA_OK)
 		return rv;
 	if (pa_db_rows(r) != 1)
@@ -183,16 +198,21 @@ pa_session_refresh(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const cha
     const char *addr, pa_tokens_t *out)
 {
 	char oh[PA_SHA256_HEX_LEN + 1], ah[PA_SHA256_HEX_LEN + 1], rh[PA_SHA256_HEX_LEN + 1];
-	char ttl[16], rttl[16], grace[16];
-	const char *params[5];
+	char ttl[16], rttl[16], grace[16], family[FAMILY_LEN + 1];
+	const char *params[6];
 	pa_db_res_t *r;
 	enum pa_err rv;
 
 	memset(out, 0, sizeof(*out));
 	if (!pa_token_valid(refresh, strlen(refresh)))
 		return PA_ENOTFOUND;
-	if ((rv = pa_token_new(out->access)) != PA_OK || (rv = pa_token_new(out->refresh)) != PA_OK ||
-	    (rv = token_hash(refresh, oh)) != PA_OK || (rv = token_hash(out->access, ah)) != PA_OK ||
+	/* The new refresh token keeps the family of the one it replaces. */
+	memcpy(family, refresh, FAMILY_LEN);
+	family[FAMILY_LEN] = '\0';
+	if ((rv = pa_token_new(out->access)) != PA_OK || (rv = pa_token_new(out->refresh)) != PA_OK)
+		return rv;
+	memcpy(out->refresh, family, FAMILY_LEN);
+	if ((rv = token_hash(refresh, oh)) != PA_OK || (rv = token_hash(out->access, ah)) != PA_OK ||
 	    (rv = token_hash(out->refresh, rh)) != PA_OK)
 		return rv;
 	snprintf(ttl, sizeof(ttl), "%d", cfg->access_token_ttl);
@@ -202,6 +222,7 @@ pa_session_refresh(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const cha
 	params[2] = ttl;
 	params[3] = rh;
 	params[4] = rttl;
+	params[5] = family;
 	if ((rv = pa_db_exec(db, a, PA_STMT_SESSION_REFRESH, params, &r)) != PA_OK)
 		return rv;
 	if (pa_db_rows(r) == 1) {
@@ -211,13 +232,14 @@ pa_session_refresh(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const cha
 
 	/* Not rotated: unknown, expired, revoked, or already spent. */
 	snprintf(grace, sizeof(grace), "%d", cfg->refresh_reuse_grace);
-	params[1] = grace;
-	params[2] = addr;
-	if ((rv = pa_db_exec(db, a, PA_STMT_REFRESH_REUSE, params, &r)) != PA_OK)
+	params[1] = family;
+	params[2] = grace;
+	params[3] = addr;
+	if ((rv = pa_db_exec(db, a, PA_STMT_REFRESH_FALLBACK, params, &r)) != PA_OK)
 		return rv;
-	if (pa_db_rows(r) == 1 && pa_db_bool(r, 0, 1)) {
-		pa_audit_t e = { pa_db_value(r, 0, 3), pa_db_value(r, 0, 4), pa_db_value(r, 0, 2),
-			addr, "refresh_reuse", "revoked", NULL };
+	if (pa_db_rows(r) == 1 && pa_db_bool(r, 0, PA_FB_REVOKED)) {
+		pa_audit_t e = { pa_db_value(r, 0, PA_FB_DOMAIN), pa_db_value(r, 0, PA_FB_USERNAME),
+			pa_db_value(r, 0, PA_FB_USER_ID), addr, "refresh_reuse", "revoked", NULL };
 
 		pa_audit_log(&e);
 		pa_log_warn("a spent refresh token was presented again: session revoked"
