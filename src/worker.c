@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 #include "oidc.h"
 #include "outbound.h"
 #include "router.h"
+#include "sessions.h"
 #include "worker.h"
 
 static volatile sig_atomic_t stopping;
@@ -122,6 +124,9 @@ serve(pa_http_conn_t *conn, pa_ctx_t *ctx, pa_arena_t *arena)
 
 	if (!pa_db_poll(ctx->db, on_notify, ctx->meta))
 		pa_meta_flush(ctx->meta);
+	/* Before the request: it may be the retry the database must know of. */
+	if (pa_session_lost_pending())
+		pa_session_mark_lost(ctx->db, arena, ctx->cfg);
 	if (pa_http_request_init(&req, conn, arena) != PA_OK)
 		pa_http_reply_error(&req, 500, NULL, "Internal error", NULL);
 	else
@@ -175,8 +180,25 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd)
 	 * the queue empty.
 	 */
 	while (!stopping || pa_http_draining(listen_fd)) {
-		enum pa_accept a = pa_http_accept(conn);
+		enum pa_accept a;
 
+		/*
+		 * With lost rotations to report, do not wait for a request to
+		 * reach the database: try every second (the retry may come to
+		 * another worker).
+		 */
+		if (!stopping && pa_session_lost_pending()) {
+			struct pollfd p = { listen_fd, POLLIN, 0 };
+			int n = poll(&p, 1, 1000);
+
+			if (n == 0) {
+				pa_session_mark_lost(ctx.db, arena, cfg);
+				pa_arena_reset(arena);
+			}
+			if (n <= 0)
+				continue;
+		}
+		a = pa_http_accept(conn);
 		if (a == PA_ACCEPT_INTERRUPTED)
 			continue;
 		if (a != PA_ACCEPT_OK)
