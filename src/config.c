@@ -65,6 +65,7 @@ static const struct key keys[] = {
 	{ "access_token_ttl", T_INT, OFF(access_token_ttl), "3600", 1, 86400 },
 	{ "refresh_token_ttl", T_INT, OFF(refresh_token_ttl), "2592000", 1, 31536000 },
 	{ "refresh_reuse_grace", T_INT, OFF(refresh_reuse_grace), "10", 0, 300 },
+	{ "refresh_retry_window", T_INT, OFF(refresh_retry_window), "600", 0, 86400 },
 	{ "two_factor_ttl", T_INT, OFF(two_factor_ttl), "600", 1, 3600 },
 	{ "password_hash_cost", T_INT, OFF(password_hash_cost), "0", 0, 11 },
 	{ "password_min_length", T_INT, OFF(password_min_length), "8", 1, 1024 },

@@ -37,6 +37,7 @@ typedef struct {
 	int access_token_ttl;
 	int refresh_token_ttl;		/* also the lifetime of a cookie session */
 	int refresh_reuse_grace;	/* a spent refresh token is refused quietly this long */
+	int refresh_retry_window;	/* a rotation whose answer was lost may be retried this long */
 	int two_factor_ttl;
 	/* Passwords. */
 	int password_hash_cost;		/* 0: libxcrypt's default for its preferred method */

@@ -243,6 +243,7 @@ main(int argc, char **argv)
 	if (!pa_smtp_global_init())
 		goto out;
 	rv = pa_pool_run(path, &cfg, fd);
+	fd = -1;	/* closed by the master loop */
 out:
 	if (fd >= 0 && sock != NULL)
 		unlink(sock);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "log.h"
 #include "mailer.h"
 #include "notify.h"
@@ -249,7 +250,9 @@ pa_pool_run(const char *path, pa_config_t **cfg, int fd)
 		if (got_term && !draining) {
 			draining = true;
 			pa_notify("STOPPING=1");
-			pa_log_info("stopping: finishing requests in flight");
+			pa_log_info("stopping: no new connections; serving those queued and in flight");
+			pa_http_stop_listening(fd);
+			fd = -1;
 		}
 		if (got_hup) {
 			got_hup = 0;

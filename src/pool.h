@@ -11,7 +11,8 @@
 
 /*
  * Runs the master loop.  *cfg may be replaced on reload (the caller frees
- * the final one).  Returns the process exit status.
+ * the final one).  The loop owns listen_fd: a stop closes it (and unlinks a
+ * unix socket) before the children finish.  Returns the exit status.
  */
 int pa_pool_run(const char *config_path, pa_config_t **cfg, int listen_fd);
 

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 #include "oidc.h"
 #include "outbound.h"
 #include "router.h"
+#include "sessions.h"
 #include "worker.h"
 
 static volatile sig_atomic_t stopping;
@@ -34,7 +36,6 @@ on_term(int sig)
 {
 	(void)sig;
 	stopping = 1;
-	pa_http_shutdown();
 }
 
 void
@@ -123,6 +124,9 @@ serve(pa_http_conn_t *conn, pa_ctx_t *ctx, pa_arena_t *arena)
 
 	if (!pa_db_poll(ctx->db, on_notify, ctx->meta))
 		pa_meta_flush(ctx->meta);
+	/* Before the request: it may be the retry the database must know of. */
+	if (pa_session_lost_pending())
+		pa_session_mark_lost(ctx->db, arena, ctx->cfg);
 	if (pa_http_request_init(&req, conn, arena) != PA_OK)
 		pa_http_reply_error(&req, 500, NULL, "Internal error", NULL);
 	else
@@ -167,7 +171,38 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd)
 	pa_log_info("worker started");
 	if (pa_db_connect(ctx.db) != PA_OK)	/* logged; each request tries again */
 		pa_log_debug("starting without a database connection");
-	while (!stopping && pa_http_accept(conn)) {
+	/*
+	 * SIGTERM alone (a reload retiring this worker, or the master gone)
+	 * ends the loop once the request in flight is answered: the socket's
+	 * queue belongs to the workers that stay.  SIGTERM with the socket
+	 * draining (the whole service stops, pa_http_stop_listening) first
+	 * serves every connection the kernel had queued, until accept finds
+	 * the queue empty.
+	 */
+	while (!stopping || pa_http_draining(listen_fd)) {
+		enum pa_accept a;
+
+		/*
+		 * With lost rotations to report, do not wait for a request to
+		 * reach the database: try every second (the retry may come to
+		 * another worker).
+		 */
+		if (!stopping && pa_session_lost_pending()) {
+			struct pollfd p = { listen_fd, POLLIN, 0 };
+			int n = poll(&p, 1, 1000);
+
+			if (n == 0) {
+				pa_session_mark_lost(ctx.db, arena, cfg);
+				pa_arena_reset(arena);
+			}
+			if (n <= 0)
+				continue;
+		}
+		a = pa_http_accept(conn);
+		if (a == PA_ACCEPT_INTERRUPTED)
+			continue;
+		if (a != PA_ACCEPT_OK)
+			break;
 		/* A request in flight is finished, not cut short by SIGTERM. */
 		sigprocmask(SIG_BLOCK, &term, NULL);
 		serve(conn, &ctx, arena);

@@ -522,6 +522,26 @@ sub start_daemon {
 
 sub daemon_pid { $_[0]{authd_pid} }
 
+# $t->peer($name, %conf): a second pbx-authd instance of the same database,
+# as behind one nginx `upstream`: its own configuration ($name.conf, %conf
+# over this instance's settings), socket ($name.sock) and log
+# (pbx-authd-$name.log), in this test's directory.  It has the daemon
+# methods (start_daemon, stop_daemon, signal, daemon_pid, worker_pids,
+# fcgi_listen, fcgi_request); start_nginx then passes to an upstream of
+# every instance; stop_all and check_logs cover it.
+sub peer {
+	my ($self, $name, %conf) = @_;
+	my $p = bless { %$self, conf => { %{$self->{conf}} }, started => {}, responses => [],
+	    peers => [], smtp_sinks => [], spawn_seq => 1_000_000 * (1 + @{$self->{peers} || []}),
+	    fcgi_sock => "$self->{dir}/$name.sock", conf_file => "$self->{dir}/$name.conf",
+	    authd_log => "$self->{dir}/pbx-authd-$name.log" }, ref $self;
+	delete @$p{qw(authd_pid authd_h nginx_pid http_ka)};
+	delete $p->{conf}{listen};
+	$p->write_config(%conf);
+	push @{$self->{peers}}, $p;
+	return $p;
+}
+
 # Live (non-zombie) children of a pid, read from /proc/*/stat.
 sub children_of {
 	my ($self, $ppid) = @_;
@@ -689,11 +709,20 @@ sub start_nginx {
 	my ($self, %o) = @_;
 	my $d = $self->nginx_dir;
 	my $user = $self->{root} ? "user root;\n" : '';
-	my $l = $self->fcgi_listen;
+	my @pass = map { my $l = $_->fcgi_listen; $l =~ m{^/} ? "unix:$l" : $l }
+	    $self, @{$self->{peers} || []};
 	my %limits = $o{shipped_limits} ? ()
 	    : (PA_LOGIN_RATE => '10000r/s', PA_LOGIN_BURST => 10000);
 	my $http_part = $self->render_nginx('pbx-auth-http.conf.in',
-	    PA_FCGI_PASS => $o{fcgi_pass} // ($l =~ m{^/} ? "unix:$l" : $l), %limits);
+	    PA_FCGI_PASS => $o{fcgi_pass} // $pass[0], %limits);
+	if (@pass > 1 && !defined $o{fcgi_pass}) {
+		# More instances (peer()): one `server` line each in the shipped
+		# upstream, as its comment tells an operator to add them.
+		my $text = $self->read_file($http_part);
+		$text =~ s/^(\s*server \Q$pass[0]\E;\n)/$1 . join('', map { "    server $_;\n" } @pass[1 .. $#pass])/me
+		    or die "Test::PbxAuth: no upstream server line in $http_part\n";
+		$self->write_file($http_part, $text);
+	}
 	my $locations = $self->render_nginx('pbx-auth-locations.conf.in', %limits);
 	my $extra = $o{server_extra} // '';
 	my $www = !$o{www} ? '' : '        include ' . $self->render_nginx('pbx-auth-www.conf.in',
@@ -1031,6 +1060,55 @@ sub fcgi_params {
 	};
 }
 
+# Connections waiting in the daemon's listen queue (ss: Recv-Q of the
+# listening socket), or undef when it does not listen.
+sub fcgi_backlog {
+	my ($self) = @_;
+	my $l = $self->fcgi_listen;
+	my $unix = $l =~ m{^/};
+	for (split /\n/, `ss -lnH @{[ $unix ? '-x' : '-t' ]} 2>/dev/null`) {
+		my @f = split ' ';
+		return $f[$unix ? 2 : 1] if @f > 4 && $f[$unix ? 4 : 3] eq $l;
+	}
+	return undef;
+}
+
+# $t->fcgi_begin([$params]): a FastCGI POST to the daemon's socket, sent
+# up to its parameters: the worker that accepts it then waits for the body,
+# busy.  $t->fcgi_end($h) sends the body and reads the answer to EOF;
+# returns (END_REQUEST seen, status).
+sub fcgi_begin {
+	my ($self, $params) = @_;
+	my $body = '{"refresh_token":"held"}';
+	$params //= $self->fcgi_params(method => 'POST', path => '/api/auth/refresh_token',
+	    content_type => 'application/json', content_length => length $body);
+	my $s = $self->fcgi_connect or die "Test::PbxAuth: connect " . $self->fcgi_listen . ": $!\n";
+	my $p = join '', map { _fcgi_len($_) . _fcgi_len($params->{$_}) . $_ . $params->{$_} }
+	    sort keys %$params;
+	syswrite($s, _fcgi_record(FCGI_BEGIN_REQUEST, pack('nCx5', FCGI_RESPONDER, 0))
+	    . _fcgi_record(FCGI_PARAMS, $p) . _fcgi_record(FCGI_PARAMS, ''));
+	return [ $s, $body ];
+}
+
+sub fcgi_end {
+	my ($self, $h) = @_;
+	my ($s, $body) = @$h;
+	local $SIG{PIPE} = 'IGNORE';
+	syswrite($s, _fcgi_record(FCGI_STDIN, $body) . _fcgi_record(FCGI_STDIN, ''));
+	my $in = '';
+	while (sysread($s, my $buf, 65536)) { $in .= $buf }
+	close $s;
+	my ($end, $status) = (0, '');
+	while (length $in >= 8) {
+		my (undef, $type, undef, $clen, $plen) = unpack('CCnnC', $in);
+		my $c = substr($in, 8, $clen);
+		substr($in, 0, 8 + $clen + $plen, '');
+		$end = 1 if $type == FCGI_END_REQUEST;
+		($status) = $c =~ /^Status: (\d+)/m if $type == FCGI_STDOUT && !$status;
+	}
+	return ($end, $status);
+}
+
 # $t->fcgi_request(params => {...}, stdin => $bytes [, pause => sub {...}])
 # With pause, the sub runs after the parameters are sent and before stdin.
 # Returns { status, headers (lower-case names), body, json, stderr,
@@ -1226,6 +1304,7 @@ sub stop_all {
 	local ($?, $!, $@);
 	return if $$ != $CREATOR;
 	eval { $self->stop_nginx; 1 } or Test::More::diag("stop nginx: $@");
+	$_->stop_all for grep { defined } @{$self->{peers} || []};
 	eval {
 		if ($self->{authd_pid}) {
 			my $st = $self->stop_daemon;
@@ -1244,7 +1323,8 @@ sub stop_all {
 # The end-of-test checks over the logs.
 sub check_logs {
 	my ($self) = @_;
-	my $log = $self->read_file($self->{authd_log});
+	my $log = join "\n", map { $self->read_file($_->{authd_log}) }
+	    $self, @{$self->{peers} || []};
 	my $ctl = $self->read_file($self->{ctl_log});
 	my @san = grep { /AddressSanitizer|LeakSanitizer|runtime error:|ThreadSanitizer/ }
 	    split /\n/, $log . "\n" . $ctl;
