@@ -1,6 +1,6 @@
 /*
- * pbx-authd: command line, configuration, the listening socket, and the
- * hand-over to the master loop (pool.c).
+ * pbx-authd: command line, configuration, the listening sockets (one per
+ * worker class), and the hand-over to the master loop (pool.c).
  */
 #include "autoconfig.h"
 
@@ -70,7 +70,7 @@ main(int argc, char **argv)
 	bool foreground = false, check_only = false;
 	pa_config_t *cfg = NULL;
 	char err[512];
-	int ch, fd = -1, rv = 1;
+	int ch, fds[PA_CLASS__MAX] = { -1, -1 }, rv = 1;
 
 	pa_log_init("pbx-authd");
 	while ((ch = getopt_long(argc, argv, "c:fh", opts, NULL)) != -1) {
@@ -101,19 +101,31 @@ main(int argc, char **argv)
 		goto out;
 	}
 	pa_log_set_level(cfg->log_level);
-	if ((fd = pa_http_listen(cfg->listen, cfg->listen_backlog, cfg->listen_mode)) < 0)
+	if ((fds[PA_CLASS_REQUEST] = pa_http_listen(cfg->listen, cfg->listen_backlog,
+	    cfg->listen_mode)) < 0)
+		goto out;
+	/*
+	 * The backlog is the hash queue: when hash_queue_max connections wait
+	 * for a busy hashing worker, the kernel refuses the next one at once
+	 * (EAGAIN on a unix socket), and nginx answers 503 (deploy/nginx).
+	 */
+	if ((fds[PA_CLASS_HASH] = pa_http_listen(cfg->hash_listen, cfg->hash_queue_max,
+	    cfg->listen_mode)) < 0)
 		goto out;
 	if (!foreground && !daemonize())
 		goto out;
 	/* Before any fork: libcurl's global state is set up once, for all children. */
 	if (!pa_smtp_global_init())
 		goto out;
-	rv = pa_pool_run(path, &cfg, fd);
+	rv = pa_pool_run(path, &cfg, fds);
 	if (cfg->listen[0] == '/')
 		unlink(cfg->listen);
+	if (cfg->hash_listen[0] == '/')
+		unlink(cfg->hash_listen);
 out:
-	if (fd >= 0)
-		close(fd);
+	for (int c = 0; c < PA_CLASS__MAX; c++)
+		if (fds[c] >= 0)
+			close(fds[c]);
 	pa_config_free(cfg);
 	return rv;
 }

@@ -116,10 +116,21 @@ sub fcgi_sock { $_[0]{fcgi_sock} }
 # configured `listen` so.
 sub fcgi_listen { $_[0]{conf}{listen} // $_[0]{fcgi_sock} }
 
-# A connection to pbx-authd's FastCGI socket, or undef.
-sub fcgi_connect {
+# Where the hashing workers listen: `hash_listen`, or its default derived
+# from `listen` as pbx-authd derives it (x.sock -> x-hash.sock, port + 1).
+sub hash_listen {
 	my ($self) = @_;
+	return $self->{conf}{hash_listen} if defined $self->{conf}{hash_listen};
 	my $l = $self->fcgi_listen;
+	return $l =~ m{^/} ? ($l =~ s/\.sock\z//r) . ($l =~ /\.sock\z/ ? '-hash.sock' : '-hash')
+	    : $l =~ s/:(\d+)\z/':' . ($1 + 1)/er;
+}
+
+# A connection to pbx-authd's FastCGI socket (or to $listen, e.g. the
+# hash_listen one), or undef.
+sub fcgi_connect {
+	my ($self, $listen) = @_;
+	my $l = $listen // $self->fcgi_listen;
 	return IO::Socket::UNIX->new(Peer => $l, Type => SOCK_STREAM) if $l =~ m{^/};
 	return IO::Socket::INET->new(PeerAddr => $l, Proto => 'tcp', Timeout => 5);
 }
@@ -179,6 +190,7 @@ sub config_text {
 		listen         => $self->{fcgi_sock},
 		listen_mode    => '0666',
 		workers        => 2,
+		hash_workers   => 2,
 		log_level      => 'info',
 		migrations_dir => $self->{migrations},
 		%{$self->{conf}},
@@ -201,6 +213,7 @@ sub write_config {
 		$self->{conf}{$k} = $o{$k};
 	}
 	$self->{workers} = $self->{conf}{workers} // 2;
+	$self->{hash_workers} = $self->{conf}{hash_workers} // 2;
 	return $self->write_file($self->{conf_file}, $self->config_text);
 }
 
@@ -447,7 +460,9 @@ sub authd {
 sub start_daemon {
 	my ($self, %o) = @_;
 	die "Test::PbxAuth: daemon already running\n" if $self->{authd_pid};
-	unlink $self->{fcgi_sock} unless -e $self->{fcgi_sock} && !-S _;
+	for my $sock ($self->{fcgi_sock}, $self->hash_listen) {
+		unlink $sock unless $sock !~ m{^/} || -e $sock && !-S _;
+	}
 	my @cmd = ($self->{authd}, '-f', '-c', $self->{conf_file});
 	unshift @cmd, $self->_valgrind('authd');
 	my $h = $self->spawn(\@cmd,
@@ -473,7 +488,8 @@ sub start_daemon {
 		sleep 0.05;
 	}
 	# wait for the workers to exist so that tests can inspect them
-	$self->wait_until(sub { $self->worker_pids >= $self->{workers} }, 10)
+	$self->wait_until(sub { $self->worker_pids >= $self->{workers}
+	    && $self->hash_worker_pids >= $self->{hash_workers} }, 10)
 	    or Test::More::diag('pbx-authd: fewer worker processes than configured');
 	return $self;
 }
@@ -498,8 +514,10 @@ sub children_of {
 	return @kids;    # an array: its count in scalar context
 }
 
-# The process name (comm) the mailer child gives itself (src/mailer.h).
+# The process names (comm) the mailer child and the hashing workers give
+# themselves (src/mailer.h, src/worker.h).
 use constant MAILER_COMM => 'pbx-authd-mail';
+use constant HASH_COMM => 'pbx-authd-hash';
 
 sub _comm {
 	my ($pid) = @_;
@@ -509,10 +527,19 @@ sub _comm {
 	return $c;
 }
 
-# The request workers: the daemon's children except the mailer.
+# The request workers: the daemon's children except the mailer and the
+# hashing workers.
 sub worker_pids {
 	my ($self) = @_;
-	my @pids = grep { _comm($_) ne MAILER_COMM } $self->children_of($self->{authd_pid});
+	my @pids = grep { my $c = _comm($_); $c ne MAILER_COMM && $c ne HASH_COMM }
+	    $self->children_of($self->{authd_pid});
+	return @pids;
+}
+
+# The hashing workers.
+sub hash_worker_pids {
+	my ($self) = @_;
+	my @pids = grep { _comm($_) eq HASH_COMM } $self->children_of($self->{authd_pid});
 	return @pids;
 }
 
@@ -608,8 +635,8 @@ sub start_nginx {
 	mkdir $d;
 	mkdir "$d/$_" for qw(client_body fastcgi proxy uwsgi scgi);
 	my $user = $self->{root} ? "user root;\n" : '';
-	my $l = $self->fcgi_listen;
-	my $pass = $l =~ m{^/} ? "unix:$l" : $l;
+	my ($pass, $hash_pass) = map { m{^/} ? "unix:$_" : $_ }
+	    $self->fcgi_listen, $self->hash_listen;
 	my $conf = <<"EOF";
 ${user}daemon off;
 master_process on;
@@ -631,6 +658,19 @@ http {
     uwsgi_temp_path $d/uwsgi;
     scgi_temp_path $d/scgi;
 
+    # The two worker classes, as in deploy/nginx: the routes that verify
+    # or set a password go to the hashing workers.
+    upstream pbx_auth {
+        server $pass;
+    }
+    upstream pbx_auth_hash {
+        server $hash_pass max_fails=0;
+    }
+    map \$request_method \$pbx_auth_login_upstream {
+        POST    pbx_auth_hash;
+        default pbx_auth;
+    }
+
     server {
         listen 127.0.0.1:$self->{http_port};
         server_name localhost;
@@ -638,7 +678,33 @@ http {
 
         location /api/ {
             include /etc/nginx/fastcgi_params;
-            fastcgi_pass $pass;
+            fastcgi_pass pbx_auth;
+        }
+
+        # A full hash queue: the kernel refuses the connection, nginx
+        # answers 503 with the API's error body.
+        location = /api/auth/sign_in {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_pass pbx_auth_hash;
+            error_page 502 504 =503 \@pbx_auth_503;
+        }
+        location = /api/auth/reset_password {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_pass pbx_auth_hash;
+            error_page 502 504 =503 \@pbx_auth_503;
+        }
+        location = /api/login {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_pass \$pbx_auth_login_upstream;
+            error_page 502 504 =503 \@pbx_auth_503;
+        }
+
+        location \@pbx_auth_503 {
+            default_type "application/json; charset=utf-8";
+            add_header Retry-After "5" always;
+            add_header Cache-Control "no-store" always;
+            add_header X-Content-Type-Options "nosniff" always;
+            return 503 '{"errors":[{"code":"SERVICE_UNAVAILABLE","message":"Service unavailable","detail":null}]}\\n';
         }
     }
 }
@@ -943,8 +1009,10 @@ sub fcgi_params {
 	};
 }
 
-# $t->fcgi_request(params => {...}, stdin => $bytes [, pause => sub {...}])
+# $t->fcgi_request(params => {...}, stdin => $bytes [, pause => sub {...}]
+#     [, listen => $t->hash_listen])
 # With pause, the sub runs after the parameters are sent and before stdin.
+# With listen, the request goes to that socket instead of `listen`.
 # Returns { status, headers (lower-case names), body, json, stderr,
 # complete (END_REQUEST seen), app_status }.
 sub fcgi_request {
@@ -952,8 +1020,8 @@ sub fcgi_request {
 	my $params = $o{params} // $self->fcgi_params;
 	my $stdin = $o{stdin} // '';
 	$self->_track_request('FastCGI request', {}, $stdin);
-	my $s = $self->fcgi_connect
-	    or die "Test::PbxAuth: connect " . $self->fcgi_listen . ": $!\n";
+	my $s = $self->fcgi_connect($o{listen})
+	    or die "Test::PbxAuth: connect " . ($o{listen} // $self->fcgi_listen) . ": $!\n";
 
 	my $out = _fcgi_record(FCGI_BEGIN_REQUEST, pack('nCx5', FCGI_RESPONDER, 0));
 	my $p = '';
