@@ -26,7 +26,7 @@ typedef struct {
 	char *hash_listen;		/* NULL in the file: derived from listen */
 	int hash_workers;		/* 0 in the file means: number of CPUs */
 	int hash_queue_max;		/* listen backlog of hash_listen */
-	int hash_nice;			/* nice value of the hashing workers */
+	int hash_nice;			/* added to the hashing workers' nice value */
 	char *user;			/* workers drop to this user when started as root */
 	enum pa_log_level log_level;
 	int retry_after;		/* seconds, in 503 responses */

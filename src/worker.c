@@ -168,6 +168,27 @@ serve(pa_http_conn_t *conn, pa_ctx_t *ctx, pa_arena_t *arena, enum pa_class cls)
 	pa_arena_reset(arena);
 }
 
+/*
+ * Adds inc to this process's nice value (at most 19): relative to the
+ * request workers, whatever nice value the daemon was started with, and
+ * raising one's own nice value needs no privilege.
+ */
+static void
+lower_priority(int inc)
+{
+	int cur, want;
+
+	errno = 0;
+	cur = getpriority(PRIO_PROCESS, 0);
+	if (cur == -1 && errno != 0) {
+		pa_log_syserr("getpriority");
+		return;
+	}
+	want = cur + inc > 19 ? 19 : cur + inc;
+	if (setpriority(PRIO_PROCESS, 0, want) != 0)
+		pa_log_syserr("setpriority %d", want);
+}
+
 int
 pa_worker_run(const pa_config_t *cfg, int listen_fd, enum pa_class cls)
 {
@@ -186,9 +207,7 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd, enum pa_class cls)
 		return 0;
 	if (cls == PA_CLASS_HASH) {
 		prctl(PR_SET_NAME, PA_HASH_PROCNAME);
-		/* Raising one's own nice value needs no privilege. */
-		if (setpriority(PRIO_PROCESS, 0, cfg->hash_nice) != 0)
-			pa_log_syserr("setpriority %d", cfg->hash_nice);
+		lower_priority(cfg->hash_nice);
 	}
 	if (!pa_worker_drop_privileges(cfg->user))
 		goto out;

@@ -17,8 +17,8 @@
 #define PA_HASH_PROCNAME "pbx-authd-hash"
 
 /*
- * Runs a worker of class cls (PA_CLASS_HASH: at nice hash_nice, named
- * PA_HASH_PROCNAME) until SIGTERM or the master's death; returns the exit
+ * Runs a worker of class cls (PA_CLASS_HASH: hash_nice added to its nice
+ * value, named PA_HASH_PROCNAME) until SIGTERM or the master's death; returns the exit
  * status.
  */
 int pa_worker_run(const pa_config_t *cfg, int listen_fd, enum pa_class cls);
