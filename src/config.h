@@ -28,6 +28,8 @@ typedef struct {
 	int hash_queue_max;		/* listen backlog of hash_listen */
 	int hash_nice;			/* added to the hashing workers' nice value */
 	char *user;			/* workers drop to this user when started as root */
+	char *listen_group;		/* group of the unix socket; NULL: user's primary group */
+	char *pidfile;			/* the master's pid, or NULL for none */
 	enum pa_log_level log_level;
 	int retry_after;		/* seconds, in 503 responses */
 	char *migrations_dir;

@@ -46,7 +46,7 @@ test_defaults(void)
 	if (!ok(c != NULL, "pa_config_new"))
 		return;
 	is_str(c->database, NULL, "database has no default");
-	is_str(c->listen, "/run/pbx-auth/fcgi.sock", "default listen");
+	is_str(c->listen, PA_RUNSTATEDIR "/pbx-auth/fcgi.sock", "default listen: $(runstatedir)/...");
 	is_int(c->listen_mode, 0660, "default listen_mode 0660");
 	is_int(c->listen_backlog, 1024, "default listen_backlog");
 	is_int(c->workers, 0, "default workers 0 (CPUs, resolved by parse)");
@@ -244,7 +244,7 @@ test_workers(void)
 		is_int(c->hash_workers, cpus, "hash_workers unset is the number of CPUs");
 	is_int(c->hash_queue_max, 64, "default hash_queue_max");
 	is_int(c->hash_nice, 10, "default hash_nice");
-	is_str(c->hash_listen, "/run/pbx-auth/fcgi-hash.sock", "default hash_listen");
+	is_str(c->hash_listen, PA_RUNSTATEDIR "/pbx-auth/fcgi-hash.sock", "default hash_listen");
 	pa_config_free(c);
 }
 
