@@ -33,12 +33,33 @@ struct pa_http_conn {
 
 static bool fcgx_ready;
 
-/* The unix socket this process created, so that a stop unlinks only its own. */
-static struct {
+/*
+ * The unix sockets this process created (one per worker class), so that a
+ * stop unlinks only its own.
+ */
+#define MADE_MAX 4
+static struct made {
+	int fd;			/* -1: free */
 	char *path;
 	dev_t dev;
 	ino_t ino;
-} made;
+} made[MADE_MAX] = { { -1, NULL, 0, 0 }, { -1, NULL, 0, 0 }, { -1, NULL, 0, 0 },
+	{ -1, NULL, 0, 0 } };
+
+/* The entry of fd, or else a free one (NULL when there is neither). */
+static struct made *
+made_slot(int fd)
+{
+	struct made *free_slot = NULL;
+
+	for (int i = 0; i < MADE_MAX; i++) {
+		if (made[i].fd == fd)
+			return &made[i];
+		if (made[i].fd < 0 && free_slot == NULL)
+			free_slot = &made[i];
+	}
+	return free_slot;
+}
 
 static bool
 init_fcgx(void)
@@ -68,20 +89,28 @@ pa_http_listen(const char *spec, int backlog, int mode)
 	/* The socket is created with the umask; nginx needs the configured mode. */
 	if (spec[0] == '/') {
 		struct stat st;
+		struct made *m;
 
 		if (chmod(spec, (mode_t)mode) != 0 || stat(spec, &st) != 0) {
 			pa_log_syserr("cannot chmod %s", spec);
 			close(fd);
 			return -1;
 		}
-		free(made.path);
-		if ((made.path = strdup(spec)) == NULL) {
-			pa_log_error("out of memory");
+		if ((m = made_slot(fd)) == NULL) {
+			pa_log_error("more than %d unix sockets", MADE_MAX);
 			close(fd);
 			return -1;
 		}
-		made.dev = st.st_dev;
-		made.ino = st.st_ino;
+		free(m->path);
+		if ((m->path = strdup(spec)) == NULL) {
+			pa_log_error("out of memory");
+			m->fd = -1;
+			close(fd);
+			return -1;
+		}
+		m->fd = fd;
+		m->dev = st.st_dev;
+		m->ino = st.st_ino;
 	}
 	return fd;
 }
@@ -110,14 +139,16 @@ pa_http_stop_listening(int fd)
 	struct sockaddr_storage sa;
 	socklen_t salen = sizeof(sa);
 	struct stat st;
+	struct made *m = made_slot(fd);
 	int fl;
 
-	if (made.path != NULL) {
-		if (stat(made.path, &st) == 0 && st.st_dev == made.dev && st.st_ino == made.ino &&
-		    unlink(made.path) != 0)
-			pa_log_syserr("cannot unlink %s", made.path);
-		free(made.path);
-		made.path = NULL;
+	if (m != NULL && m->fd == fd) {
+		if (stat(m->path, &st) == 0 && st.st_dev == m->dev && st.st_ino == m->ino &&
+		    unlink(m->path) != 0)
+			pa_log_syserr("cannot unlink %s", m->path);
+		free(m->path);
+		m->path = NULL;
+		m->fd = -1;
 	} else if (getsockname(fd, (struct sockaddr *)&sa, &salen) == 0 &&
 	    (sa.ss_family == AF_INET || sa.ss_family == AF_INET6) &&
 	    setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) != 0) {
