@@ -20,6 +20,7 @@ typedef struct {
 	int workers;			/* 0 in the file means: number of CPUs */
 	char *user;			/* workers drop to this user when started as root */
 	enum pa_log_level log_level;
+	enum pa_log_format log_format;	/* text (logfmt) or json */
 	int retry_after;		/* seconds, in 503 responses */
 	char *migrations_dir;
 	char *ms365_authority_global;	/* scheme://host[:port], no trailing slash */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -420,6 +421,31 @@ read_body(pa_req_t *req)
 	return PA_OK;
 }
 
+/*
+ * Takes nginx's $request_id (32 hex digits) when it is a sane token; else
+ * (a bare FastCGI client, or a bad value) makes one, so that every request
+ * has an id to log and echo.
+ */
+static void
+set_request_id(pa_req_t *req)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *id = pa_http_env(req, "REQUEST_ID");
+	unsigned char r[16];
+
+	if (id != NULL && pa_log_request_id_valid(id)) {
+		memcpy(req->request_id, id, strlen(id) + 1);
+		return;
+	}
+	if (getrandom(r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+		memset(r, 0, sizeof(r));
+	for (size_t i = 0; i < sizeof(r); i++) {
+		req->request_id[2 * i] = hex[r[i] >> 4];
+		req->request_id[2 * i + 1] = hex[r[i] & 15];
+	}
+	req->request_id[2 * sizeof(r)] = '\0';
+}
+
 enum pa_err
 pa_http_request_init(pa_req_t *req, pa_http_conn_t *c, pa_arena_t *a)
 {
@@ -438,6 +464,7 @@ pa_http_request_init(pa_req_t *req, pa_http_conn_t *c, pa_arena_t *a)
 		req->content_type = NULL;
 	if (req->remote_addr == NULL)
 		req->remote_addr = "";
+	set_request_id(req);
 
 	/* nginx gives the decoded, normalised path in DOCUMENT_URI. */
 	if ((p = pa_http_env(req, "DOCUMENT_URI")) != NULL && *p != '\0') {
@@ -540,8 +567,9 @@ pa_http_reply(pa_req_t *req, int status, const char *body, size_t len)
 	}
 	req->status = status;
 	n = snprintf(head, sizeof(head), "Status: %d %s\r\n"
-	    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n", status,
-	    status_text(status));
+	    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s%s%s", status,
+	    status_text(status), req->request_id[0] ? "X-Request-Id: " : "", req->request_id,
+	    req->request_id[0] ? "\r\n" : "");
 	FCGX_PutStr(head, n, out);
 	if (req->headers.len > 0)
 		FCGX_PutStr(req->headers.p, (int)req->headers.len, out);

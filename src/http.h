@@ -35,6 +35,12 @@ typedef struct {
 	char *body;			/* NUL-terminated; body_len bytes */
 	size_t body_len;
 	const char *remote_addr;
+	/*
+	 * nginx's $request_id (the REQUEST_ID parameter) when it is a sane
+	 * token, else one made here; echoed as X-Request-Id and logged.
+	 */
+	char request_id[65];
+	const char *user_id;		/* set by handlers once a user is known; logged */
 	pa_param_t *path_params;	/* {name} segments of the matched route */
 	size_t npath_params;
 	struct pa_json *json;		/* the parsed body of a JSON route */

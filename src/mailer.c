@@ -215,22 +215,22 @@ deliver_one(struct mailer *m)
 	if (pa_db_exec(m->db, m->arena, PA_STMT_MAIL_RESULT, params, &r) != PA_OK ||
 	    pa_db_rows(r) != 1 || pa_db_commit(m->db) != PA_OK) {
 		if (srv == PA_OK)
-			pa_log_error("mail id=%s was delivered but could not be recorded as sent;"
-			    " it will be sent again", id);
+			pa_log_error("mail was delivered but could not be recorded as sent;"
+			    " it will be sent again id=%s", id);
 		goto out;
 	}
 	status = pa_db_value(r, 0, 0);
 	if (strcmp(status, "sent") == 0)
-		pa_log_info("mail sent id=%s domain=%s attempt=%d reply=\"%s\"", id,
+		pa_log_info("mail sent id=%s domain=%s attempt=%d reply=%s", id,
 		    log_domain(rcpt), attempt, reply);
 	else if (strcmp(status, "queued") == 0)
-		pa_log_warn("mail deferred id=%s domain=%s attempt=%d retry_in=%s reply=\"%s\"", id,
+		pa_log_warn("mail deferred id=%s domain=%s attempt=%d retry_in=%s reply=%s", id,
 		    log_domain(rcpt), attempt, pa_db_value(r, 0, 1), reply);
 	else if (frv == PA_EINPUT)	/* the data's fault, not the service's */
-		pa_log_warn("mail failed id=%s domain=%s attempt=%d reply=\"%s\"", id,
+		pa_log_warn("mail failed id=%s domain=%s attempt=%d reply=%s", id,
 		    log_domain(rcpt), attempt, reply);
 	else
-		pa_log_error("mail failed id=%s domain=%s attempt=%d reply=\"%s\"", id,
+		pa_log_error("mail failed id=%s domain=%s attempt=%d reply=%s", id,
 		    log_domain(rcpt), attempt, reply);
 	rv = srv == PA_EUPSTREAM && pa_smtp_server_failed(m->smtp) ? 2 : 1;
 out:
@@ -263,10 +263,9 @@ cleanup(struct mailer *m)
 		{ PA_STMT_CLEAN_THROTTLE, "throttle" }, { PA_STMT_CLEAN_MAIL, "mail" },
 	};
 	const pa_config_t *cfg = m->cfg;
-	char window[16], days[16], line[256];
+	char window[16], days[16];
 	long total[PA_NELEM(jobs)] = { 0 };
 	bool any = false;
-	size_t off = 0;
 
 	snprintf(window, sizeof(window), "%d",
 	    cfg->throttle_ip_window > cfg->throttle_account_window ? cfg->throttle_ip_window
@@ -291,15 +290,12 @@ cleanup(struct mailer *m)
 			pa_arena_reset(m->arena);
 		} while (n >= atol(CLEAN_BATCH) && !should_stop(m));
 	}
-	for (size_t j = 0; j < PA_NELEM(jobs); j++) {
+	for (size_t j = 0; j < PA_NELEM(jobs); j++)
 		any |= total[j] > 0;
-		off += (size_t)snprintf(line + off, sizeof(line) - off, " %s=%ld", jobs[j].what,
-		    total[j]);
-	}
-	if (any)
-		pa_log_info("cleanup deleted%s", line);
-	else
-		pa_log_debug("cleanup deleted%s", line);
+	/* The keys are in the format: log.c takes them from there. */
+	pa_log_write(any ? PA_LOG_INFO : PA_LOG_DEBUG, NULL, 0,
+	    "cleanup deleted flows=%ld sessions=%ld throttle=%ld mail=%ld", total[0], total[1],
+	    total[2], total[3]);
 }
 
 static time_t

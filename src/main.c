@@ -101,6 +101,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	pa_log_set_level(cfg->log_level);
+	pa_log_set_format(cfg->log_format);
 	if ((fd = pa_http_listen(cfg->listen, cfg->listen_backlog, cfg->listen_mode)) < 0)
 		goto out;
 	if (!foreground && !daemonize())

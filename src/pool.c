@@ -106,8 +106,8 @@ stop_child(struct child *c, time_t now)
 	if (c->stop_sent == 0)
 		c->stop_sent = now;
 	if (now - c->stop_sent >= STOP_GRACE) {
-		pa_log_warn("%s pid=%d did not stop in %d s, killing it", kind_name[c->kind],
-		    (int)c->pid, STOP_GRACE);
+		pa_log_warn("%s did not stop in %d s, killing it pid=%d", kind_name[c->kind],
+		    STOP_GRACE, (int)c->pid);
 		kill(c->pid, SIGKILL);
 	} else {
 		/*
@@ -191,6 +191,7 @@ reload(const char *path, pa_config_t **cfg, time_t now)
 	pa_config_free(*cfg);
 	*cfg = nc;
 	pa_log_set_level(nc->log_level);
+	pa_log_set_format(nc->log_format);
 	generation++;
 	for (int i = 0; i < MAX_CHILDREN; i++)
 		if (children[i].pid != 0 && children[i].gen != generation)

@@ -435,8 +435,8 @@ pa_handle_ms365_callback(pa_req_t *req, pa_ctx_t *ctx)
 		goto fail;
 	if (rv == PA_ENOTFOUND || !u.enabled) {
 		/* Like a wrong password: one answer for unknown and disabled users. */
-		pa_log_info("Microsoft account oid=%s of %s: %s", id.oid, fl.domain,
-		    rv == PA_ENOTFOUND ? "no user bound" : "user disabled");
+		pa_log_info("Microsoft account refused: %s oid=%s domain=%s",
+		    rv == PA_ENOTFOUND ? "no user bound" : "user disabled", id.oid, fl.domain);
 		char reason[128];
 
 		snprintf(reason, sizeof(reason), "%s oid=%.40s", rv == PA_ENOTFOUND ?
@@ -459,6 +459,7 @@ pa_handle_ms365_callback(pa_req_t *req, pa_ctx_t *ctx)
 		redirect(req, ctx, dest, &frag);
 		return;
 	}
+	req->user_id = u.id;
 	{
 		pa_tokens_t tok;
 		char exp[24];
