@@ -5,6 +5,7 @@
 
 #include "audit.h"
 #include "log.h"
+#include "metrics.h"
 
 void
 pa_audit_log(const pa_audit_t *e)
@@ -12,6 +13,7 @@ pa_audit_log(const pa_audit_t *e)
 	const char *d = e->domain ? e->domain : "-", *u = e->username ? e->username : "-",
 		*addr = e->client_addr && *e->client_addr ? e->client_addr : "-";
 
+	pa_metrics_audit(e->event, e->outcome, e->detail);
 	/* log.c escapes every value; the keys are in the format, so two formats. */
 	if (e->detail != NULL)
 		pa_log_info("audit event=%s outcome=%s domain=%s user=%s addr=%s detail=%s",

@@ -465,6 +465,7 @@ pa_http_request_init(pa_req_t *req, pa_http_conn_t *c, pa_arena_t *a)
 	if (req->remote_addr == NULL)
 		req->remote_addr = "";
 	set_request_id(req);
+	req->route = -1;
 
 	/* nginx gives the decoded, normalised path in DOCUMENT_URI. */
 	if ((p = pa_http_env(req, "DOCUMENT_URI")) != NULL && *p != '\0') {
@@ -556,6 +557,12 @@ pa_http_add_header(pa_req_t *req, const char *fmt, ...)
 void
 pa_http_reply(pa_req_t *req, int status, const char *body, size_t len)
 {
+	pa_http_reply_typed(req, status, "application/json; charset=utf-8", body, len);
+}
+
+void
+pa_http_reply_typed(pa_req_t *req, int status, const char *type, const char *body, size_t len)
+{
 	FCGX_Stream *out = req->conn->rq.out;
 	char head[256];
 	int n;
@@ -574,8 +581,8 @@ pa_http_reply(pa_req_t *req, int status, const char *body, size_t len)
 	if (req->headers.len > 0)
 		FCGX_PutStr(req->headers.p, (int)req->headers.len, out);
 	if (body != NULL) {
-		n = snprintf(head, sizeof(head), "Content-Type: application/json; charset=utf-8\r\n"
-		    "Content-Length: %zu\r\n\r\n", len);
+		n = snprintf(head, sizeof(head), "Content-Type: %s\r\n"
+		    "Content-Length: %zu\r\n\r\n", type, len);
 		FCGX_PutStr(head, n, out);
 		FCGX_PutStr(body, (int)len, out);
 	} else {

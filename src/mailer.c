@@ -22,6 +22,7 @@
 #include "buf.h"
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 #include "mail.h"
 #include "mailer.h"
 #include "smtp.h"
@@ -31,6 +32,7 @@
 #define CLEAN_BATCH "1000"	/* rows per DELETE */
 #define CLEAN_GRACE "3600"	/* seconds expired rows are kept */
 #define IDLE_WAKE 60		/* seconds: the longest sleep without a notification */
+#define SAMPLE_WAKE 10		/* seconds between outbox counts when idle (metrics) */
 #define PASSWORD_MAX 1024
 #define PAUSE_MAX 60		/* seconds deliveries pause after a server failure */
 
@@ -188,6 +190,8 @@ deliver_one(struct mailer *m)
 		goto out;
 	}
 	id = pa_db_value(r, 0, PA_MC_ID);
+	/* Lines about this message carry the id of the request that queued it. */
+	pa_log_set_request_id(pa_db_value(r, 0, PA_MC_REQUEST_ID));
 	rcpt = pa_db_value(r, 0, PA_MC_RECIPIENT);
 	attempt = atoi(pa_db_value(r, 0, PA_MC_ATTEMPTS)) + 1;
 	msg = (pa_mail_msg_t){ strtoll(id, NULL, 10),
@@ -220,6 +224,8 @@ deliver_one(struct mailer *m)
 		goto out;
 	}
 	status = pa_db_value(r, 0, 0);
+	pa_metrics_inc(PA_M_MAIL_DELIVERY + (strcmp(status, "sent") == 0 ? 0 :
+	    strcmp(status, "queued") == 0 ? 1 : 2));
 	if (strcmp(status, "sent") == 0)
 		pa_log_info("mail sent id=%s domain=%s attempt=%d reply=%s", id,
 		    log_domain(rcpt), attempt, reply);
@@ -235,8 +241,22 @@ deliver_one(struct mailer *m)
 	rv = srv == PA_EUPSTREAM && pa_smtp_server_failed(m->smtp) ? 2 : 1;
 out:
 	pa_db_rollback(m->db);	/* a no-op after COMMIT */
+	pa_log_set_request_id(NULL);
 	pa_arena_reset(m->arena);
 	return rv;
+}
+
+/* Counts the outbox for the metrics (scrapes never query: they read this). */
+static void
+sample_outbox(struct mailer *m)
+{
+	pa_db_res_t *r;
+
+	if (pa_db_exec(m->db, m->arena, PA_STMT_MAIL_STATS, NULL, &r) == PA_OK &&
+	    pa_db_rows(r) == 1)
+		pa_metrics_outbox(atol(pa_db_value(r, 0, 0)), atol(pa_db_value(r, 0, 1)),
+		    atol(pa_db_value(r, 0, 2)), atol(pa_db_value(r, 0, 3)));
+	pa_arena_reset(m->arena);
 }
 
 /* Seconds until the next queued message is due (at least 1), or -1: none queued. */
@@ -313,7 +333,7 @@ pa_mailer_run(const pa_config_t *cfg)
 	static const char *const tls[PA_SMTP_TLS__MAX] = { "required", "optional", "off" };
 	struct mailer m = { .cfg = cfg, .msg = PA_BUF_INIT };
 	char *password = NULL;
-	time_t next_cleanup = 0, paused_until = 0;
+	time_t next_cleanup = 0, paused_until = 0, next_sample = 0;
 	int rv = 1;
 
 	/* First: ps and the tests tell the mailer from the workers by it. */
@@ -379,6 +399,16 @@ pa_mailer_run(const pa_config_t *cfg)
 			else if ((due = next_due(&m)) > 0 && due < wait)
 				wait = due;
 		}
+		/*
+		 * The outbox gauges: after activity at most once a second, and
+		 * every SAMPLE_WAKE seconds when idle, so their age stays bounded.
+		 */
+		if (mono() >= next_sample) {
+			sample_outbox(&m);
+			next_sample = mono() + 1;
+		}
+		if (wait > SAMPLE_WAKE)
+			wait = SAMPLE_WAKE;
 		if (paused_until > mono() && paused_until - mono() < wait)
 			wait = (int)(paused_until - mono());
 		if (next_cleanup - mono() < wait)

@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "metrics.h"
 #include "meta.h"
 #include "ms365.h"
 #include "valid.h"
@@ -253,6 +254,7 @@ pa_meta_info(pa_meta_t *m, pa_db_t *db, pa_arena_t *a, const char *domain, const
 	if ((key = pa_strdup_lower(a, domain)) == NULL)
 		return PA_ENOMEM;
 	e = slot(m, key);
+	pa_metrics_inc(e->key == NULL ? PA_M_INFO_CACHE_MISS : PA_M_INFO_CACHE_HIT);
 	if (e->key == NULL) {
 		const char *params[1] = { domain };
 
@@ -266,6 +268,7 @@ pa_meta_info(pa_meta_t *m, pa_db_t *db, pa_arena_t *a, const char *domain, const
 			}
 		}
 		if (m->count >= m->max) {	/* full: start over rather than evict */
+			pa_metrics_inc(PA_M_INFO_CACHE_EVICT);
 			clear_tenants(m);
 			e = slot(m, key);
 		}

@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "mailer.h"
+#include "metrics.h"
 #include "pool.h"
 #include "worker.h"
 
@@ -78,14 +79,17 @@ spawn(const pa_config_t *cfg, int fd, const sigset_t *orig, enum kind kind)
 		pa_log_error("no free worker slot");
 		return false;
 	}
+	pa_metrics_slot_start((size_t)i);
 	if ((pid = fork()) < 0) {
 		pa_log_syserr("fork");
+		pa_metrics_slot_retire((size_t)i);
 		return false;
 	}
 	if (pid == 0) {
 		int rv;
 
 		pa_log_forked();
+		pa_metrics_attach((size_t)i);
 		if (kind == MAILER) {
 			/* It sets its own signal mask; it has no use for the socket. */
 			close(fd);
@@ -157,11 +161,14 @@ reap(time_t now)
 				pa_log_warn("%s exited pid=%d signal=%d", k, (int)pid,
 				    WTERMSIG(status));
 				note_crash(now);
+				pa_metrics_inc(PA_M_CHILD_RESTART + (c->kind == MAILER));
 			} else {
 				pa_log_warn("%s exited pid=%d status=%d", k, (int)pid,
 				    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 				note_crash(now);
+				pa_metrics_inc(PA_M_CHILD_RESTART + (c->kind == MAILER));
 			}
+			pa_metrics_slot_retire((size_t)i);
 			c->pid = 0;
 		}
 	}
@@ -225,6 +232,8 @@ pa_pool_run(const char *path, pa_config_t **cfg, int fd)
 	sigprocmask(SIG_BLOCK, &block, &orig);
 	if ((*cfg)->workers > MAX_WORKERS)
 		(*cfg)->workers = MAX_WORKERS;
+	if (!pa_metrics_init(MAX_CHILDREN))
+		return 1;
 	pa_log_info("master started workers=%d listen=%s", (*cfg)->workers, (*cfg)->listen);
 
 	for (;;) {

@@ -22,6 +22,7 @@
 #include "http.h"
 #include "log.h"
 #include "meta.h"
+#include "metrics.h"
 #include "oidc.h"
 #include "outbound.h"
 #include "router.h"
@@ -114,8 +115,13 @@ serve(pa_http_conn_t *conn, pa_ctx_t *ctx, pa_arena_t *arena)
 	addr = req.remote_addr && *req.remote_addr ?
 	    pa_strndup(arena, req.remote_addr, strnlen(req.remote_addr, 64)) : NULL;
 	pa_http_finish(conn);
-	/* log.c escapes method and path (and cuts them to its value limit). */
-	pa_log_info("request method=%s path=%s status=%d us=%lld addr=%s user=%s",
+	pa_metrics_request(req.route, req.status, now_us() - t0);
+	/*
+	 * log.c escapes method and path (and cuts them to its value limit).
+	 * Probes and scrapes come every few seconds: not worth a line each.
+	 */
+	pa_log_write(path != NULL && (strncmp(path, "/api/health/", 12) == 0 ||
+	    strcmp(path, "/api/metrics") == 0) ? PA_LOG_DEBUG : PA_LOG_INFO, NULL, 0, "request method=%s path=%s status=%d us=%lld addr=%s user=%s",
 	    method ? method : "", path ? path : "", req.status, now_us() - t0,
 	    addr ? addr : "-", req.user_id ? req.user_id : "-");
 	pa_log_set_request_id(NULL);

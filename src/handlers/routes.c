@@ -9,6 +9,9 @@
 
 const pa_route_t pa_routes[] = {
 	{ "GET", "/api/info", PA_BODY_NONE, pa_handle_info },
+	{ "GET", "/api/health/live", PA_BODY_NONE, pa_handle_health_live },
+	{ "GET", "/api/health/ready", PA_BODY_NONE, pa_handle_health_ready },
+	{ "GET", "/api/metrics", PA_BODY_NONE, pa_handle_metrics },
 	{ "POST", "/api/auth/sign_in", PA_BODY_JSON, pa_handle_sign_in },
 	{ "POST", "/api/auth/refresh_token", PA_BODY_JSON, pa_handle_refresh_token },
 	{ "POST", "/api/auth/sign_out", PA_BODY_NONE, pa_handle_sign_out },

@@ -641,6 +641,16 @@ http {
             fastcgi_param REQUEST_ID \$request_id;
             fastcgi_pass $pass;
         }
+
+        # the shipped configuration's metrics location: loopback only
+        location = /api/metrics {
+            allow 127.0.0.1;
+            allow ::1;
+            deny all;
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param REQUEST_ID \$request_id;
+            fastcgi_pass $pass;
+        }
     }
 }
 EOF
@@ -1121,7 +1131,7 @@ sub json_keys {
 # no control character, C1 control or U+2028/2029 anywhere, raw.
 sub parse_log_line {
 	my ($line) = @_;
-	my $chars = eval { Encode::decode('UTF-8', $line, Encode::FB_CROAK()) };
+	my $chars = eval { Encode::decode('UTF-8', $line, Encode::FB_CROAK() | Encode::LEAVE_SRC()) };
 	return undef unless defined $chars;
 	return undef if $chars =~ /[\x00-\x1f\x7f-\x9f\x{2028}\x{2029}]/;
 	if ($line =~ /^\{/) {
