@@ -8,7 +8,9 @@
  * Every value (and the message) is escaped by pa_log_escape, so callers pass
  * request data as it is; a message that needs escaping is written as msg="…".
  * The current request's id (pa_log_set_request_id) ends every line as
- * request_id=, then at=<function> for warnings and errors.  A line is written
+ * request_id=, then at=<function> for warnings and errors.  Field keys
+ * ts, level, proc, pid, msg, request_id and at are the writer's: a JSON line
+ * would hold them twice.  A line is written
  * with one write(2), so lines of concurrent processes do not interleave.
  * Never pass a password or a token to these functions.
  */

@@ -140,13 +140,15 @@ pa_metrics_audit(const char *event, const char *outcome, const char *detail)
 	if (mine == NULL || event == NULL)
 		return;
 	if (strcmp(event, "sign_in") == 0 && (o = index_of(outcome, outcomes, 4)) >= 0) {
-		int f = detail == NULL ? PA_M_FLAVOUR_BEARER :
-		    strncmp(detail, "microsoft", 9) == 0 ? PA_M_FLAVOUR_MICROSOFT :
-		    strncmp(detail, "cookie", 6) == 0 ? PA_M_FLAVOUR_COOKIE : PA_M_FLAVOUR_BEARER;
+		/* detail: the flavour, or "microsoft <flavour>: reason" (social.c) */
+		bool ms = detail != NULL && strncmp(detail, "microsoft ", 10) == 0;
+		const char *fl = ms ? detail + 10 : detail;
+		int f = fl != NULL && strncmp(fl, "cookie", 6) == 0 ? PA_M_FLAVOUR_COOKIE :
+		    PA_M_FLAVOUR_BEARER;
 
 		BUMP(&mine->c[PA_M_SIGN_IN + f * 4 + o], 1);
-		if (f == PA_M_FLAVOUR_MICROSOFT && o <= 1)
-			BUMP(&mine->c[PA_M_MS365_SIGN_IN + o], 1);
+		if (ms && o == 1)
+			BUMP(&mine->c[PA_M_MS365_SIGN_IN + 1], 1);
 	} else if (strcmp(event, "lockout") == 0 && outcome != NULL) {
 		BUMP(&mine->c[PA_M_THROTTLE_BLOCK + (strcmp(outcome, "ip") == 0 ? 0 : 1)], 1);
 	} else if (strcmp(event, "refresh_reuse") == 0 && outcome != NULL &&
@@ -211,7 +213,7 @@ route_label(pa_buf_t *b, const char *const *routes, size_t nroutes, size_t r)
 void
 pa_metrics_render(pa_buf_t *b, const char *const *routes, size_t nroutes)
 {
-	static const char *const flavours[] = { "bearer", "cookie", "microsoft" };
+	static const char *const flavours[] = { "bearer", "cookie" };
 	static const char *const out_kinds[] = { "connect", "timeout", "status", "invalid", "other" };
 	static const char *const deliveries[] = { "sent", "retry", "failed" };
 	static const char *const statuses[] = { "queued", "sent", "failed" };
@@ -259,8 +261,9 @@ pa_metrics_render(pa_buf_t *b, const char *const *routes, size_t nroutes)
 		route_label(b, routes, nroutes, r);
 		pa_buf_printf(b, "} %llu\n", cum);
 	}
-	family(b, "pbx_auth_sign_ins_total", "counter", "Sign-ins by flavour and outcome.");
-	for (size_t f = 0; f < 3; f++)
+	family(b, "pbx_auth_sign_ins_total", "counter",
+	    "Sign-ins (password and Microsoft) by session flavour and outcome.");
+	for (size_t f = 0; f < PA_NELEM(flavours); f++)
 		for (size_t o = 0; o < 4; o++)
 			pa_buf_printf(b, "pbx_auth_sign_ins_total{flavour=\"%s\",outcome=\"%s\"} %llu\n",
 			    flavours[f], outcomes[o],

@@ -19,12 +19,12 @@
 
 enum pa_metric {
 	PA_M_SIGN_IN,		/* [flavour][outcome]: PA_M_SIGN_IN + f * 4 + o */
-	PA_M_THROTTLE_BLOCK = PA_M_SIGN_IN + 12,	/* [address, account] */
+	PA_M_THROTTLE_BLOCK = PA_M_SIGN_IN + 8,	/* [address, account] */
 	PA_M_REFRESH = PA_M_THROTTLE_BLOCK + 2,
 	PA_M_REFRESH_REUSE_REVOKED,
 	PA_M_OTP_SENT,
 	PA_M_OTP_FAILED,		/* wrong or voided codes */
-	PA_M_MS365_SIGN_IN,		/* [success, failure]: +0, +1 */
+	PA_M_MS365_SIGN_IN,		/* [success (user accepted), failure]: +0, +1 */
 	PA_M_OUTBOUND_ERROR = PA_M_MS365_SIGN_IN + 2,	/* [connect, timeout, status, invalid, other] */
 	PA_M_MAIL_DELIVERY = PA_M_OUTBOUND_ERROR + 5,	/* [sent, retry, failed] */
 	PA_M_DB_RECONNECT = PA_M_MAIL_DELIVERY + 3,
@@ -35,7 +35,7 @@ enum pa_metric {
 	PA_M_CHILD_RESTART,		/* [worker, mailer], counted by the master */
 	PA_M__MAX = PA_M_CHILD_RESTART + 2
 };
-enum { PA_M_FLAVOUR_BEARER, PA_M_FLAVOUR_COOKIE, PA_M_FLAVOUR_MICROSOFT };
+enum { PA_M_FLAVOUR_BEARER, PA_M_FLAVOUR_COOKIE };
 enum { PA_M_OUT_CONNECT, PA_M_OUT_TIMEOUT, PA_M_OUT_STATUS, PA_M_OUT_INVALID, PA_M_OUT_OTHER };
 
 /* Master, before forking: maps room for nslots children.  False on failure (logged). */

@@ -130,6 +130,7 @@ pa_outbound_fetch(pa_arena_t *a, const pa_outbound_req_t *req, pa_outbound_res_t
 	}
 	cc = curl_easy_perform(c);
 	if (s.too_big || cc == CURLE_FILESIZE_EXCEEDED) {
+		pa_metrics_inc(PA_M_OUTBOUND_ERROR + PA_M_OUT_INVALID);
 		pa_log_warn("%s %s: response larger than %zu bytes", what, where, req->max_size);
 		goto out;
 	}

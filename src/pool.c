@@ -110,7 +110,7 @@ stop_child(struct child *c, time_t now)
 	if (c->stop_sent == 0)
 		c->stop_sent = now;
 	if (now - c->stop_sent >= STOP_GRACE) {
-		pa_log_warn("%s did not stop in %d s, killing it pid=%d", kind_name[c->kind],
+		pa_log_warn("%s did not stop in %d s, killing it child_pid=%d", kind_name[c->kind],
 		    STOP_GRACE, (int)c->pid);
 		kill(c->pid, SIGKILL);
 	} else {
@@ -156,14 +156,14 @@ reap(time_t now)
 				continue;
 			k = kind_name[c->kind];
 			if (c->stop_sent != 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-				pa_log_info("%s exited pid=%d status=0", k, (int)pid);
+				pa_log_info("%s exited child_pid=%d status=0", k, (int)pid);
 			} else if (WIFSIGNALED(status)) {
-				pa_log_warn("%s exited pid=%d signal=%d", k, (int)pid,
+				pa_log_warn("%s exited child_pid=%d signal=%d", k, (int)pid,
 				    WTERMSIG(status));
 				note_crash(now);
 				pa_metrics_inc(PA_M_CHILD_RESTART + (c->kind == MAILER));
 			} else {
-				pa_log_warn("%s exited pid=%d status=%d", k, (int)pid,
+				pa_log_warn("%s exited child_pid=%d status=%d", k, (int)pid,
 				    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 				note_crash(now);
 				pa_metrics_inc(PA_M_CHILD_RESTART + (c->kind == MAILER));

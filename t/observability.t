@@ -78,6 +78,12 @@ $t->wait_until(sub {
 is($seen503->{status}, 503, 'ready: 503 after a migration checksum changed');
 is_deeply($seen503->{json}, { status => 'unavailable', checks => { database => 'up',
     migrations => '0008_request_id.sql checksum mismatch' } }, 'ready: names the migration');
+{
+	my ($rc, $out) = $t->ctl('status');
+	is($rc, 1, 'status: exit 1 when a migration does not match');
+	like($out, qr/^migrations: 0008_request_id\.sql checksum mismatch$/m, 'status: names it');
+	like($out, qr/^ready: no$/m, 'status: not ready');
+}
 $t->psql("UPDATE schema_migrations SET checksum = '$sum' WHERE version = 8");
 ok($t->wait_until(sub { $t->get('/api/health/ready')->{status} == 200 }, 10),
     'ready: 200 again once it matches');
@@ -120,6 +126,25 @@ ok($t->wait_until(sub { scalar($t->worker_pids) == 2 }, 10), 'the worker was rep
 my ($text2, $m2) = scrape();
 cmp_ok($m2->{$info}, '>=', $m1->{$info}, 'counters do not go down when a worker dies');
 is($m2->{'pbx_auth_child_restarts_total{kind="worker"}'}, 1, 'one worker restart counted');
+
+###############################################################################
+# pbx-authctl status
+
+{
+	my ($rc, $out);
+	$t->wait_until(sub {
+		($rc, $out) = $t->ctl('status');
+		return $out =~ /^workers connected: 2$/m;
+	}, 10);
+	is($rc, 0, 'status: exit 0 when ready') or diag($out);
+	like($out, qr/^database: up$/m, 'status: database up');
+	like($out, qr/^migrations: ok \(\d+ known, all applied\)$/m, 'status: migrations ok');
+	like($out, qr/^workers connected: 2$/m, 'status: both workers connected');
+	like($out, qr/^mailer connected: yes$/m, 'status: the mailer connected');
+	like($out, qr/^mail queued: \d+ \(oldest \d+ s\)$/m, 'status: mail queue');
+	like($out, qr/^active sessions: 1$/m, 'status: the one session signed in above');
+	like($out, qr/^blocked addresses: 0$/m, 'status: no block');
+}
 
 ###############################################################################
 # request ids: access line, audit line, the mailer's line about queued mail
@@ -185,5 +210,22 @@ ok((grep { $_->{msg} eq 'request' && $_->{path} eq "/api/x\x{1b}[31m" } @objs),
     'JSON: the escaped path decodes to the bytes sent');
 ok((grep { ($_->{request_id} // '') eq $rid && $_->{status} eq '200' } @objs),
     'JSON: the access line carries the request id');
+
+###############################################################################
+# PostgreSQL down: ready says so, status exits 1
+
+$t->allow_log_errors(qr/PostgreSQL|connect|server|socket/i);
+$t->stop_pg;
+sleep 1.1;
+$r = $t->get('/api/health/ready');
+is($r->{status}, 503, 'ready: 503 with PostgreSQL down');
+is_deeply($r->{json}, { status => 'unavailable', checks => { database => 'down' } },
+    'ready: names the database');
+is($t->get('/api/health/live')->{status}, 200, 'live: still 200');
+{
+	my ($rc, $out) = $t->ctl('status');
+	is($rc, 1, 'status: exit 1 with PostgreSQL down');
+	like($out, qr/^database: down/m, 'status: database down');
+}
 
 $t->done_testing;

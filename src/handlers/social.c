@@ -30,6 +30,7 @@
 #include "crypto.h"
 #include "handlers.h"
 #include "log.h"
+#include "metrics.h"
 #include "ms365.h"
 #include "oidc.h"
 #include "outbound.h"
@@ -446,6 +447,8 @@ pa_handle_ms365_callback(pa_req_t *req, pa_ctx_t *ctx)
 		redirect_error(req, ctx, dest, "access_denied", "Authentication Error");
 		return;
 	}
+	req->user_id = u.id;
+	pa_metrics_inc(PA_M_MS365_SIGN_IN);	/* Microsoft vouched for an enabled user */
 
 	if (u.two_factor) {
 		char token[PA_TOKEN_LEN + 1];
@@ -459,7 +462,6 @@ pa_handle_ms365_callback(pa_req_t *req, pa_ctx_t *ctx)
 		redirect(req, ctx, dest, &frag);
 		return;
 	}
-	req->user_id = u.id;
 	{
 		pa_tokens_t tok;
 		char exp[24];

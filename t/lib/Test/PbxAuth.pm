@@ -1233,7 +1233,8 @@ sub check_logs {
 	}
 	my @err = grep {
 		my $l = $_;
-		/^\S+ error \S+\[\d+\]:/ && !grep { $l =~ $_ } @{$self->{log_allow}}
+		(/^\S+ error \S+\[\d+\]:/ || /^\{.*"level":"error"/)
+		    && !grep { $l =~ $_ } @{$self->{log_allow}}
 	} split /\n/, $log;
 	Test::More::is(join("\n", @err), '', 'no unexpected error lines in pbx-authd.log');
 	# Sanitizer reports are checked above; every other line is ours.
