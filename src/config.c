@@ -28,7 +28,7 @@
 #define MAX_CONFIG_SIZE (1024 * 1024)
 
 enum type { T_STR, T_INT, T_OCTAL, T_LOGLEVEL, T_AUTHORITY, T_BOOL, T_ORIGINS, T_NAME,
-	T_SUBJECT, T_BODY, T_TLS };
+	T_SUBJECT, T_BODY, T_TLS, T_LOGFORMAT };
 
 struct key {
 	const char *name;
@@ -53,6 +53,7 @@ static const struct key keys[] = {
 	{ "listen_group", T_STR, OFF(listen_group), NULL, 0, 0 },
 	{ "pidfile", T_STR, OFF(pidfile), NULL, 0, 0 },
 	{ "log_level", T_LOGLEVEL, OFF(log_level), "info", 0, 0 },
+	{ "log_format", T_LOGFORMAT, OFF(log_format), "text", 0, 0 },
 	{ "retry_after", T_INT, OFF(retry_after), "5", 1, 3600 },
 	{ "migrations_dir", T_STR, OFF(migrations_dir), PA_MIGRATIONS_DIR, 0, 0 },
 	{ "ms365_authority_global", T_AUTHORITY, OFF(ms365_authority_global),
@@ -326,6 +327,7 @@ pa_config_set(pa_config_t *c, const char *name, const char *value, char *err, si
 	void *field;
 	const char *msg = NULL;
 	enum pa_log_level level;
+	enum pa_log_format lf;
 	char *s = NULL;
 	long n;
 
@@ -398,6 +400,12 @@ pa_config_set(pa_config_t *c, const char *name, const char *value, char *err, si
 			*(enum pa_log_level *)field = level;
 		else
 			msg = "expected debug, info, warn or error";
+		break;
+	case T_LOGFORMAT:
+		if (pa_log_parse_format(value, &lf))
+			*(enum pa_log_format *)field = lf;
+		else
+			msg = "expected text or json";
 		break;
 	}
 	free(s);

@@ -31,6 +31,7 @@ typedef struct {
 	char *listen_group;		/* group of the unix socket; NULL: user's primary group */
 	char *pidfile;			/* the master's pid, or NULL for none */
 	enum pa_log_level log_level;
+	enum pa_log_format log_format;	/* text (logfmt) or json */
 	int retry_after;		/* seconds, in 503 responses */
 	char *migrations_dir;
 	char *ms365_authority_global;	/* scheme://host[:port], no trailing slash */

@@ -12,6 +12,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 
 struct stmt {
 	const char *name, *sql;
@@ -348,12 +349,12 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " f AS (INSERT INTO auth_flows (kind, token_hash, user_id, client_addr, expires_at)"
 	    "  SELECT 'password_reset', decode($2, 'hex'), id, $5::text,"
 	    "  now() + $3::int * interval '1 second' FROM u),"
-	    " m AS (INSERT INTO mail_outbox (kind, user_id, recipient, subject, body)"
-	    "  SELECT 'password_reset', id, $6::text, $7::text, $8::text FROM u),"
+	    " m AS (INSERT INTO mail_outbox (kind, user_id, recipient, subject, body, request_id)"
+	    "  SELECT 'password_reset', id, $6::text, $7::text, $8::text, $13::text FROM u),"
 	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
 	    "  outcome, detail) SELECT $9::text, $10::text, $11::bigint, $5::text, 'reset_request',"
 	    "  CASE WHEN EXISTS (SELECT 1 FROM u) THEN 'queued' ELSE $12::text END, NULL)"
-	    " SELECT count(*) FROM u", 12, false },
+	    " SELECT count(*) FROM u", 13, false },
 	[PA_STMT_RESET_CHECK] = { "reset_check",
 	    "SELECT 1 FROM auth_flows f JOIN users u ON u.id = f.user_id"
 	    " WHERE f.token_hash = decode($1, 'hex') AND f.kind = 'password_reset'"
@@ -419,12 +420,12 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    "  RETURNING user_id, flavour),"
 	    " who AS (SELECT u.id, t.domain, u.username, f.flavour FROM f"
 	    "  JOIN users u ON u.id = f.user_id LEFT JOIN tenants t ON t.id = u.tenant_id),"
-	    " m AS (INSERT INTO mail_outbox (kind, user_id, recipient, subject, body)"
-	    "  SELECT 'otp', id, $6::text, $7::text, $8::text FROM who),"
+	    " m AS (INSERT INTO mail_outbox (kind, user_id, recipient, subject, body, request_id)"
+	    "  SELECT 'otp', id, $6::text, $7::text, $8::text, $10::text FROM who),"
 	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
 	    "  outcome, detail) SELECT domain, username, id, $9::text, 'otp_send', 'success',"
 	    "  flavour FROM who)"
-	    " SELECT id FROM who", 9, false },
+	    " SELECT id FROM who", 10, false },
 	/*
 	 * Counts an attempt before the code is compared (in C, in constant
 	 * time), so concurrent guesses cannot exceed the limit.  $1 token hash,
@@ -470,9 +471,17 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	 * the transaction that sends it and records the outcome; other mailers
 	 * skip it meanwhile.
 	 */
+	[PA_STMT_MAIL_STATS] = { "mail_stats",
+	    "SELECT count(*) FILTER (WHERE status = 'queued'),"
+	    " count(*) FILTER (WHERE status = 'sent'), count(*) FILTER (WHERE status = 'failed'),"
+	    " coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'queued')),"
+	    " 0)::bigint FROM mail_outbox", 0, true },
+	[PA_STMT_HEALTH_PING] = { "health_ping", "SELECT 1", 0, true },
+	[PA_STMT_HEALTH_MIGRATIONS] = { "health_migrations",
+	    "SELECT version, checksum FROM schema_migrations ORDER BY version", 0, true },
 	[PA_STMT_MAIL_CLAIM] = { "mail_claim",
 	    "SELECT id, recipient, subject, coalesce(body, ''), attempts,"
-	    " (extract(epoch FROM created_at) * 1000000)::bigint FROM mail_outbox"
+	    " (extract(epoch FROM created_at) * 1000000)::bigint, request_id FROM mail_outbox"
 	    " WHERE status = 'queued' AND next_attempt_at <= now()"
 	    " ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED", 0, false },
 	/*
@@ -688,8 +697,10 @@ pa_db_connect(pa_db_t *db)
 		disconnect(db);
 		return PA_EDB;
 	}
-	if (db->down)
+	if (db->down) {
 		pa_log_info("connected to PostgreSQL again");
+		pa_metrics_inc(PA_M_DB_RECONNECT);
+	}
 	db->down = false;
 	db->fresh = true;
 	return PA_OK;

@@ -60,11 +60,15 @@ enum pa_stmt {
 	PA_STMT_CLEAN_SESSIONS,	/* (limit, grace): sessions past refresh expiry */
 	PA_STMT_CLEAN_THROTTLE,	/* (limit, window, grace): windows and blocks over */
 	PA_STMT_CLEAN_MAIL,	/* (limit, days): sent and failed mail */
+	PA_STMT_MAIL_STATS,	/* () -> queued, sent, failed, age of the oldest queued (s) */
+	/* Readiness (health.c). */
+	PA_STMT_HEALTH_PING,	/* () -> 1 */
+	PA_STMT_HEALTH_MIGRATIONS,	/* () -> version, checksum of each applied migration */
 	PA_STMT__MAX
 };
 /* Columns of PA_STMT_MAIL_CLAIM. */
 enum { PA_MC_ID, PA_MC_RECIPIENT, PA_MC_SUBJECT, PA_MC_BODY, PA_MC_ATTEMPTS, PA_MC_CREATED_US,
-	PA_MC__MAX };
+	PA_MC_REQUEST_ID, PA_MC__MAX };
 
 /*
  * Columns of PA_STMT_SYSTEM_INFO and PA_STMT_TENANT_INFO, in order.

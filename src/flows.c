@@ -147,7 +147,8 @@ pa_reset_request(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const char 
 	char token[PA_TOKEN_LEN + 1], th[PA_SHA256_HEX_LEN + 1], ttl[16], rate[16], mins[16];
 	const char *uid = NULL, *audit_uid = NULL, *outcome = "unknown_user", *email = NULL;
 	const char *tenant = domain, *d = domain, *name = username, *link, *subject, *body;
-	const char *params[12] = { domain, username };
+	/* The request's id goes on the outbox row for the mailer's log lines. */
+	const char *params[13] = { domain, username };
 	pa_db_res_t *r;
 	enum pa_err rv;
 
@@ -202,6 +203,7 @@ pa_reset_request(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const char 
 	params[9] = name;
 	params[10] = audit_uid;
 	params[11] = outcome;
+	params[12] = pa_log_request_id();
 	rv = pa_db_exec(db, a, PA_STMT_RESET_REQUEST, params, &r);
 	explicit_bzero(token, sizeof(token));
 	if (rv != PA_OK)
@@ -306,8 +308,8 @@ pa_otp_send(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const char *toke
 		pa_audit_t e = { pa_db_value(r, 0, PA_OF_DOMAIN), pa_db_value(r, 0, PA_OF_USERNAME),
 			pa_db_value(r, 0, PA_OF_USER_ID), addr, "otp_send", "success",
 			pa_db_value(r, 0, PA_OF_FLAVOUR) };
-		const char *sp[9] = { pa_db_value(r, 0, PA_OF_ID), ch, ttl, interval, max, email,
-			subject, body, addr };
+		const char *sp[10] = { pa_db_value(r, 0, PA_OF_ID), ch, ttl, interval, max, email,
+			subject, body, addr, pa_log_request_id() };
 		pa_db_res_t *s;
 
 		if ((rv = pa_db_exec(db, a, PA_STMT_OTP_SEND, sp, &s)) != PA_OK)

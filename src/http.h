@@ -35,6 +35,13 @@ typedef struct {
 	char *body;			/* NUL-terminated; body_len bytes */
 	size_t body_len;
 	const char *remote_addr;
+	/*
+	 * nginx's $request_id (the REQUEST_ID parameter) when it is a sane
+	 * token, else one made here; echoed as X-Request-Id and logged.
+	 */
+	char request_id[65];
+	const char *user_id;		/* set by handlers once a user is known; logged */
+	int route;			/* index of the matched route; -1: none (metrics) */
 	pa_param_t *path_params;	/* {name} segments of the matched route */
 	size_t npath_params;
 	struct pa_json *json;		/* the parsed body of a JSON route */
@@ -110,6 +117,9 @@ bool pa_http_media_type_is(const char *content_type, const char *type);
 void pa_http_add_header(pa_req_t *req, const char *fmt, ...) PA_PRINTF(2, 3);
 /* Sends a response; body may be NULL (no Content-Type then).  Once per request. */
 void pa_http_reply(pa_req_t *req, int status, const char *body, size_t len);
+/* The same with a Content-Type other than JSON. */
+void pa_http_reply_typed(pa_req_t *req, int status, const char *type, const char *body,
+    size_t len);
 /*
  * Sends {"errors":[{"code","message","detail"}]}.  code NULL picks the
  * contract's code for the status; detail_json is raw JSON or NULL (null).

@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "metrics.h"
 #include "meta.h"
 #include "ms365.h"
 #include "valid.h"
@@ -273,6 +274,7 @@ pa_meta_info(pa_meta_t *m, pa_db_t *db, pa_arena_t *a, const char *domain, const
 	if ((key = pa_strdup_lower(a, domain)) == NULL)
 		return PA_ENOMEM;
 	e = slot(m, key);
+	pa_metrics_inc(e->key == NULL ? PA_M_INFO_CACHE_MISS : PA_M_INFO_CACHE_HIT);
 	if (e->key == NULL) {
 		const char *params[1] = { domain };
 
@@ -286,6 +288,7 @@ pa_meta_info(pa_meta_t *m, pa_db_t *db, pa_arena_t *a, const char *domain, const
 			}
 		}
 		if (m->count >= m->max) {
+			pa_metrics_inc(PA_M_INFO_CACHE_EVICT);
 			make_room(m);
 			e = slot(m, key);	/* entries may have moved */
 		}

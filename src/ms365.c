@@ -148,8 +148,8 @@ pa_ms365_user_map(pa_db_t *db, pa_arena_t *a, const char *tenant_id, const char 
 	rv = pa_db_exec(db, a, PA_STMT_MS365_USER_MAP, params, &r);
 	if (rv == PA_ECONFLICT) {
 		/* Another user of the tenant got this oid meanwhile. */
-		pa_log_warn("Microsoft account oid=%s is bound to another user of tenant %s", oid,
-		    tenant_id);
+		pa_log_warn("Microsoft account is bound to another user of the tenant oid=%s"
+		    " tenant=%s", oid, tenant_id);
 		return PA_ENOTFOUND;
 	}
 	if (rv != PA_OK)

@@ -17,6 +17,7 @@
 #include "json.h"
 #include "jwt.h"
 #include "log.h"
+#include "metrics.h"
 #include "oidc.h"
 #include "outbound.h"
 
@@ -119,10 +120,12 @@ json_ok(pa_arena_t *a, const pa_outbound_res_t *res, const char *what)
 	const char *why;
 
 	if (res->status != 200) {
+		pa_metrics_inc(PA_M_OUTBOUND_ERROR + PA_M_OUT_STATUS);
 		pa_log_warn("%s answered status %ld", what, res->status);
 		return NULL;
 	}
 	if (pa_json_parse_object(a, res->body, res->len, &j, &why) != PA_OK) {
+		pa_metrics_inc(PA_M_OUTBOUND_ERROR + PA_M_OUT_INVALID);
 		pa_log_warn("%s answered no JSON object: %s", what, why);
 		return NULL;
 	}

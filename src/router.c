@@ -173,6 +173,7 @@ pa_router_dispatch(const pa_route_t *routes, size_t n, pa_req_t *req, pa_ctx_t *
 		}
 		return NULL;
 	}
+	req->route = (int)(r - routes);
 	if (!check_body(r, req))
 		return r;
 	r->handler(req, ctx);

@@ -12,6 +12,7 @@
 
 #include "audit.h"
 #include "log.h"
+#include "metrics.h"
 #include "sessions.h"
 
 static const char *const flavours[] = { "bearer", "cookie" };
@@ -288,6 +289,7 @@ pa_session_refresh(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const cha
 	params[5] = family;
 	rv = pa_db_exec(db, a, PA_STMT_SESSION_REFRESH, params, &r);
 	if (rv == PA_OK && pa_db_rows(r) == 1) {
+		pa_metrics_inc(PA_M_REFRESH);
 		out->expires_in = cfg->access_token_ttl;
 		return PA_OK;
 	}

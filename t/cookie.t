@@ -352,7 +352,7 @@ status_ok(get_login($sam_cookie), 'GET /api/login, system account', role => 'Sys
 	is($t->psql("SELECT detail FROM audit_log WHERE event = 'sign_out' "
 	    . "ORDER BY id DESC LIMIT 1"), 'cookie', 'sign_out audit row: detail cookie');
 	my $line = $t->wait_for_log(qr/ audit event=sign_out /, 2, $log_at);
-	like($line // '', qr/ detail=cookie$/,
+	like($line // '', qr/ detail=cookie request_id=[0-9a-f]{32}$/,
 	    'sign_out audit log line: detail cookie, as in the audit row') or diag($line);
 	$t->is_error(get_login($c), 401, 'INVALID_TOKEN', 'GET /api/login after sign_out');
 	$t->is_error(auth_user($a), 401, 'INVALID_TOKEN', 'the access token after sign_out');

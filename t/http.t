@@ -174,11 +174,11 @@ $t->is_error($t->get('/api/info?domain=demo.pbx.test+'), 400, 'VALIDATE_FAILED',
 # the access log
 
 my $log = $t->daemon_log;
-like($log, qr/^\S+ info pbx-authd\[\d+\]: request method=GET path=\/api\/info status=200 us=\d+$/m,
+like($log, qr/^\S+ info pbx-authd\[\d+\]: request method=GET path=\/api\/info status=200 us=\d+ addr=127\.0\.0\.1 user=- request_id=[0-9a-f]{32}$/m,
     'access line for a 200');
-like($log, qr/^\S+ info pbx-authd\[\d+\]: request method=GET path=\/api\/nope status=404 us=\d+$/m,
+like($log, qr/^\S+ info pbx-authd\[\d+\]: request method=GET path=\/api\/nope status=404 us=\d+ addr=127\.0\.0\.1 user=- request_id=[0-9a-f]{32}$/m,
     'access line for a 404');
-like($log, qr/^\S+ info pbx-authd\[\d+\]: request method=DELETE path=\/api\/info status=405 us=\d+$/m,
+like($log, qr/^\S+ info pbx-authd\[\d+\]: request method=DELETE path=\/api\/info status=405 us=\d+ addr=127\.0\.0\.1 user=- request_id=[0-9a-f]{32}$/m,
     'access line for a 405');
 unlike($log, qr/request method=\S+ path=\S*\?/, 'access lines have no query string');
 unlike($log, qr/demo%2Epbx|domain=/, 'query values are not logged');

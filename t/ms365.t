@@ -730,6 +730,33 @@ like($t->daemon_log, qr/ID token refused: wrong nonce/, 'log: wrong nonce');
 	$idp->set_defaults(discovery => undef, jwks => undef);
 }
 
+###############################################################################
+# the IdP's error and error_description reach the log escaped (issue 16, 9)
+
+{
+	$idp->reset_knobs;
+	my $q = authorize(start_bearer());
+	delete $q->{code};
+	# ESC (a terminal title), BS, VT, CR LF forging a field, NEL, U+2028, a quote
+	$q->{error} = "access_denied\e]0;pwned\a\x08\x0b\r\naudit event=forged";
+	$q->{error_description} = "desc\xc2\x85next\xe2\x80\xa8line \"q\" \e[2J";
+	my $off = $t->log_offset;
+	my $r = callback($q);
+	my ($base, $f) = destination($r);
+	like($f->{error} // '', qr/^[a-z_]+\z/, 'a hostile error=: the app gets a plain error code');
+	my $log = $t->daemon_log($off);
+	my ($line) = grep { /the IdP answered/ } split /\n/, $log;
+	ok(defined $line, 'the IdP\'s error is logged') or diag($log);
+	like($line // '', qr/ error="access_denied\\u001b\]0;pwned\\u0007\\u0008\\u000b\\r\\naudit event=forged"/,
+	    'error: ESC, BEL, BS, VT, CR and LF escaped, inside quotes');
+	like($line // '', qr/ description="desc\\u0085next\\u2028line \\"q\\" \\u001b\[2J"/,
+	    'error_description: NEL, U+2028, quotes and ESC escaped');
+	unlike($log, qr/[\x00-\x09\x0b-\x1f\x7f]|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]/,
+	    'no raw control character in the log');
+	unlike($log, qr/^\S+ \S+ \S+ audit event=forged/m, 'no forged audit line');
+	is(scalar(grep { !defined } $t->log_records($off)), 0, 'every line parses');
+}
+
 is(audit_count('success') > 5, 1, 'sign_in success audit rows');
 $t->log_format_ok;
 $idp->stop;

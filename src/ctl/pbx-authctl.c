@@ -27,6 +27,7 @@ usage(FILE *f)
 	    "  user add|passwd|set|list|show …     users and system-level accounts\n"
 	    "  session list|revoke …               signed-in sessions\n"
 	    "  ms365 set|show …                    a tenant's Microsoft 365 sign-in\n"
+	    "  status                              readiness: database, migrations, queue (exit 1: not ready)\n"
 	    "  audit [--domain D] [--since WHEN]   the audit trail\n"
 	    "\n"
 	    "Each command takes --help.\n", pa_config_default_path());
@@ -210,6 +211,8 @@ main(int argc, char **argv)
 		rv = ctl_audit(&c, argc, argv);
 	} else if (strcmp(argv[0], "ms365") == 0) {
 		rv = ctl_ms365(&c, argc, argv);
+	} else if (strcmp(argv[0], "status") == 0) {
+		rv = ctl_status(&c, argc, argv);
 	} else {
 		ctl_err("unknown command '%s'", argv[0]);
 		usage(stderr);

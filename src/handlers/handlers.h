@@ -92,6 +92,7 @@ bool pa_login_origin_ok(pa_req_t *req, pa_ctx_t *ctx);
 void pa_login_set_cookie(pa_req_t *req, pa_ctx_t *ctx, const char *value);
 
 pa_handler_fn pa_handle_info;
+pa_handler_fn pa_handle_health_live, pa_handle_health_ready, pa_handle_metrics;
 pa_handler_fn pa_handle_sign_in;
 pa_handler_fn pa_handle_login;
 pa_handler_fn pa_handle_login_status;

@@ -15,6 +15,9 @@
 #define HASH PA_CLASS_HASH
 const pa_route_t pa_routes[] = {
 	{ "GET", "/api/info", PA_BODY_NONE, pa_handle_info, REQ },
+	{ "GET", "/api/health/live", PA_BODY_NONE, pa_handle_health_live, REQ },
+	{ "GET", "/api/health/ready", PA_BODY_NONE, pa_handle_health_ready, REQ },
+	{ "GET", "/api/metrics", PA_BODY_NONE, pa_handle_metrics, REQ },
 	{ "POST", "/api/auth/sign_in", PA_BODY_JSON, pa_handle_sign_in, HASH },
 	{ "POST", "/api/auth/refresh_token", PA_BODY_JSON, pa_handle_refresh_token, REQ },
 	{ "POST", "/api/auth/sign_out", PA_BODY_NONE, pa_handle_sign_out, REQ },

@@ -99,6 +99,7 @@ pa_sign_in_password(pa_req_t *req, pa_ctx_t *ctx, pa_flavour_t f, pa_json_proble
 			goto fail;
 	}
 	out->role = user.role;
+	req->user_id = user.id;
 	if (user.two_factor) {
 		out->two_factor = true;
 		rv = pa_session_two_factor(ctx->db, req->arena, ctx->cfg, &user, f,

@@ -30,6 +30,7 @@
 #include "crypto.h"
 #include "handlers.h"
 #include "log.h"
+#include "metrics.h"
 #include "ms365.h"
 #include "oidc.h"
 #include "outbound.h"
@@ -435,8 +436,8 @@ pa_handle_ms365_callback(pa_req_t *req, pa_ctx_t *ctx)
 		goto fail;
 	if (rv == PA_ENOTFOUND || !u.enabled) {
 		/* Like a wrong password: one answer for unknown and disabled users. */
-		pa_log_info("Microsoft account oid=%s of %s: %s", id.oid, fl.domain,
-		    rv == PA_ENOTFOUND ? "no user bound" : "user disabled");
+		pa_log_info("Microsoft account refused: %s oid=%s domain=%s",
+		    rv == PA_ENOTFOUND ? "no user bound" : "user disabled", id.oid, fl.domain);
 		char reason[128];
 
 		snprintf(reason, sizeof(reason), "%s oid=%.40s", rv == PA_ENOTFOUND ?
@@ -446,6 +447,8 @@ pa_handle_ms365_callback(pa_req_t *req, pa_ctx_t *ctx)
 		redirect_error(req, ctx, dest, "access_denied", "Authentication Error");
 		return;
 	}
+	req->user_id = u.id;
+	pa_metrics_inc(PA_M_MS365_SIGN_IN);	/* Microsoft vouched for an enabled user */
 
 	if (u.two_factor) {
 		char token[PA_TOKEN_LEN + 1];

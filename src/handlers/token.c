@@ -86,6 +86,7 @@ pa_handle_auth_user(pa_req_t *req, pa_ctx_t *ctx)
 		pa_reply_failure(req, ctx, rv);
 		return;
 	}
+	req->user_id = who.user_id;
 	pa_buf_puts(&b, "{\"role\":");
 	pa_buf_json_nstr(&b, who.role);
 	pa_buf_printf(&b, ",\"password_verified\":%s,\"password_force_reset\":%s}",

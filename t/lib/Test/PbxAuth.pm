@@ -1313,6 +1313,61 @@ sub json_keys {
 	return @keys;
 }
 
+# Parses one line of pbx-authd.log, either format (log_format text or json),
+# into a hashref: ts, level, proc, pid, msg (the message words), and the
+# fields.  undef when the line is not exactly that: a text line is the
+# prefix, then logfmt (bare message words, then key=value pairs whose values
+# are bare tokens or "quoted" with \" \\ \n \r \t \uXXXX escapes only), with
+# no control character, C1 control or U+2028/2029 anywhere, raw.
+sub parse_log_line {
+	my ($line) = @_;
+	my $chars = eval { Encode::decode('UTF-8', $line, Encode::FB_CROAK() | Encode::LEAVE_SRC()) };
+	return undef unless defined $chars;
+	return undef if $chars =~ /[\x00-\x1f\x7f-\x9f\x{2028}\x{2029}]/;
+	if ($line =~ /^\{/) {
+		my $o = eval { JSON::PP->new->decode($line) };
+		return undef unless ref $o eq 'HASH';
+		return undef if grep { !defined $o->{$_} } qw(ts level proc pid msg);
+		return undef if grep { ref $o->{$_} } keys %$o;
+		return $o;
+	}
+	my ($ts, $level, $proc, $pid, $rest) = $chars =~
+	    /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (debug|info|warn|error) ([\w-]+)\[(\d+)\]:(.*)$/
+	    or return undef;
+	my %o = (ts => $ts, level => $level, proc => $proc, pid => $pid);
+	my @words;
+	pos($rest) = 0;
+	while (pos($rest) < length $rest) {
+		$rest =~ /\G /gc or return undef;
+		$rest =~ /\G([^\s="\\]+)/gc or return undef;
+		my $key = $1;
+		unless ($rest =~ /\G=/gc) {
+			return undef if %o > 4;		# a bare word after the fields
+			push @words, $key;
+			next;
+		}
+		if ($rest =~ /\G"((?:[^"\\]|\\["\\nrt]|\\u[0-9a-f]{4})*)"/gc) {
+			my $v = $1;
+			$v =~ s/\\(?:u([0-9a-f]{4})|(.))/defined $1 ? chr(hex $1) :
+			    { n => "\n", r => "\r", t => "\t" }->{$2} \/\/ $2/ge;
+			$o{$key} = $v;
+		} elsif ($rest =~ /\G([^\s="\\]+)/gc) {
+			$o{$key} = $1;
+		} else {
+			return undef;
+		}
+		return undef unless $rest =~ /\G(?= |$)/gc;
+	}
+	$o{msg} //= join ' ', @words;
+	return \%o;
+}
+
+# The parsed lines of pbx-authd.log (from byte offset $from), unparseable ones as undef.
+sub log_records {
+	my ($self, $from) = @_;
+	return map { parse_log_line($_) } split /\n/, $self->daemon_log($from);
+}
+
 # Every line of pbx-authd.log has the contract's format:
 # 2026-11-27T23:50:01.123Z info pbx-authd[1234]: message key=value
 sub log_format_ok {
@@ -1370,9 +1425,15 @@ sub check_logs {
 	}
 	my @err = grep {
 		my $l = $_;
-		/^\S+ error \S+\[\d+\]:/ && !grep { $l =~ $_ } @{$self->{log_allow}}
+		(/^\S+ error \S+\[\d+\]:/ || /^\{.*"level":"error"/)
+		    && !grep { $l =~ $_ } @{$self->{log_allow}}
 	} split /\n/, $log;
 	Test::More::is(join("\n", @err), '', 'no unexpected error lines in pbx-authd.log');
+	# Sanitizer reports are checked above; every other line is ours.
+	my @unparsed = grep { !/AddressSanitizer|LeakSanitizer|runtime error:|^\s|^=|^SUMMARY|^\s*$/ &&
+	    !parse_log_line($_) } split /\n/, $log;
+	Test::More::is(join("\n", @unparsed), '',
+	    'every pbx-authd.log line parses (logfmt after the prefix, or JSON)');
 	my $ng = $self->read_file("$self->{dir}/nginx/error.log");
 	my @alerts = grep { /\[(alert|emerg)\]/ } split /\n/, $ng;
 	Test::More::is(join("\n", @alerts), '', 'no nginx alerts');
