@@ -59,6 +59,7 @@ enum pa_stmt {
 	PA_STMT_CLEAN_SESSIONS,	/* (limit, grace): sessions past refresh expiry */
 	PA_STMT_CLEAN_THROTTLE,	/* (limit, window, grace): windows and blocks over */
 	PA_STMT_CLEAN_MAIL,	/* (limit, days): sent and failed mail */
+	PA_STMT_CLEAN_AUDIT,	/* (limit, days): audit rows (days 0: none) */
 	PA_STMT__MAX
 };
 /* Columns of PA_STMT_MAIL_CLAIM. */

@@ -39,9 +39,9 @@ sub fails {
 	return ($rc, $out, $err);
 }
 
-# key=value lines into [ [key, value], ... ]
+# key<TAB>value lines into [ [key, value], ... ]
 sub kv {
-	return [ map { /^([^=]*)=(.*)$/ ? [ $1, $2 ] : [ $_, undef ] } split /\n/, $_[0] ];
+	return [ map { /^([^\t]*)\t(.*)$/ ? [ $1, $2 ] : [ $_, undef ] } split /\n/, $_[0] ];
 }
 
 sub kvh { return { map { @$_ } @{ kv($_[0]) } } }
@@ -126,9 +126,9 @@ ok_ctl('tenant', 'add', 'Zeta.example', '--name', 'Zeta');
 ok_ctl('tenant', 'add', 'beta.example', '--name', 'Beta Corp');
 ok_ctl('tenant', 'disable', 'beta.example');
 is(ok_ctl('tenant', 'list'),
-    "acme.example\tenabled\tAcme\n"
-    . "beta.example\tdisabled\tBeta Corp\n"
-    . "Zeta.example\tenabled\tZeta\n",
+    "acme.example\tenabled\tAcme\t0\n"
+    . "beta.example\tdisabled\tBeta Corp\t0\n"
+    . "Zeta.example\tenabled\tZeta\t0\n",
     'tenant list: sorted, tab separated');
 
 fails([1], qr/already exists/, 'tenant', 'add', 'ACME.EXAMPLE', '--name', 'Dup');
@@ -209,7 +209,7 @@ is(row("SELECT website FROM tenants WHERE domain = 'evil.example'"),
     q{https://evil.example/?a='1';--}, 'hostile website stored exactly');
 is(kvh(ok_ctl('tenant', 'show', 'evil.example'))->{name}, $evil,
     'tenant show prints the hostile name exactly');
-like(ok_ctl('tenant', 'list'), qr/^evil\.example\tenabled\t\Q$evil\E$/m,
+like(ok_ctl('tenant', 'list'), qr/^evil\.example\tenabled\t\Q$evil\E\t0$/m,
     'tenant list prints the hostile name exactly');
 ok_ctl('tenant', 'set', 'evil.example', "name='; DROP TABLE tenants; --");
 is(row("SELECT name FROM tenants WHERE domain = 'evil.example'"),

@@ -66,7 +66,7 @@ sub row { return $t->psql($_[0]) }
 sub sqlq { my $s = shift; $s =~ s/'/''/g; return "'$s'" }
 
 sub kvh {
-	return { map { /^([^=]*)=(.*)$/ ? ($1, $2) : ($_, undef) } split /\n/, $_[0] };
+	return { map { /^([^\t]*)\t(.*)$/ ? ($1, $2) : ($_, undef) } split /\n/, $_[0] };
 }
 
 my $MSCOLS = "ms365_enabled, coalesce(ms365_directory_id, '<null>'),"
@@ -134,7 +134,7 @@ like($out, qr/ms365 show DOMAIN/, 'ms365 --help: show');
 like(ok_ctl('--help'), qr/ms365/, 'pbx-authctl --help lists ms365');
 like(ok_ctl('user', '--help'), qr/bind-ms365.*\n.*unbind-ms365/, 'user --help: bind/unbind');
 fails([2], qr/usage/, 'ms365');
-fails([2], qr/usage/, 'ms365', 'frobnicate', 'acme.example');
+fails([2], qr/unknown subcommand 'frobnicate' of ms365/, 'ms365', 'frobnicate', 'acme.example');
 fails([2], qr/DOMAIN/, 'ms365', 'set', '--enable');
 fails([2], qr/something to set/, 'ms365', 'set', 'acme.example');
 fails([2], qr/usage/, 'ms365', 'set', 'acme.example', '--colour', 'red');
@@ -156,7 +156,7 @@ fails([2], qr/unknown key 'ms365_enabled'/, 'tenant', 'set', 'acme.example',
 # show before anything is set
 
 my $h = kvh(ok_ctl('ms365', 'show', 'ACME.example'));
-is_deeply([ map { /^([^=]*)=/ } split /\n/, ok_ctl('ms365', 'show', 'acme.example') ],
+is_deeply([ map { /^([^\t]*)\t/ } split /\n/, ok_ctl('ms365', 'show', 'acme.example') ],
     [ qw(domain enabled active directory_id application_id national_cloud credential
       client_secret_file client_secret_file_readable certificate_file
       certificate_file_readable private_key_file private_key_file_readable
