@@ -135,7 +135,7 @@ is(row("SELECT detail || '|' || operator FROM audit_log WHERE event = 'tenant_de
 fails(1, qr/tenant 'acme.example' has 1 user: delete them first, or give --cascade/,
     'tenant', 'delete', 'acme.example');
 fails(1, qr/that is not 'acme\.example': nothing deleted/, 'tenant', 'delete',
-    'acme.example', '--cascade', { stdin => "acme.exampl\n" });
+    'acme.example', '--cascade', { stdin => "other.example\n" });
 fails(1, qr/not confirmed/, 'tenant', 'delete', 'acme.example', '--cascade', { stdin => '' });
 is(row("SELECT count(*) FROM tenants WHERE domain = 'acme.example'"), 1,
     'not confirmed: the tenant stays');

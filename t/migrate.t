@@ -41,7 +41,7 @@ sub copy_dir {
 
 sub table_exists {
 	my ($table, $db) = @_;
-	return $t->psql("SELECT to_regclass('public.$table') IS NOT NULL",
+	return $t->psql("SELECT to_regclass('$table') IS NOT NULL",
 	    $db ? (db => $db) : ()) eq 't';
 }
 

@@ -18,11 +18,15 @@
 -- the schema before 0001 on a new database; here everything still in
 -- public (databases migrated before 0005, or by hand) moves over, with its
 -- indexes, identity sequences, constraints and triggers.
-CREATE SCHEMA IF NOT EXISTS pbx_auth;
 DO $$
 DECLARE
     t text;
 BEGIN
+    -- (not CREATE SCHEMA IF NOT EXISTS: that needs CREATE on the database
+    -- even when a DBA created the schema for the owner beforehand)
+    IF to_regnamespace('pbx_auth') IS NULL THEN
+        CREATE SCHEMA pbx_auth;
+    END IF;
     FOREACH t IN ARRAY ARRAY['schema_migrations', 'system_settings', 'tenants', 'users',
         'sessions', 'spent_refresh_tokens', 'auth_flows', 'throttle', 'audit_log',
         'mail_outbox'] LOOP

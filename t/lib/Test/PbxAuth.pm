@@ -378,15 +378,17 @@ sub create_db {
 	    db => 'postgres');
 }
 
-# Run SQL as the superuser; returns the unaligned, tuples-only output
-# (fields separated by |, one row per line, trailing newline removed).
-# Dies on error unless allow_error => 1 (then returns undef).
+# Run SQL as the superuser (or user => ROLE); returns the unaligned,
+# tuples-only output (fields separated by |, one row per line, trailing
+# newline removed).  Dies on error unless allow_error => 1 (then returns
+# undef; $self->{psql_err} holds the message).
 sub psql {
 	my ($self, $sql, %o) = @_;
 	my ($rc, $out, $err) = $self->run(["$self->{pgbin}/psql", '-X', '-A', '-t', '-q',
 	    '-v', 'ON_ERROR_STOP=1', '-h', $self->{dir}, '-p', $self->{pgport},
-	    '-U', 'postgres', '-d', $o{db} // $self->{dbname}, '-f', '-'],
+	    '-U', $o{user} // 'postgres', '-d', $o{db} // $self->{dbname}, '-f', '-'],
 	    stdin => $sql, env => { PGCLIENTENCODING => 'UTF8' });
+	$self->{psql_err} = $err;
 	if ($rc) {
 		return undef if $o{allow_error};
 		die "Test::PbxAuth: psql failed ($rc): $err\nSQL: $sql\n";
