@@ -528,6 +528,10 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    "DELETE FROM mail_outbox WHERE id IN (SELECT id FROM mail_outbox"
 	    " WHERE status <> 'queued' AND coalesce(sent_at, created_at)"
 	    " < now() - $2::int * interval '1 day' LIMIT $1)", 2, true },
+	/* $2 days after it was written; audit_keep_days 0 keeps every row. */
+	[PA_STMT_CLEAN_AUDIT] = { "clean_audit",
+	    "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log"
+	    " WHERE $2::int > 0 AND at < now() - $2::int * interval '1 day' LIMIT $1)", 2, true },
 };
 
 struct pa_db {
@@ -645,6 +649,20 @@ setup(pa_db_t *db)
 	if (run_setup_sql(db, session_sql) != PA_OK ||
 	    ((db->flags & PA_DB_PREPARE) && run_setup_sql(db, daemon_sql) != PA_OK))
 		return PA_EDB;
+
+	/*
+	 * The tables live in the schema pbx_auth (0005).  pbx-authctl also sees
+	 * public, where databases migrated before 0005 keep them until it runs.
+	 */
+	r = PQexec(db->conn, (db->flags & PA_DB_PREPARE) ? "SET search_path = pbx_auth" :
+	    "SET search_path = pbx_auth, public");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		set_error(db, PQresultErrorMessage(r));
+		pa_log_error("cannot set search_path: %s", db->errmsg);
+		PQclear(r);
+		return PA_EDB;
+	}
+	PQclear(r);
 
 	if (db->flags & PA_DB_PREPARE)
 		for (int i = 0; i < PA_STMT__MAX; i++) {

@@ -64,6 +64,7 @@ enum pa_stmt {
 	/* Readiness (health.c). */
 	PA_STMT_HEALTH_PING,	/* () -> 1 */
 	PA_STMT_HEALTH_MIGRATIONS,	/* () -> version, checksum of each applied migration */
+	PA_STMT_CLEAN_AUDIT,	/* (limit, days): audit rows (days 0: none) */
 	PA_STMT__MAX
 };
 /* Columns of PA_STMT_MAIL_CLAIM. */

@@ -274,16 +274,17 @@ next_due(struct mailer *m)
 	return rv;
 }
 
-/* Deletes expired flows, sessions, throttle rows, and old sent or failed mail. */
+/* Deletes expired flows, sessions, throttle rows, old sent or failed mail and old audit rows. */
 static void
 cleanup(struct mailer *m)
 {
 	static const struct { enum pa_stmt st; const char *what; } jobs[] = {
 		{ PA_STMT_CLEAN_FLOWS, "flows" }, { PA_STMT_CLEAN_SESSIONS, "sessions" },
 		{ PA_STMT_CLEAN_THROTTLE, "throttle" }, { PA_STMT_CLEAN_MAIL, "mail" },
+		{ PA_STMT_CLEAN_AUDIT, "audit" },
 	};
 	const pa_config_t *cfg = m->cfg;
-	char window[16], days[16];
+	char window[16], days[16], audit_days[16];
 	long total[PA_NELEM(jobs)] = { 0 };
 	bool any = false;
 
@@ -291,12 +292,15 @@ cleanup(struct mailer *m)
 	    cfg->throttle_ip_window > cfg->throttle_account_window ? cfg->throttle_ip_window
 	    : cfg->throttle_account_window);
 	snprintf(days, sizeof(days), "%d", cfg->mail_keep_days);
+	snprintf(audit_days, sizeof(audit_days), "%d", cfg->audit_keep_days);
 	for (size_t j = 0; j < PA_NELEM(jobs); j++) {
 		const char *grace[] = { CLEAN_BATCH, CLEAN_GRACE };
 		const char *throttle[] = { CLEAN_BATCH, window, CLEAN_GRACE };
 		const char *mail[] = { CLEAN_BATCH, days };
+		const char *audit[] = { CLEAN_BATCH, audit_days };
 		const char *const *params = jobs[j].st == PA_STMT_CLEAN_THROTTLE ? throttle :
-		    jobs[j].st == PA_STMT_CLEAN_MAIL ? mail : grace;
+		    jobs[j].st == PA_STMT_CLEAN_MAIL ? mail : jobs[j].st == PA_STMT_CLEAN_AUDIT ?
+		    audit : grace;
 		pa_db_res_t *r;
 		long n;
 
@@ -314,8 +318,8 @@ cleanup(struct mailer *m)
 		any |= total[j] > 0;
 	/* The keys are in the format: log.c takes them from there. */
 	pa_log_write(any ? PA_LOG_INFO : PA_LOG_DEBUG, NULL, 0,
-	    "cleanup deleted flows=%ld sessions=%ld throttle=%ld mail=%ld", total[0], total[1],
-	    total[2], total[3]);
+	    "cleanup deleted flows=%ld sessions=%ld throttle=%ld mail=%ld audit=%ld", total[0],
+	    total[1], total[2], total[3], total[4]);
 }
 
 static time_t

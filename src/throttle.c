@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "throttle.h"
+#include "valid.h"
 
 enum pa_err
 pa_throttle_keys(pa_arena_t *a, const pa_config_t *cfg, const char *addr, const char *domain,
@@ -18,7 +19,9 @@ pa_throttle_keys(pa_arena_t *a, const pa_config_t *cfg, const char *addr, const 
 	size_t n;
 
 	keys->ip = keys->account = NULL;
-	if (cfg->throttle_ip_failures > 0) {
+	/* throttle_exempt: never blocked per address; the account limit still applies. */
+	if (cfg->throttle_ip_failures > 0 &&
+	    !pa_cidr_match(cfg->throttle_exempt_nets, cfg->throttle_exempt_n, addr)) {
 		n = strlen(addr) + 4;
 		if ((d = pa_alloc(a, n)) == NULL)
 			return PA_ENOMEM;

@@ -740,7 +740,7 @@ ok(!(grep { $_->[3] eq 'sign_in' && $_->[4] eq 'success' && $_->[1] eq 'carol' }
 	my @lines = split /\n/, $o;
 	my @f = map { [ split /\t/, $_, -1 ] } @lines;
 	ok(@lines >= @audit, 'pbx-authctl audit: a line per row') or diag($o);
-	ok(!(grep { @$_ != 7 } @f), 'pbx-authctl audit: 7 tab-separated fields')
+	ok(!(grep { @$_ != 8 } @f), 'pbx-authctl audit: 8 tab-separated fields (operator last)')
 	    or diag($o);
 	ok((grep { $_->[0] =~ /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z$/
 	    && $_->[1] eq 't1.test' && $_->[2] eq 'alice' && $_->[3] eq '127.0.0.1'
