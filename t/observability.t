@@ -134,12 +134,13 @@ is($m2->{'pbx_auth_child_restarts_total{kind="worker"}'}, 1, 'one worker restart
 	my ($rc, $out);
 	$t->wait_until(sub {
 		($rc, $out) = $t->ctl('status');
-		return $out =~ /^workers connected: 2$/m;
+		return $out =~ /^workers connected: 4$/m;
 	}, 10);
 	is($rc, 0, 'status: exit 0 when ready') or diag($out);
 	like($out, qr/^database: up$/m, 'status: database up');
 	like($out, qr/^migrations: ok \(\d+ known, all applied\)$/m, 'status: migrations ok');
-	like($out, qr/^workers connected: 2$/m, 'status: both workers connected');
+	# two request workers and the harness's two hashing workers
+	like($out, qr/^workers connected: 4$/m, 'status: every worker connected');
 	like($out, qr/^mailer connected: yes$/m, 'status: the mailer connected');
 	like($out, qr/^mail queued: \d+ \(oldest \d+ s\)$/m, 'status: mail queue');
 	like($out, qr/^active sessions: 1$/m, 'status: the one session signed in above');
