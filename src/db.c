@@ -26,25 +26,6 @@ struct stmt {
 /* A timestamptz column as RFC 3339 UTC text: 2026-11-28T10:00:00Z. */
 #define PA_RFC3339(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
-/*
- * Counts one failure for throttle key K (NULL: not limited) with limit L,
- * window W and block B seconds; returns whether this failure started a block.
- */
-#define THROTTLE_RESTART(W) \
-	"(th.window_start <= now() - " W "::int * interval '1 second'" \
-	" OR th.blocked_until <= now())"
-#define THROTTLE_COUNT(K, L, W, B) \
-	"INSERT INTO throttle AS th (key, failures, window_start, blocked_until)" \
-	" SELECT " K ", 1, now(), CASE WHEN " L "::int <= 1" \
-	" THEN now() + " B "::int * interval '1 second' END WHERE " K "::text IS NOT NULL" \
-	" ON CONFLICT (key) DO UPDATE SET" \
-	" failures = CASE WHEN " THROTTLE_RESTART(W) " THEN 1 ELSE th.failures + 1 END," \
-	" window_start = CASE WHEN " THROTTLE_RESTART(W) " THEN now() ELSE th.window_start END," \
-	" blocked_until = CASE WHEN (CASE WHEN " THROTTLE_RESTART(W) " THEN 1" \
-	"  ELSE th.failures + 1 END) >= " L "::int THEN now() + " B "::int * interval '1 second'" \
-	"  WHEN " THROTTLE_RESTART(W) " THEN NULL ELSE th.blocked_until END" \
-	" RETURNING failures = " L "::int AS blocked"
-
 static const struct stmt stmts[PA_STMT__MAX] = {
 	[PA_STMT_SYSTEM_INFO] = { "system_info",
 	    "SELECT web_domain, private_ipv4, public_ipv4, enable_ipv6, private_ipv6, public_ipv6,"
@@ -190,28 +171,32 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    "  outcome, detail) SELECT domain, username, user_id, $2, 'sign_out', 'success',"
 	    "  'cookie' FROM r)"
 	    " SELECT id, user_id, domain, username FROM r", 2, false },
-	[PA_STMT_THROTTLE_CHECK] = { "throttle_check",
-	    "SELECT ceil(extract(epoch FROM max(blocked_until) - now()))::int FROM throttle"
-	    " WHERE key IN ($1, $2) AND blocked_until > now()", 2, true },
 	/*
-	 * One failed sign-in: count it for the address and the account (fixed
-	 * windows from the first failure; an expired window or block starts
-	 * over), block a key that reaches its limit, and write the audit rows.
-	 * $1-$4 address key (NULL: no limit), limit, window, block; $5-$8 the
-	 * same for the account; $9 domain, $10 username, $11 user id, $12
-	 * address, $13 detail.
+	 * Reserves a sign-in attempt before the password is verified
+	 * (0007_throttle_reserve.sql): $1-$4 address key (NULL: no limit),
+	 * limit, window, block; $5-$8 the same for the account -> seconds
+	 * blocked (NULL: the attempt may go on), whether it blocked the
+	 * address, whether it blocked the account.
+	 */
+	[PA_STMT_THROTTLE_RESERVE] = { "throttle_reserve",
+	    "SELECT retry_after, ip_blocked, account_blocked FROM throttle_reserve($1::text,"
+	    " $2::int, $3::int, $4::int, $5::text, $6::int, $7::int, $8::int)", 8, false },
+	/* A success gives the address's reservation back: $1 key, $2 limit. */
+	[PA_STMT_THROTTLE_RELEASE] = { "throttle_release",
+	    "SELECT throttle_release($1::text, $2::int)", 2, false },
+	/*
+	 * One failed sign-in (already counted by its reservation): its audit
+	 * row, and a lockout row for each key the reservation blocked.  $1
+	 * domain, $2 username, $3 user id, $4 address, $5 detail, $6 address
+	 * blocked, $7 account blocked.
 	 */
 	[PA_STMT_SIGN_IN_FAILED] = { "sign_in_failed",
-	    "WITH ip AS (" THROTTLE_COUNT("$1", "$2", "$3", "$4") "),"
-	    " acct AS (" THROTTLE_COUNT("$5", "$6", "$7", "$8") "),"
-	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
-	    "  outcome, detail)"
-	    "  SELECT $9, $10, $11::bigint, $12, 'sign_in', 'failure', $13"
-	    "  UNION ALL SELECT $9, $10, $11::bigint, $12, 'lockout', 'ip', NULL FROM ip WHERE blocked"
-	    "  UNION ALL SELECT $9, $10, $11::bigint, $12, 'lockout', 'account', NULL FROM acct"
-	    "  WHERE blocked)"
-	    " SELECT coalesce((SELECT blocked FROM ip), false),"
-	    " coalesce((SELECT blocked FROM acct), false)", 13, false },
+	    "INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
+	    " outcome, detail)"
+	    " SELECT $1, $2, $3::bigint, $4, 'sign_in', 'failure', $5"
+	    " UNION ALL SELECT $1, $2, $3::bigint, $4, 'lockout', 'ip', NULL WHERE $6::boolean"
+	    " UNION ALL SELECT $1, $2, $3::bigint, $4, 'lockout', 'account', NULL"
+	    " WHERE $7::boolean", 7, false },
 	[PA_STMT_AUDIT] = { "audit",
 	    "INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event, outcome,"
 	    " detail) VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, false },

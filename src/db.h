@@ -33,8 +33,9 @@ enum pa_stmt {
 	PA_STMT_SESSION_COOKIE,	/* (cookie hash) -> PA_CK_* row */
 	PA_STMT_SESSION_COOKIE_ROTATE,	/* (id, gen, access hash, ttl) -> expiry, seconds left */
 	PA_STMT_SESSION_LOGOUT,	/* (cookie hash, addr) -> id, user id, domain, username */
-	PA_STMT_THROTTLE_CHECK,	/* (ip key, account key) -> seconds blocked, or NULL */
-	PA_STMT_SIGN_IN_FAILED,	/* counts a failure, audits it -> ip blocked, account blocked */
+	PA_STMT_THROTTLE_RESERVE,	/* reserves an attempt -> seconds blocked, ip/account blocked */
+	PA_STMT_THROTTLE_RELEASE,	/* (key, limit): a success gives its attempt back */
+	PA_STMT_SIGN_IN_FAILED,	/* audits a failure and the lockouts its reservation caused */
 	PA_STMT_AUDIT,		/* (domain, username, user id, addr, event, outcome, detail) */
 	/* Microsoft 365 (ms365.c). */
 	PA_STMT_MS365_TENANT,	/* (domain) -> PA_MS_* row of an enabled tenant */
