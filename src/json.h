@@ -26,8 +26,8 @@ enum pa_err pa_json_parse_object(pa_arena_t *a, const char *s, size_t n, pa_json
     const char **why) PA_MUSTCHECK;
 
 enum pa_json_get {
-	PA_JSON_ABSENT,		/* no such member (or null) */
-	PA_JSON_WRONG_TYPE,
+	PA_JSON_ABSENT,		/* no such member */
+	PA_JSON_WRONG_TYPE,	/* present with another type, JSON null included */
 	PA_JSON_FOUND
 };
 /* A string member (NUL bytes inside make it PA_JSON_WRONG_TYPE). */
