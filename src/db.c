@@ -233,6 +233,18 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " o.nonce, o.pkce_verifier, f.destination, f.flavour, f.client_addr,"
 	    " encode(f.browser_hash, 'hex')", 1, false },
 	/*
+	 * Binds a bearer flow ($1 hex SHA-256 of state) to the browser that
+	 * opens its start URL ($2 hex SHA-256 of the binding), once; the same
+	 * columns as PA_STMT_MS365_FLOW_SPEND.
+	 */
+	[PA_STMT_MS365_FLOW_BIND] = { "ms365_flow_bind",
+	    "UPDATE auth_flows f SET browser_hash = decode($2, 'hex')"
+	    " WHERE token_hash = decode($1, 'hex') AND kind = 'oidc' AND flavour = 'bearer'"
+	    " AND spent_at IS NULL AND expires_at > now() AND browser_hash IS NULL"
+	    " RETURNING f.tenant_id, (SELECT domain FROM tenants WHERE id = f.tenant_id),"
+	    " f.nonce, f.pkce_verifier, f.destination, f.flavour, f.client_addr,"
+	    " encode(f.browser_hash, 'hex')", 2, false },
+	/*
 	 * A Microsoft account to a user of tenant $1: by the bound oid $2; else
 	 * by the operator-bound UPN matching the upn claim $3 (preferred) or
 	 * preferred_username $4 of a user without an oid, whose oid is then

@@ -41,6 +41,7 @@ enum pa_stmt {
 	PA_STMT_MS365_TENANT,	/* (domain) -> PA_MS_* row of an enabled tenant */
 	PA_STMT_MS365_FLOW_CREATE,	/* an OpenID Connect flow */
 	PA_STMT_MS365_FLOW_SPEND,	/* (state hash) -> PA_FLOW_* row, once */
+	PA_STMT_MS365_FLOW_BIND,	/* (state hash, browser hash) -> PA_FLOW_* row, once */
 	PA_STMT_MS365_USER_MAP,	/* (tenant id, oid, upn, preferred_username) -> PA_USER_* row */
 	/* Password reset and email one-time codes (flows.c). */
 	PA_STMT_RESET_USER,	/* (domain, username) -> PA_RU_* row */
@@ -94,7 +95,7 @@ enum { PA_USER_ID, PA_USER_HASH, PA_USER_ROLE, PA_USER_ENABLED, PA_USER_TWO_FACT
 /* Columns of PA_STMT_MS365_TENANT. */
 enum { PA_MS_TENANT_ID, PA_MS_DOMAIN, PA_MS_NAME, PA_MS_READY, PA_MS_DIRECTORY, PA_MS_APPLICATION,
 	PA_MS_CLOUD, PA_MS_SECRET_FILE, PA_MS_CERT_FILE, PA_MS_KEY_FILE, PA_MS__MAX };
-/* Columns of PA_STMT_MS365_FLOW_SPEND. */
+/* Columns of PA_STMT_MS365_FLOW_SPEND and PA_STMT_MS365_FLOW_BIND. */
 enum { PA_FLOW_TENANT_ID, PA_FLOW_DOMAIN, PA_FLOW_NONCE, PA_FLOW_VERIFIER, PA_FLOW_DESTINATION,
 	PA_FLOW_FLAVOUR, PA_FLOW_ADDR, PA_FLOW_BROWSER, PA_FLOW__MAX };
 /* Columns of PA_STMT_SESSION_ACCESS. */

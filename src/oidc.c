@@ -24,11 +24,12 @@
 #define MAX_KEYS 64		/* keys kept per key set */
 #define MAX_RESPONSE PA_HTTP_MAX_BODY	/* bytes of any IdP response: what json.c parses */
 #define SECRET_MAX 1024		/* bytes of a client secret file */
-#define SCOPE "openid profile email offline_access"
+/* No offline_access: the IdP's refresh token would go unused (RFC 9700 section 2.3). */
+#define SCOPE "openid profile email"
 
 struct meta {
 	char *url;		/* discovery URL: the key; NULL: free slot */
-	char *issuer, *token_endpoint, *jwks_uri;
+	char *issuer, *authorization_endpoint, *token_endpoint, *jwks_uri;
 	time_t fetched;
 };
 
@@ -65,6 +66,7 @@ meta_clear(struct meta *m)
 {
 	free(m->url);
 	free(m->issuer);
+	free(m->authorization_endpoint);
 	free(m->token_endpoint);
 	free(m->jwks_uri);
 	memset(m, 0, sizeof(*m));
@@ -208,10 +210,12 @@ get_meta(pa_oidc_t *o, pa_arena_t *a, const char *authority, const char *dir,
 		return rv;
 	if (rv == PA_OK && (j = json_ok(a, &res, "OpenID discovery")) != NULL) {
 		fresh.issuer = member_dup(j, "issuer");
+		fresh.authorization_endpoint = member_dup(j, "authorization_endpoint");
 		fresh.token_endpoint = member_dup(j, "token_endpoint");
 		fresh.jwks_uri = member_dup(j, "jwks_uri");
 		fresh.url = strdup(url);
-		if (fresh.issuer != NULL && fresh.token_endpoint != NULL &&
+		if (fresh.issuer != NULL && fresh.authorization_endpoint != NULL &&
+		    fresh.token_endpoint != NULL &&
 		    fresh.jwks_uri != NULL && fresh.url != NULL) {
 			fresh.fetched = now;
 			meta_clear(m);
@@ -219,8 +223,8 @@ get_meta(pa_oidc_t *o, pa_arena_t *a, const char *authority, const char *dir,
 			*out = m;
 			return PA_OK;
 		}
-		pa_log_warn("OpenID discovery %s: issuer, token_endpoint or jwks_uri missing",
-		    url);
+		pa_log_warn("OpenID discovery %s: issuer, authorization_endpoint, token_endpoint"
+		    " or jwks_uri missing", url);
 		meta_clear(&fresh);
 	}
 	if (m->url != NULL && strcmp(m->url, url) == 0) {
@@ -355,13 +359,22 @@ get_key(pa_oidc_t *o, pa_arena_t *a, const char *uri, const char *kid, const str
 	return (*out = find_kid(s, kid)) != NULL ? PA_OK : PA_EINPUT;
 }
 
-enum pa_err
-pa_oidc_start(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t, const char *redirect_uri,
-    pa_oidc_mode_t mode, pa_oidc_start_t *out)
+/* The discovery document of tenant t's directory.  As get_meta, plus PA_EINPUT. */
+static enum pa_err
+tenant_meta(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t, const struct meta **m)
 {
-	unsigned char md[PA_SHA256_LEN];
-	char challenge[PA_B64URL_LEN(PA_SHA256_LEN) + 1];
-	pa_buf_t b = PA_BUF_INIT;
+	*m = NULL;
+	if (!directory_ok(t->directory_id)) {
+		pa_log_error("tenant %s: Microsoft directory id is not a GUID or domain name",
+		    t->domain);
+		return PA_EINPUT;
+	}
+	return get_meta(o, a, pa_ms365_authority(o->cfg, t->cloud), t->directory_id, m);
+}
+
+enum pa_err
+pa_oidc_start(const pa_ms365_tenant_t *t, pa_oidc_start_t *out)
+{
 	enum pa_err rv;
 
 	memset(out, 0, sizeof(*out));
@@ -373,23 +386,46 @@ pa_oidc_start(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t, const cha
 	if ((rv = pa_token_new(out->state)) != PA_OK || (rv = pa_token_new(out->nonce)) != PA_OK ||
 	    (rv = pa_token_new(out->verifier)) != PA_OK)
 		return rv;
+	return PA_OK;
+}
+
+enum pa_err
+pa_oidc_authorize_url(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t,
+    const char *redirect_uri, const char *state, const char *nonce, const char *verifier,
+    char **url)
+{
+	unsigned char md[PA_SHA256_LEN];
+	char challenge[PA_B64URL_LEN(PA_SHA256_LEN) + 1];
+	const struct meta *m;
+	pa_buf_t b = PA_BUF_INIT;
+	enum pa_err rv;
+
+	*url = NULL;
+	if ((rv = tenant_meta(o, a, t, &m)) != PA_OK)
+		return rv;
 	/* RFC 7636 section 4.2: BASE64URL(SHA256(ASCII(code_verifier))). */
-	if ((rv = pa_sha256(out->verifier, strlen(out->verifier), md)) != PA_OK)
+	if ((rv = pa_sha256(verifier, strlen(verifier), md)) != PA_OK)
 		return rv;
 	pa_base64url(md, sizeof(md), challenge);
-	pa_ms365_authorize_endpoint(&b, o->cfg, t->cloud, t->directory_id);
-	pa_buf_puts(&b, "?");
+	/* The endpoint the discovery document names (OpenID Connect Discovery section 3). */
+	pa_buf_puts(&b, m->authorization_endpoint);
+	if (strchr(m->authorization_endpoint, '?') == NULL)
+		pa_buf_putc(&b, '?');
 	pa_outbound_param(&b, "client_id", t->application_id);
 	pa_outbound_param(&b, "response_type", "code");
 	pa_outbound_param(&b, "redirect_uri", redirect_uri);
-	pa_outbound_param(&b, "response_mode", mode == PA_OIDC_QUERY ? "query" : "form_post");
+	/*
+	 * query: the response is a top-level GET, which carries the SameSite=Lax
+	 * binding cookie; a cross-site form_post would not.
+	 */
+	pa_outbound_param(&b, "response_mode", "query");
 	pa_outbound_param(&b, "scope", SCOPE);
-	pa_outbound_param(&b, "state", out->state);
-	pa_outbound_param(&b, "nonce", out->nonce);
+	pa_outbound_param(&b, "state", state);
+	pa_outbound_param(&b, "nonce", nonce);
 	pa_outbound_param(&b, "code_challenge", challenge);
 	pa_outbound_param(&b, "code_challenge_method", "S256");
 	rv = PA_ENOMEM;
-	if (!pa_buf_failed(&b) && (out->url = pa_strndup(a, b.p, b.len)) != NULL)
+	if (!pa_buf_failed(&b) && (*url = pa_strndup(a, b.p, b.len)) != NULL)
 		rv = PA_OK;
 	pa_buf_free(&b);
 	return rv;
@@ -567,14 +603,9 @@ pa_oidc_finish(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t, const ch
 	memset(id, 0, sizeof(*id));
 	secret[0] = '\0';
 	*why = "Microsoft sign-in failed";
-	if (!directory_ok(t->directory_id)) {
-		pa_log_error("tenant %s: Microsoft directory id is not a GUID or domain name",
-		    t->domain);
-		return PA_EINPUT;
-	}
-	if ((rv = get_meta(o, a, pa_ms365_authority(o->cfg, t->cloud), t->directory_id, &m)) !=
-	    PA_OK) {
-		*why = "the Microsoft OpenID configuration is unavailable";
+	if ((rv = tenant_meta(o, a, t, &m)) != PA_OK) {
+		if (rv == PA_EUPSTREAM)
+			*why = "the Microsoft OpenID configuration is unavailable";
 		return rv;
 	}
 
@@ -668,4 +699,23 @@ out:
 		explicit_bzero(form.p, form.cap);
 	pa_buf_free(&form);
 	return rv;
+}
+
+enum pa_err
+pa_oidc_check_iss(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t, const char *iss)
+{
+	const struct meta *m;
+	const char *want;
+	enum pa_err rv;
+
+	if ((rv = tenant_meta(o, a, t, &m)) != PA_OK)
+		return rv;
+	if ((want = expected_issuer(a, m->issuer, t->directory_id)) == NULL)
+		return PA_ENOMEM;
+	if (strcmp(iss, want) != 0) {
+		pa_log_warn("authorization response of tenant %s: iss is not the issuer %s",
+		    t->domain, want);
+		return PA_EINPUT;
+	}
+	return PA_OK;
 }

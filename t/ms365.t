@@ -6,11 +6,14 @@
 #   URL's parameters, the flow row) and the cookie flavour (POST
 #   /api/login/by_microsoft, Origin checked), the callback in form_post and
 #   query mode, tokens and cookie that work, two-factor users of both flavours;
-# - login CSRF: a cookie flow asks for response_mode=query and is bound to the
+# - login CSRF: every flow asks for response_mode=query and is bound to the
 #   browser that started it by the <cookie_name>_oidc cookie (its attributes,
-#   Secure unless cookie_secure=off); a callback without that cookie, with
-#   another browser's or with two of them is refused (#error, no session
-#   cookie, audit row, no code redeemed) and spends the flow;
+#   Secure unless cookie_secure=off), set by login/by_microsoft or by the
+#   start URL that sign_in/microsoft answers (once per flow); a callback
+#   without that cookie, with another browser's or with two of them is refused
+#   (#error, no session cookie, audit row, no code redeemed) and spends the
+#   flow, in both flavours; RFC 9207 iss checked when present; the
+#   authorization endpoint taken from discovery; no offline_access;
 # - an operator-bound UPN recording the oid; an unbound account (matching
 #   email and preferred_username claims) and a disabled user refused like a
 #   wrong password, with audit rows;
@@ -123,12 +126,18 @@ sub authorize {
 	return query_decode($q);
 }
 
-# The callback, as the browser sends it (form_post by default, or query),
-# with a Cookie header when $cookie is given.
+# The binding cookie of the last bearer flow started by start_bearer.
+my $BINDING;
+
+# The callback, as the browser sends it (query by default, as the
+# authorization URL asks, or form_post), with a Cookie header when $cookie is
+# given; without a $cookie argument, the binding cookie of the last bearer
+# flow (the browser that opened its start URL).
 sub callback {
 	my ($p, $mode, $cookie) = @_;
+	$cookie = "pbx_session_oidc=$BINDING" if @_ < 3 && defined $BINDING;
 	my %h = defined $cookie ? (Cookie => $cookie) : ();
-	if (($mode // 'form_post') eq 'query') {
+	if (($mode // 'query') eq 'query') {
 		return $t->get('/api/auth/callback/microsoft?' . form_encode(%$p), headers => \%h);
 	}
 	return $t->request('POST', '/api/auth/callback/microsoft', body => form_encode(%$p),
@@ -177,13 +186,33 @@ sub destination {
 
 sub register_idp_tokens { $t->secret($_, 'a token the IdP issued') for $idp->issued }
 
-# Starts a bearer sign-in; returns the authorization URL.
-sub start_bearer {
+# POST /api/auth/sign_in/microsoft; returns the start URL it answers.
+sub start_bearer_url {
 	my (%o) = @_;
 	my $r = post_json('/api/auth/sign_in/microsoft',
 	    { domain => $o{domain} // 'acme.example', callback_url => $o{callback_url} // $CB });
 	is($r->{status}, 200, 'sign_in/microsoft: 200') or diag($r->{content});
 	return $r->{json}{url};
+}
+
+# A browser opens a start URL: returns the response, its Location and the
+# binding cookie it set.
+sub open_start {
+	my ($url) = @_;
+	my $base = $t->url('');
+	my $r = $t->get($url =~ s/^\Q$base\E//r);
+	my ($binding) = (set_cookies($r)->{pbx_session_oidc} // '') =~ /^pbx_session_oidc=([^;]*)/;
+	return ($r, $r->{headers}{location} // '', $binding);
+}
+
+# Starts a bearer sign-in in a browser (the start URL opened, its binding
+# cookie kept in $BINDING); returns the authorization URL.
+sub start_bearer {
+	my (%o) = @_;
+	my ($r, $loc, $binding) = open_start(start_bearer_url(%o));
+	is($r->{status}, 302, 'the start URL: 302') or diag($r->{content});
+	$BINDING = $binding;
+	return $loc;
 }
 
 # A whole bearer sign-in with the knobs %k set for it; returns the
@@ -245,15 +274,37 @@ ctl_ok('user', 'bind-ms365', '--domain', 'acme.example', 'carol', $OID{carol});
 	is($r->{status}, 200, 'sign_in/microsoft: 200');
 	$t->has_common_headers($r, 'sign_in/microsoft');
 	is_deeply([$t->json_keys($r->{content})], ['url'], 'sign_in/microsoft: {url}');
-	my $url = $r->{json}{url} // '';
+	my $start = $r->{json}{url} // '';
+	my ($sp, $sq) = split /\?/, $start, 2;
+	is($sp, $t->url('/api/auth/authorize/microsoft'),
+	    'sign_in/microsoft answers a pbx-auth start URL');
+	my $state = query_decode($sq)->{state} // '';
+	like($state, qr/^[A-Za-z0-9_-]{43}\z/, 'the start URL carries the state');
+	is(row("SELECT browser_hash IS NULL FROM auth_flows WHERE token_hash = "
+	    . "sha256('$state'::bytea)"), 't', 'the flow is bound to no browser yet');
+	my ($sr, $url, $binding) = open_start($start);
+	is($sr->{status}, 302, 'the start URL: 302') or diag($sr->{content});
+	$t->has_common_headers($sr, 'the start URL');
+	like(set_cookies($sr)->{pbx_session_oidc} // '', qr/^pbx_session_oidc=[A-Za-z0-9_-]{43};
+	    \ Path=\/api\/auth\/callback\/microsoft;\ Max-Age=600;\ HttpOnly;\ SameSite=Lax$/x,
+	    'the start URL sets the binding cookie');
+	is(row("SELECT encode(browser_hash, 'hex') FROM auth_flows WHERE token_hash = "
+	    . "sha256('$state'::bytea)"), unpack('H*', sha256($binding // '')),
+	    'the flow is bound to SHA-256 of the binding cookie');
+	my ($again_r) = open_start($start);
+	$t->is_error($again_r, 400, 'VALIDATE_FAILED', 'the start URL opened a second time');
+	ok(!defined set_cookies($again_r)->{pbx_session_oidc}, 'a second opening sets no cookie');
+	$BINDING = $binding;
 	my ($ep, $qs) = split /\?/, $url, 2;
 	is($ep, $idp->base . "/$DIR/oauth2/v2.0/authorize",
-	    'the authorization endpoint of the directory at the configured authority');
+	    'the authorization endpoint of the discovery document');
 	my $q = query_decode($qs);
 	is($q->{client_id}, $APP, 'client_id');
 	is($q->{response_type}, 'code', 'response_type=code');
-	is($q->{response_mode}, 'form_post', 'response_mode=form_post');
-	is($q->{scope}, 'openid profile email offline_access', 'scope');
+	is($q->{response_mode}, 'query',
+	    'response_mode=query (a top-level GET carries the SameSite=Lax binding cookie)');
+	is($q->{scope}, 'openid profile email', 'scope: no offline_access');
+	is($q->{state}, $state, 'the state of the start URL');
 	is($q->{redirect_uri}, $t->url('/api/auth/callback/microsoft'),
 	    'redirect_uri = public_base_url + /api/auth/callback/microsoft');
 	is($q->{code_challenge_method}, 'S256', 'PKCE S256');
@@ -272,7 +323,7 @@ ctl_ok('user', 'bind-ms365', '--domain', 'acme.example', 'carol', $OID{carol});
 	is($back->{state}, $q->{state}, 'the IdP returns the state');
 	my $cr = callback($back);
 	register_idp_tokens();
-	is($cr->{status}, 302, 'callback (form_post): 302') or diag($cr->{content});
+	is($cr->{status}, 302, 'callback (query): 302') or diag($cr->{content});
 	my ($base, $f) = destination($cr);
 	is($base, $CB, 'to the callback_url');
 	is_deeply([sort keys %$f], [qw(access_token expires_in refresh_token token_type)],
@@ -310,11 +361,77 @@ ctl_ok('user', 'bind-ms365', '--domain', 'acme.example', 'carol', $OID{carol});
 	is(audit_count('success'), 1, 'one sign_in success audit row');
 }
 
-# query response mode
+# form_post response mode, from the same browser (its cookie sent)
 {
-	my ($r, $f, $base) = bearer_flow(mode => 'query');
-	is($r->{status}, 302, 'callback (query): 302');
-	ok(length($f->{access_token} // ''), 'callback (query): tokens');
+	my ($r, $f, $base) = bearer_flow(mode => 'form_post');
+	is($r->{status}, 302, 'callback (form_post): 302');
+	ok(length($f->{access_token} // ''), 'callback (form_post): tokens');
+}
+
+# Login CSRF, bearer flavour: the attacker signs in with their own account in
+# their own browser and auto-posts the authorization response from a foreign
+# page; the victim's browser has no (or another) binding cookie.
+{
+	$idp->reset_knobs;
+	start_bearer();
+	my $victim = $BINDING;
+	for my $case (['bearer, no binding cookie', undef, 'no browser binding cookie', 'form_post'],
+	    ["bearer, another flow's binding cookie", "pbx_session_oidc=$victim",
+	    'browser binding cookie does not match', 'query']) {
+		my ($name, $cookie, $reason, $mode) = @$case;
+		my $fail0 = audit_count('failure');
+		my $tokens0 = scalar($idp->token_requests);
+		my $q = authorize(start_bearer());
+		my $cr = callback($q, $mode, $cookie);
+		my ($base, $f) = destination($cr);
+		is_error_redirect($cr, $f, $base, 'access_denied', $name);
+		is($f->{error_description}, 'This sign-in was not started in this browser',
+		    "$name: error_description");
+		is(audit_count('failure'), $fail0 + 1, "$name: a failure audit row");
+		is(row("SELECT detail FROM audit_log WHERE outcome = 'failure' ORDER BY id DESC"
+		    . " LIMIT 1"), "microsoft bearer: $reason", "$name: the audit row says why");
+		is(scalar($idp->token_requests), $tokens0, "$name: the code was not redeemed");
+		$t->is_error(callback($q), 400, 'VALIDATE_FAILED', "$name: the flow is spent");
+	}
+	$t->is_error($t->get('/api/auth/authorize/microsoft'), 400, 'VALIDATE_FAILED',
+	    'start URL without state');
+	$t->is_error($t->get('/api/auth/authorize/microsoft?state=nope'), 400, 'VALIDATE_FAILED',
+	    'start URL with an unknown state');
+}
+
+# RFC 9207: an iss parameter in the authorization response must be the issuer
+{
+	$idp->reset_knobs;
+	my $q = authorize(start_bearer());
+	my $r = callback({ %$q, iss => $idp->base . "/$DIR/v2.0" });
+	register_idp_tokens();
+	my ($base, $f) = destination($r);
+	ok(length($f->{access_token} // ''), 'iss = the issuer: signed in');
+	$q = authorize(start_bearer());
+	my $tokens0 = scalar($idp->token_requests);
+	$r = callback({ %$q, iss => 'https://evil.test/v2.0' });
+	($base, $f) = destination($r);
+	is_error_redirect($r, $f, $base, 'access_denied', 'iss of another issuer');
+	is(scalar($idp->token_requests), $tokens0, 'iss of another issuer: no code redeemed');
+	$q = authorize(start_bearer());
+	$r = callback({ %$q, error => 'access_denied', iss => 'https://evil.test/v2.0' });
+	($base, $f) = destination($r);
+	is($f->{error_description}, 'The authorization response came from another issuer',
+	    'an error response is checked for iss too');
+}
+
+# the authorization endpoint is the one discovery names
+{
+	$idp->reset_knobs;
+	$idp->knobs(authorization_endpoint => $idp->base . "/$DIR/oauth2/v2.0/authorize?x=1");
+	$t->stop_daemon;
+	$t->start_daemon;	# a fresh discovery cache
+	my $url = start_bearer();
+	like($url, qr/^\Q${\ $idp->base}\E\/\Q$DIR\E\/oauth2\/v2\.0\/authorize\?x=1&client_id=/,
+	    'the authorization URL is built on the discovery document\'s endpoint');
+	$idp->reset_knobs;
+	$t->stop_daemon;
+	$t->start_daemon;
 }
 
 # an operator-bound UPN links the account and records the oid; two-factor
@@ -704,15 +821,18 @@ like($t->daemon_log, qr/ID token refused: wrong nonce/, 'log: wrong nonce');
 	$t->stop_daemon;
 	$t->write_config(ms365_metadata_ttl => 1, cookie_secure => 'on', ms365_flow_ttl => 300);
 	$t->start_daemon;
+	$idp->set_defaults(discovery => 'down');
+	$idp->reset_knobs;
+	my ($r) = open_start(start_bearer_url());
+	my ($base, $f) = destination($r);
+	is_error_redirect($r, $f, $base, 'temporarily_unavailable',
+	    'discovery down and nothing cached: the start URL');
+	$idp->set_defaults(discovery => undef);
+	$idp->reset_knobs;
 	my ($sr) = start_cookie();
 	like(set_cookies($sr)->{pbx_session_oidc} // '', qr/^pbx_session_oidc=[A-Za-z0-9_-]{43};
 	    \ Path=\/api\/auth\/callback\/microsoft;\ Max-Age=300;\ HttpOnly;\ SameSite=Lax;\ Secure$/x,
 	    'binding cookie with cookie_secure=on: Secure; Max-Age follows ms365_flow_ttl');
-	$idp->set_defaults(discovery => 'down');
-	my ($r, $f, $base) = bearer_flow();
-	is_error_redirect($r, $f, $base, 'temporarily_unavailable',
-	    'discovery down and nothing cached');
-	$idp->set_defaults(discovery => undef);
 	($r, $f) = bearer_flow();
 	ok(length($f->{access_token} // ''), 'discovery back: signed in');
 	sleep 1.5;

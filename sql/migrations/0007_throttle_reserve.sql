@@ -1,4 +1,5 @@
--- 0007: sign-in throttling reserves the attempt before the password is
+-- 0007: bearer-flavour Microsoft flows are bound to a browser too, and
+-- sign-in throttling reserves the attempt before the password is
 -- verified, in one call, so that a burst of simultaneous sign-ins gets no more
 -- guesses than the limit (a check followed by a separate count let every
 -- request in flight through).
@@ -78,3 +79,13 @@ LANGUAGE sql AS $$
         blocked_until = CASE WHEN failures - 1 < release_limit THEN NULL ELSE blocked_until END
         WHERE key = release_key;
 $$;
+
+-- Every Microsoft flow is bound to the browser that starts it (RFC 9700
+-- section 4.7).  A cookie flow is bound when it is created; a bearer flow
+-- when a browser opens the pbx-auth start URL that sign_in/microsoft answers,
+-- so its browser_hash is NULL until then.
+ALTER TABLE auth_flows DROP CONSTRAINT auth_flows_oidc_browser;
+ALTER TABLE auth_flows ADD CONSTRAINT auth_flows_oidc_browser CHECK (
+    kind <> 'oidc' OR flavour IS DISTINCT FROM 'cookie' OR browser_hash IS NOT NULL);
+
+INSERT INTO schema_migrations (version, name) VALUES (7, '0007_throttle_reserve.sql');

@@ -101,6 +101,7 @@ pa_handler_fn pa_handle_sign_out;
 pa_handler_fn pa_handle_auth_user;
 pa_handler_fn pa_handle_sign_in_provider;
 pa_handler_fn pa_handle_login_by_microsoft;
+pa_handler_fn pa_handle_ms365_authorize;
 pa_handler_fn pa_handle_ms365_callback;
 pa_handler_fn pa_handle_forget_password;
 pa_handler_fn pa_handle_reset_password;

@@ -18,6 +18,7 @@ const pa_route_t pa_routes[] = {
 	{ "POST", "/api/logout", PA_BODY_NONE, pa_handle_logout },
 	{ "POST", "/api/auth/sign_in/{provider}", PA_BODY_JSON, pa_handle_sign_in_provider },
 	{ "POST", "/api/login/by_microsoft", PA_BODY_FORM, pa_handle_login_by_microsoft },
+	{ "GET", "/api/auth/authorize/microsoft", PA_BODY_NONE, pa_handle_ms365_authorize },
 	{ "GET", "/api/auth/callback/microsoft", PA_BODY_NONE, pa_handle_ms365_callback },
 	{ "POST", "/api/auth/callback/microsoft", PA_BODY_FORM, pa_handle_ms365_callback },
 	{ "POST", "/api/auth/forget_password", PA_BODY_JSON, pa_handle_forget_password },

@@ -6,13 +6,16 @@
  * /api/auth/callback/microsoft (response_mode query or form_post).  The
  * relying party is oidc.c; the rows are ms365.c's.
  *
- * A cookie flow is bound to the browser that started it (RFC 9700 section
- * 4.7, login CSRF): by_microsoft sets a random value in the cookie
- * <cookie_name>_oidc, scoped to the callback's path, and the flow keeps its
- * SHA-256; the callback signs in only the browser that presents it.  The
- * cookie is SameSite=Lax, which a cross-site POST does not carry, so cookie
- * flows ask for response_mode=query (a top-level GET); bearer flows, which
- * set no cookie, keep form_post (the code stays out of URLs and logs).
+ * Every flow is bound to the browser that starts it (RFC 9700 section 4.7,
+ * login CSRF): a random value goes into the cookie <cookie_name>_oidc,
+ * scoped to the callback's path, and the flow keeps its SHA-256; the
+ * callback signs in only the browser that presents it.  by_microsoft sets
+ * it with its 302 to Microsoft; sign_in/{provider} answers the URL of GET
+ * /api/auth/authorize/microsoft?state=…, which sets it in the browser that
+ * opens it (once per flow) and redirects to Microsoft.  The cookie is
+ * SameSite=Lax, which a cross-site POST does not carry, so flows ask for
+ * response_mode=query (a top-level GET).  An iss parameter in the
+ * authorization response (RFC 9207) must be the directory's issuer.
  *
  * Answers before a flow exists are JSON errors: an unknown or disabled
  * tenant is 404, a tenant without complete Microsoft 365 settings is 400
@@ -38,6 +41,7 @@
 #define CODE_MAX 4096		/* bytes of an authorization code */
 #define STATE_MAX 512
 #define CALLBACK_PATH "/api/auth/callback/microsoft"
+#define AUTHORIZE_PATH "/api/auth/authorize/microsoft"
 #define BINDING_SUFFIX "_oidc"	/* the binding cookie: <cookie_name>_oidc */
 
 /* The redirect_uri: public_base_url without trailing '/', then the callback path. */
@@ -64,23 +68,29 @@ base_url(pa_req_t *req, pa_ctx_t *ctx, const char **base)
 	return *base != NULL ? PA_OK : PA_ENOMEM;
 }
 
+/* base followed by path (arena), or NULL. */
 static const char *
-redirect_uri(pa_req_t *req, const char *base)
+base_path(pa_req_t *req, const char *base, const char *path)
 {
-	size_t n = strlen(base) + sizeof(CALLBACK_PATH);
+	size_t n = strlen(base) + strlen(path) + 1;
 	char *s = pa_alloc(req->arena, n);
 
-	if (s != NULL) {
-		memcpy(s, base, strlen(base));
-		memcpy(s + strlen(base), CALLBACK_PATH, sizeof(CALLBACK_PATH));
-	}
+	if (s != NULL)
+		snprintf(s, n, "%s%s", base, path);
 	return s;
 }
 
+static const char *
+redirect_uri(pa_req_t *req, const char *base)
+{
+	return base_path(req, base, CALLBACK_PATH);
+}
+
 /*
- * Looks the tenant up, stores a flow and makes the authorization URL.
- * browser binds a cookie flow to the browser (NULL for bearer flows).
- * Returns the URL, or NULL after answering the request.
+ * Looks the tenant up and stores a flow; for a cookie flow (browser set)
+ * also makes the authorization URL, for a bearer flow the start URL that
+ * binds the browser opening it.  Returns the URL, or NULL after answering
+ * the request.
  */
 static const char *
 start(pa_req_t *req, pa_ctx_t *ctx, const char *domain, pa_flavour_t f, const char *destination,
@@ -89,9 +99,12 @@ start(pa_req_t *req, pa_ctx_t *ctx, const char *domain, pa_flavour_t f, const ch
 	pa_json_problems_t p = { PA_BUF_INIT, 0 };
 	pa_ms365_tenant_t t;
 	pa_oidc_start_t s;
+	pa_buf_t b = PA_BUF_INIT;
 	const char *base, *ruri;
+	char *url = NULL;
 	enum pa_err rv;
 
+	memset(&s, 0, sizeof(s));
 	rv = pa_ms365_tenant(ctx->db, req->arena, domain, &t);
 	if (rv == PA_ENOTFOUND) {
 		pa_http_reply_error(req, 404, NULL, "No such tenant", NULL);
@@ -110,15 +123,29 @@ start(pa_req_t *req, pa_ctx_t *ctx, const char *domain, pa_flavour_t f, const ch
 		rv = PA_ENOMEM;
 		goto fail;
 	}
-	if ((rv = pa_oidc_start(ctx->oidc, req->arena, &t, ruri,
-	    f == PA_FLAVOUR_COOKIE ? PA_OIDC_QUERY : PA_OIDC_FORM_POST, &s)) != PA_OK ||
-	    (rv = pa_ms365_flow_create(ctx->db, req->arena, t.tenant_id, s.state, s.nonce,
+	if ((rv = pa_oidc_start(&t, &s)) != PA_OK)
+		goto fail;
+	if (browser != NULL) {
+		if ((rv = pa_oidc_authorize_url(ctx->oidc, req->arena, &t, ruri, s.state, s.nonce,
+		    s.verifier, &url)) != PA_OK)
+			goto fail;
+	} else {
+		pa_buf_printf(&b, "%s" AUTHORIZE_PATH "?", base);
+		pa_outbound_param(&b, "state", s.state);
+		rv = PA_ENOMEM;
+		if (pa_buf_failed(&b) || (url = pa_strndup(req->arena, b.p, b.len)) == NULL)
+			goto fail;
+	}
+	if ((rv = pa_ms365_flow_create(ctx->db, req->arena, t.tenant_id, s.state, s.nonce,
 	    s.verifier, f, destination, ctx->cfg->ms365_flow_ttl, req->remote_addr,
 	    browser)) != PA_OK)
 		goto fail;
-	explicit_bzero(s.verifier, sizeof(s.verifier));
-	return s.url;
+	explicit_bzero(&s, sizeof(s));
+	pa_buf_free(&b);
+	return url;
 fail:
+	explicit_bzero(&s, sizeof(s));
+	pa_buf_free(&b);
 	pa_reply_failure(req, ctx, rv);
 	return NULL;
 }
@@ -279,6 +306,23 @@ redirect_error(pa_req_t *req, pa_ctx_t *ctx, const char *dest, const char *error
 	redirect(req, ctx, dest, &frag);
 }
 
+/* A state parameter given once, 1..STATE_MAX bytes; else answers 400 and returns false. */
+static bool
+check_state(pa_req_t *req, pa_ctx_t *ctx, const pa_param_t *in, size_t nin)
+{
+	pa_json_problems_t p = { PA_BUF_INIT, 0 };
+	const char *state = pa_http_param(in, nin, "state");
+
+	if (state == NULL || *state == '\0')
+		pa_json_problem(&p, "state", "required");
+	else if (pa_http_param_count(in, nin, "state") > 1 || strlen(state) > STATE_MAX)
+		pa_json_problem(&p, "state", "must be given once, at most 512 bytes");
+	if (p.n == 0)
+		return true;
+	pa_reply_problems(req, ctx, &p);
+	return false;
+}
+
 /* An OAuth error code as the IdP sent it, if it looks like one (RFC 6749 §4.1.2.1). */
 static const char *
 idp_error(const char *e)
@@ -307,6 +351,73 @@ audit_failure(pa_req_t *req, pa_ctx_t *ctx, const pa_ms365_flow_t *fl, const pa_
 	return rv;
 }
 
+/*
+ * GET /api/auth/authorize/microsoft?state=…: the start URL of a bearer
+ * flow.  Binds the flow to this browser (the cookie) and sends it to
+ * Microsoft.  An unknown, expired, spent or already opened state is 400
+ * JSON; later failures redirect to the flow's callback_url with #error.
+ */
+void
+pa_handle_ms365_authorize(pa_req_t *req, pa_ctx_t *ctx)
+{
+	const char *state = pa_http_param(req->query, req->nquery, "state"), *base, *ruri;
+	pa_json_problems_t p = { PA_BUF_INIT, 0 };
+	char browser[PA_TOKEN_LEN + 1];
+	pa_ms365_tenant_t t;
+	pa_ms365_flow_t fl;
+	char *url;
+	enum pa_err rv;
+
+	if (!check_state(req, ctx, req->query, req->nquery))
+		return;
+	if ((rv = pa_token_new(browser)) != PA_OK)
+		goto fail;
+	rv = pa_ms365_flow_bind(ctx->db, req->arena, state, browser, &fl);
+	if (rv == PA_ENOTFOUND) {
+		pa_json_problem(&p, "state", "unknown, expired, already used or already opened");
+		pa_reply_problems(req, ctx, &p);
+		goto out;
+	}
+	if (rv != PA_OK)
+		goto fail;
+	if (fl.destination == NULL) {
+		pa_log_error("Microsoft flow of %s has no destination", fl.domain);
+		rv = PA_EINPUT;
+		goto fail;
+	}
+	rv = pa_ms365_tenant(ctx->db, req->arena, fl.domain, &t);
+	if (rv != PA_OK && rv != PA_ENOTFOUND)
+		goto fail;
+	if (rv == PA_ENOTFOUND || !t.enabled) {
+		redirect_error(req, ctx, fl.destination, "access_denied",
+		    "Microsoft 365 sign-in is not enabled for this tenant");
+		goto out;
+	}
+	if ((rv = base_url(req, ctx, &base)) != PA_OK)
+		goto fail;
+	if ((ruri = redirect_uri(req, base)) == NULL) {
+		rv = PA_ENOMEM;
+		goto fail;
+	}
+	rv = pa_oidc_authorize_url(ctx->oidc, req->arena, &t, ruri, state, fl.nonce, fl.verifier,
+	    &url);
+	if (rv == PA_EUPSTREAM) {
+		redirect_error(req, ctx, fl.destination, "temporarily_unavailable",
+		    "the Microsoft OpenID configuration is unavailable");
+		goto out;
+	}
+	if (rv != PA_OK)
+		goto fail;
+	set_binding_cookie(req, ctx, browser, ctx->cfg->ms365_flow_ttl);
+	pa_http_add_header(req, "Location: %s", url);
+	pa_http_reply(req, 302, NULL, 0);
+	goto out;
+fail:
+	pa_reply_failure(req, ctx, rv);
+out:
+	explicit_bzero(browser, sizeof(browser));
+}
+
 void
 pa_handle_ms365_callback(pa_req_t *req, pa_ctx_t *ctx)
 {
@@ -314,7 +425,7 @@ pa_handle_ms365_callback(pa_req_t *req, pa_ctx_t *ctx)
 	const pa_param_t *in = post ? req->form : req->query;
 	size_t nin = post ? req->nform : req->nquery;
 	const char *state = pa_http_param(in, nin, "state"), *code = pa_http_param(in, nin, "code");
-	const char *error = pa_http_param(in, nin, "error"), *dest, *base, *ruri, *why;
+	const char *error = pa_http_param(in, nin, "error"), *dest, *base, *ruri, *why, *iss;
 	pa_json_problems_t p = { PA_BUF_INIT, 0 };
 	pa_ms365_tenant_t t;
 	pa_ms365_flow_t fl;
@@ -323,14 +434,8 @@ pa_handle_ms365_callback(pa_req_t *req, pa_ctx_t *ctx)
 	pa_buf_t frag = PA_BUF_INIT;
 	enum pa_err rv;
 
-	if (state == NULL || *state == '\0')
-		pa_json_problem(&p, "state", "required");
-	else if (pa_http_param_count(in, nin, "state") > 1 || strlen(state) > STATE_MAX)
-		pa_json_problem(&p, "state", "must be given once, at most 512 bytes");
-	if (p.n > 0) {
-		pa_reply_problems(req, ctx, &p);
+	if (!check_state(req, ctx, in, nin))
 		return;
-	}
 	rv = pa_ms365_flow_spend(ctx->db, req->arena, state, &fl);
 	if (rv == PA_ENOTFOUND) {
 		pa_json_problem(&p, "state", "unknown, expired or already used");
@@ -366,11 +471,11 @@ pa_handle_ms365_callback(pa_req_t *req, pa_ctx_t *ctx)
 		return;
 	}
 	/*
-	 * A cookie flow signs in only the browser that started it; anything
-	 * else is login CSRF (another's flow handed to this browser).  The flow
-	 * is spent either way, so a link handed around dies with its first use.
+	 * A flow signs in only the browser that started it; anything else is
+	 * login CSRF (another's flow handed to this browser).  The flow is
+	 * spent either way, so a link handed around dies with its first use.
 	 */
-	if (fl.flavour == PA_FLAVOUR_COOKIE) {
+	{
 		const char *browser = binding_cookie(req, ctx);
 
 		set_binding_cookie(req, ctx, "", 0);
@@ -385,6 +490,39 @@ pa_handle_ms365_callback(pa_req_t *req, pa_ctx_t *ctx)
 			    "This sign-in was not started in this browser");
 			return;
 		}
+	}
+	rv = pa_ms365_tenant(ctx->db, req->arena, fl.domain, &t);
+	if (rv != PA_OK && rv != PA_ENOTFOUND)
+		goto fail;
+	if (rv == PA_ENOTFOUND || !t.enabled) {
+		if ((rv = audit_failure(req, ctx, &fl, NULL, "tenant disabled")) != PA_OK)
+			goto fail;
+		redirect_error(req, ctx, dest, "access_denied",
+		    "Microsoft 365 sign-in is not enabled for this tenant");
+		return;
+	}
+	/* RFC 9207: an authorization response (error or not) names its issuer. */
+	if ((iss = pa_http_param(in, nin, "iss")) != NULL) {
+		rv = pa_http_param_count(in, nin, "iss") > 1 ? PA_EINPUT :
+		    pa_oidc_check_iss(ctx->oidc, req->arena, &t, iss);
+		if (rv == PA_EINPUT || rv == PA_EUPSTREAM) {
+			enum pa_err arv = audit_failure(req, ctx, &fl, NULL, rv == PA_EINPUT ?
+			    "iss is not the directory's issuer" : "no OpenID configuration");
+
+			if (arv != PA_OK) {
+				rv = arv;
+				goto fail;
+			}
+			if (rv == PA_EINPUT)
+				redirect_error(req, ctx, dest, "access_denied",
+				    "The authorization response came from another issuer");
+			else
+				redirect_error(req, ctx, dest, "temporarily_unavailable",
+				    "the Microsoft OpenID configuration is unavailable");
+			return;
+		}
+		if (rv != PA_OK)
+			goto fail;
 	}
 
 	if (error != NULL) {
@@ -402,16 +540,6 @@ pa_handle_ms365_callback(pa_req_t *req, pa_ctx_t *ctx)
 		if ((rv = audit_failure(req, ctx, &fl, NULL, "no code")) != PA_OK)
 			goto fail;
 		redirect_error(req, ctx, dest, "invalid_request", "No authorization code");
-		return;
-	}
-	rv = pa_ms365_tenant(ctx->db, req->arena, fl.domain, &t);
-	if (rv != PA_OK && rv != PA_ENOTFOUND)
-		goto fail;
-	if (rv == PA_ENOTFOUND || !t.enabled) {
-		if ((rv = audit_failure(req, ctx, &fl, NULL, "tenant disabled")) != PA_OK)
-			goto fail;
-		redirect_error(req, ctx, dest, "access_denied",
-		    "Microsoft 365 sign-in is not enabled for this tenant");
 		return;
 	}
 	rv = pa_oidc_finish(ctx->oidc, req->arena, &t, ruri, code, fl.verifier, fl.nonce, &id, &why);
