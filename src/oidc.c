@@ -23,7 +23,8 @@
 #define MAX_DOCS 32		/* cached discovery documents and key sets each */
 #define MAX_KEYS 64		/* keys kept per key set */
 #define MAX_RESPONSE PA_HTTP_MAX_BODY	/* bytes of any IdP response: what json.c parses */
-#define SECRET_MAX 1024		/* bytes of a client secret file */
+#define SECRET_MAX 1024
+#define AUTHORIZE_ENDPOINT_MAX 2048	/* bytes of the discovered authorization_endpoint */		/* bytes of a client secret file */
 /* No offline_access: the IdP's refresh token would go unused (RFC 9700 section 2.3). */
 #define SCOPE "openid profile email"
 
@@ -211,6 +212,12 @@ get_meta(pa_oidc_t *o, pa_arena_t *a, const char *authority, const char *dir,
 	if (rv == PA_OK && (j = json_ok(a, &res, "OpenID discovery")) != NULL) {
 		fresh.issuer = member_dup(j, "issuer");
 		fresh.authorization_endpoint = member_dup(j, "authorization_endpoint");
+		/* It becomes a Location header with ~600 bytes of parameters. */
+		if (fresh.authorization_endpoint != NULL &&
+		    strlen(fresh.authorization_endpoint) > AUTHORIZE_ENDPOINT_MAX) {
+			free(fresh.authorization_endpoint);
+			fresh.authorization_endpoint = NULL;
+		}
 		fresh.token_endpoint = member_dup(j, "token_endpoint");
 		fresh.jwks_uri = member_dup(j, "jwks_uri");
 		fresh.url = strdup(url);

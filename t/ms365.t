@@ -368,6 +368,33 @@ ctl_ok('user', 'bind-ms365', '--domain', 'acme.example', 'carol', $OID{carol});
 	ok(length($f->{access_token} // ''), 'callback (form_post): tokens');
 }
 
+# the longest callback_url the contract accepts (2048 bytes) gets its tokens;
+# one byte more is refused before a flow is stored
+{
+	$idp->reset_knobs;
+	my $long = 'https://app.test/' . ('a' x 1900) . '?q=' . ('b' x (2048 - 17 - 1900 - 3));
+	is(length $long, 2048, 'a 2048-byte callback_url');
+	my $q = authorize(start_bearer(callback_url => $long));
+	my $r = callback($q);
+	register_idp_tokens();
+	is($r->{status}, 302, 'long callback_url: 302') or diag($r->{content});
+	my ($base, $f) = destination($r);
+	ok($base eq $long, 'long callback_url: Location is the whole callback_url');
+	like($f->{access_token} // '', qr/^[A-Za-z0-9_-]{43}\z/, 'long callback_url: the tokens');
+	unlike($t->daemon_log, qr/refusing a malformed or oversized response header/,
+	    'long callback_url: no header refused');
+	my $flows = row("SELECT count(*) FROM auth_flows WHERE kind = 'oidc'");
+	my $over = post_json('/api/auth/sign_in/microsoft',
+	    { domain => 'acme.example', callback_url => $long . 'c' });
+	$t->is_error($over, 400, 'VALIDATE_FAILED', 'a 2049-byte callback_url');
+	is($over->{json}{errors}[0]{detail}{field}, 'callback_url', '2049 bytes: detail callback_url');
+	my $huge = post_json('/api/auth/sign_in/microsoft',
+	    { domain => 'acme.example', callback_url => 'https://app.test/' . ('x' x 60000) });
+	$t->is_error($huge, 400, 'VALIDATE_FAILED', 'a 60 KB callback_url');
+	is(row("SELECT count(*) FROM auth_flows WHERE kind = 'oidc'"), $flows,
+	    'no flow stored for a callback_url over 2048 bytes');
+}
+
 # Login CSRF, bearer flavour: the attacker signs in with their own account in
 # their own browser and auto-posts the authorization response from a foreign
 # page; the victim's browser has no (or another) binding cookie.

@@ -639,6 +639,8 @@ http {
         location /api/ {
             include /etc/nginx/fastcgi_params;
             fastcgi_pass $pass;
+            # as deploy/nginx: a Location with a 2048-byte callback_url fits
+            fastcgi_buffer_size 16k;
         }
     }
 }
