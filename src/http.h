@@ -18,7 +18,7 @@
 /*
  * Bytes of one response header line: a Location with a 2048-byte
  * callback_url and its tokens fits with room to spare.  nginx must buffer the
- * whole header block (fastcgi_buffer_size, 16k in the shipped configuration).
+ * whole header block (fastcgi_buffer_size, 8k in the shipped configuration).
  */
 #define PA_HTTP_MAX_HEADER 8192
 

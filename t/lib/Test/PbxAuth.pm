@@ -640,7 +640,7 @@ http {
             include /etc/nginx/fastcgi_params;
             fastcgi_pass $pass;
             # as deploy/nginx: a Location with a 2048-byte callback_url fits
-            fastcgi_buffer_size 16k;
+            fastcgi_buffer_size 8k;
         }
     }
 }
