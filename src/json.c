@@ -297,6 +297,18 @@ pa_json_at(const pa_json_t *arr, size_t i)
 	return e != NULL && json_object_is_type(e, json_type_object) ? (const pa_json_t *)e : NULL;
 }
 
+const char *
+pa_json_string_at(const pa_json_t *arr, size_t i)
+{
+	struct json_object *e = json_object_array_get_idx(COBJ(arr), i);
+	const char *s;
+
+	if (e == NULL || !json_object_is_type(e, json_type_string))
+		return NULL;
+	s = json_object_get_string(e);
+	return strlen(s) == (size_t)json_object_get_string_len(e) ? s : NULL;
+}
+
 void
 pa_json_error_item(pa_buf_t *b, const char *code, const char *message, const char *detail_json)
 {

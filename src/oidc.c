@@ -274,10 +274,14 @@ fetch_keys(pa_oidc_t *o, pa_arena_t *a, struct keyset *s, const char *uri)
 		if (pa_json_get_string(k, "use", &use, &len) == PA_JSON_FOUND &&
 		    strcmp(use, "sig") != 0)
 			continue;
-		got[ngot].kid = member_dup(k, "kid");
+		/* RFC 7517 section 4.4: a key meant for another algorithm is not an RS256 key. */
+		if (pa_json_get_string(k, "alg", &use, &len) == PA_JSON_FOUND &&
+		    strcmp(use, "RS256") != 0)
+			continue;
+		got[ngot].kid = member_dup(k, "kid");	/* optional */
 		got[ngot].n = member_dup(k, "n");
 		got[ngot].e = member_dup(k, "e");
-		if (got[ngot].kid == NULL || got[ngot].n == NULL || got[ngot].e == NULL) {
+		if (got[ngot].n == NULL || got[ngot].e == NULL) {
 			free(got[ngot].kid);
 			free(got[ngot].n);
 			free(got[ngot].e);
@@ -313,13 +317,19 @@ fetch_keys(pa_oidc_t *o, pa_arena_t *a, struct keyset *s, const char *uri)
 	return PA_OK;
 }
 
+/*
+ * The key of kid; for a token without kid (RFC 7515 section 4.1.4: kid is
+ * optional), the only key of a set that holds exactly one.
+ */
 static const struct jwk *
 find_kid(const struct keyset *s, const char *kid)
 {
 	if (s->uri == NULL)
 		return NULL;
+	if (kid == NULL)
+		return s->nkeys == 1 ? &s->keys[0] : NULL;
 	for (size_t i = 0; i < s->nkeys; i++)
-		if (strcmp(s->keys[i].kid, kid) == 0)
+		if (s->keys[i].kid != NULL && strcmp(s->keys[i].kid, kid) == 0)
 			return &s->keys[i];
 	return NULL;
 }
@@ -328,7 +338,8 @@ find_kid(const struct keyset *s, const char *kid)
  * The key kid of the JWKS at uri.  The set is fetched when absent or older
  * than ms365_metadata_ttl (a failed refresh keeps the old keys), and once
  * more for an unknown kid unless that happened less than
- * PA_OIDC_JWKS_REFETCH seconds ago.  PA_OK; PA_EINPUT (unknown kid);
+ * PA_OIDC_JWKS_REFETCH seconds ago.  kid NULL: the only key of the set
+ * (no refetch).  PA_OK; PA_EINPUT (unknown kid, or no kid and not exactly one key);
  * PA_EUPSTREAM (no keys at all); PA_ENOMEM.
  */
 static enum pa_err
@@ -353,6 +364,8 @@ get_key(pa_oidc_t *o, pa_arena_t *a, const char *uri, const char *kid, const str
 	}
 	if ((*out = find_kid(s, kid)) != NULL)
 		return PA_OK;
+	if (kid == NULL)	/* no kid: nothing a refetch could name */
+		return PA_EINPUT;
 	if (now - s->unknown_refetch < PA_OIDC_JWKS_REFETCH) {
 		pa_log_warn("JWKS %s: unknown kid; the last refetch was %lds ago", uri,
 		    (long)(now - s->unknown_refetch));
@@ -563,6 +576,14 @@ check_claims(pa_arena_t *a, const pa_jwt_t *t, const pa_ms365_tenant_t *ten, con
 	}
 	if (iss == NULL || strcmp(iss, want_iss) != 0)
 		return "wrong iss";
+	/* OpenID Connect Core section 2: a string, or an array holding the client id. */
+	if (aud == NULL) {
+		const pa_json_t *arr;
+		size_t n;
+
+		if (pa_json_get_array(t->claims, "aud", &arr, &n) == PA_JSON_FOUND && n == 1)
+			aud = pa_json_string_at(arr, 0);
+	}
 	if (aud == NULL || strcmp(aud, ten->application_id) != 0)
 		return "wrong aud";
 	if ((want_tid = expected_tid(a, issuer, ten->directory_id)) == NULL)
@@ -588,6 +609,9 @@ check_claims(pa_arena_t *a, const pa_jwt_t *t, const pa_ms365_tenant_t *ten, con
 		return "wrong nonce";
 	if (claim(t, "oid") == NULL || !pa_ms365_guid(claim(t, "oid")))
 		return "no oid (a GUID)";
+	/* OpenID Connect Core section 2: sub is REQUIRED. */
+	if (claim(t, "sub") == NULL || *claim(t, "sub") == '\0')
+		return "no sub";
 	return NULL;
 }
 
@@ -674,12 +698,10 @@ pa_oidc_finish(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t, const ch
 		pa_log_warn("ID token refused: alg %.20s is not RS256", jwt.alg);
 		goto out;
 	}
-	if (jwt.kid == NULL) {
-		pa_log_warn("ID token refused: no kid");
-		goto out;
-	}
 	if ((rv = get_key(o, a, m->jwks_uri, jwt.kid, &key)) != PA_OK) {
-		if (rv == PA_EINPUT)
+		if (rv == PA_EINPUT && jwt.kid == NULL)
+			pa_log_warn("ID token refused: no kid, and the key set has not exactly one key");
+		else if (rv == PA_EINPUT)
 			pa_log_warn("ID token refused: unknown kid %.64s", jwt.kid);
 		else
 			*why = "the Microsoft signing keys are unavailable";

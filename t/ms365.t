@@ -615,6 +615,11 @@ my %DEFECTS = (
 	'not yet valid' => { id_token => { claims => { nbf => $now + 900, iat => $now + 900,
 	    exp => $now + 4000 } } },
 	'no oid' => { id_token => { claims => { oid => undef } } },
+	'no sub' => { id_token => { claims => { sub => undef } } },
+	'aud an array with another client' => { id_token => { claims =>
+	    { aud => ['99999999-9999-4999-8999-999999999999'] } } },
+	'aud an array of two' => { id_token => { claims =>
+	    { aud => [$APP, '99999999-9999-4999-8999-999999999999'] } } },
 	'signed by a key not in the JWKS (same kid)' => { id_token => { alg => 'bad_sig',
 	    sign_with => 'other' } },
 );
@@ -629,6 +634,31 @@ like($t->daemon_log, qr/ID token refused: alg none is not RS256/, 'log: alg none
 like($t->daemon_log, qr/ID token refused: alg HS256 is not RS256/, 'log: HS256 refused');
 like($t->daemon_log, qr/ID token refused: bad signature/, 'log: bad signature');
 like($t->daemon_log, qr/ID token refused: wrong nonce/, 'log: wrong nonce');
+
+# valid per the standards: aud as a one-element array (OpenID Connect Core
+# section 2), no kid when the key set holds exactly one key (RFC 7515 4.1.4)
+{
+	my ($r, $f) = bearer_flow(id_token => { claims => { aud => [$APP] } });
+	ok(length($f->{access_token} // ''), 'aud ["<client id>"]: accepted')
+	    or diag($r->{headers}{location});
+	($r, $f) = bearer_flow(id_token => { no_kid => JSON::PP::true });
+	ok(length($f->{access_token} // ''), 'no kid, one key published: accepted')
+	    or diag($r->{headers}{location});
+	# two keys published (a fresh worker fetches both): no kid is refused
+	$idp->set_defaults(jwks_kids => ['k1', 'other']);
+	$t->stop_daemon;
+	$t->start_daemon;
+	my $base;
+	($r, $f, $base) = bearer_flow(id_token => { no_kid => JSON::PP::true });
+	is_error_redirect($r, $f, $base, 'access_denied', 'no kid, two keys published');
+	like($t->daemon_log, qr/ID token refused: no kid, and the key set has not exactly one key/,
+	    'no kid, two keys: logged');
+	($r, $f) = bearer_flow();
+	ok(length($f->{access_token} // ''), 'two keys published, kid k1: accepted');
+	$idp->set_defaults(jwks_kids => ['k1']);
+	$t->stop_daemon;
+	$t->start_daemon;
+}
 
 # within the 5 minutes of skew: accepted
 {
