@@ -476,14 +476,23 @@ read_secret(const char *path, char *buf, size_t buflen)
 	return PA_OK;
 }
 
-/* The id_token of a successful token response, or NULL with *why. */
+/*
+ * The id_token of a successful token response.  Otherwise NULL with *why and
+ * *rv: an answer that refuses the code (invalid_grant: expired, redeemed,
+ * PKCE or redirect_uri mismatch) is PA_EINPUT (the user's access_denied); one
+ * that refuses us (invalid_client, unauthorized_client, any other OAuth
+ * error: our application id, credential or request is wrong) is PA_ECONFIG
+ * (server_error); a 5xx, or no JSON or no error code, is PA_EUPSTREAM
+ * (temporarily_unavailable).  RFC 6749 section 5.2.
+ */
 static const char *
-token_response(pa_arena_t *a, const pa_outbound_res_t *res, const char **why)
+token_response(pa_arena_t *a, const pa_outbound_res_t *res, const char **why, enum pa_err *rv)
 {
 	pa_json_t *j = NULL;
 	const char *s, *jwhy, *err = NULL, *desc = NULL;
 	size_t n;
 
+	*rv = PA_EUPSTREAM;
 	if (pa_json_parse_object(a, res->body, res->len, &j, &jwhy) != PA_OK) {
 		pa_log_warn("token endpoint answered status %ld and no JSON object: %s",
 		    res->status, jwhy);
@@ -493,9 +502,23 @@ token_response(pa_arena_t *a, const pa_outbound_res_t *res, const char **why)
 	if (res->status != 200) {
 		(void)pa_json_get_string(j, "error", &err, &n);
 		(void)pa_json_get_string(j, "error_description", &desc, &n);
-		pa_log_warn("token endpoint answered status %ld error=%s description=%.200s",
-		    res->status, err ? err : "-", desc ? desc : "-");
-		*why = "the token endpoint refused the code";
+		if (res->status >= 500 || err == NULL) {
+			pa_log_warn("token endpoint answered status %ld error=%.64s description=%.200s:"
+			    " answering temporarily_unavailable", res->status, err ? err : "-",
+			    desc ? desc : "-");
+			*why = "the token endpoint is unavailable";
+		} else if (strcmp(err, "invalid_grant") == 0) {
+			pa_log_warn("token endpoint refused the code: error=%.64s description=%.200s:"
+			    " answering access_denied", err, desc ? desc : "-");
+			*why = "the token endpoint refused the code";
+			*rv = PA_EINPUT;
+		} else {
+			pa_log_error("token endpoint refused our client credential: error=%.64s"
+			    " description=%.200s: answering server_error (check the tenant's"
+			    " application id and credential)", err, desc ? desc : "-");
+			*why = "the token endpoint refused this service's credentials";
+			*rv = PA_ECONFIG;
+		}
 		return NULL;
 	}
 	if (pa_json_get_string(j, "id_token", &s, &n) != PA_JSON_FOUND) {
@@ -654,6 +677,8 @@ pa_oidc_finish(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t, const ch
 
 		if ((rv = pa_jwt_sign_assertion(a, &as, &assertion)) != PA_OK) {
 			*why = "the tenant's certificate credential is unusable";
+			if (rv == PA_EINPUT)
+				rv = PA_ECONFIG;
 			goto out;
 		}
 		pa_outbound_param(&form, "client_assertion_type",
@@ -662,13 +687,14 @@ pa_oidc_finish(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t, const ch
 	} else if (t->client_secret_file != NULL) {
 		if ((rv = read_secret(t->client_secret_file, secret, sizeof(secret))) != PA_OK) {
 			*why = "the tenant's client secret is unusable";
+			rv = PA_ECONFIG;
 			goto out;
 		}
 		pa_outbound_param(&form, "client_secret", secret);
 	} else {
 		pa_log_error("tenant %s: no Microsoft credential", t->domain);
 		*why = "the tenant has no Microsoft credential";
-		rv = PA_EINPUT;
+		rv = PA_ECONFIG;
 		goto out;
 	}
 	if (pa_buf_failed(&form)) {
@@ -682,10 +708,8 @@ pa_oidc_finish(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t, const ch
 		*why = "the token endpoint is unavailable";
 		goto out;
 	}
-	if ((idtok = token_response(a, &res, why)) == NULL) {
-		rv = PA_EUPSTREAM;
+	if ((idtok = token_response(a, &res, why, &rv)) == NULL)
 		goto out;
-	}
 
 	/* FACTS.md §1 "ID token validation": the signature first, then the claims. */
 	rv = PA_EINPUT;

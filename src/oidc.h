@@ -73,8 +73,11 @@ typedef struct {
  * discovery issuer with {tenantid} = the directory, aud = the application,
  * exp/nbf/iat within PA_OIDC_SKEW, nonce, tid = the directory, an oid.
  * PA_OK with *id; PA_EUPSTREAM when discovery, the JWKS or the token endpoint
- * failed or answered nonsense; PA_EINPUT when the ID token is refused or the
- * tenant's credential is unusable; PA_ENOMEM; PA_ESYS.  *why is a short
+ * cannot be reached, fails (5xx) or answers nonsense; PA_EINPUT when the
+ * token endpoint refuses the code (invalid_grant) or the ID token is
+ * refused; PA_ECONFIG when our own configuration is at fault (the token
+ * endpoint answers invalid_client or another OAuth error, the tenant's
+ * credential is unusable; logged as an error); PA_ENOMEM; PA_ESYS.  *why is a short
  * description for the log and the error redirect (never a secret).
  */
 enum pa_err pa_oidc_finish(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t,

@@ -63,6 +63,8 @@ my $JSON = JSON::PP->new->utf8->canonical;
 
 my $t = Test::PbxAuth->new(need_nginx => 1);
 $t->secret($SECRET, 'the client secret');
+# the wrong secret and the other certificate: our misconfiguration, logged as an error
+$t->allow_log_errors(qr/token endpoint refused our client credential: error=invalid_client/);
 my $idp = Test::PbxAuth::Idp->new($t, client_id => $APP, client_secret => $SECRET,
     user => { oid => $OID{alice}, preferred_username => 'alice@acme.example' });
 $idp->start;
@@ -540,7 +542,7 @@ ctl_ok('user', 'bind-ms365', '--domain', 'acme.example', 'carol', $OID{carol});
 	($r, $url, $binding) = start_cookie();
 	$cr = cookie_callback($url, "pbx_session_oidc=$binding");
 	is($cr->{status}, 302, 'cookie flavour failure: 302');
-	like($cr->{headers}{location} // '', qr/^\Q$PORTAL\E#error=temporarily_unavailable&error_description=/,
+	like($cr->{headers}{location} // '', qr/^\Q$PORTAL\E#error=access_denied&error_description=/,
 	    'cookie flavour failure: portal_url#error=…&error_description=…');
 	ok(!defined set_cookies($cr)->{pbx_session}, 'cookie flavour failure: no session cookie');
 	$idp->reset_knobs;
@@ -714,7 +716,12 @@ like($t->daemon_log, qr/ID token refused: wrong nonce/, 'log: wrong nonce');
 	($r, $f, $base) = bearer_flow(token => 'garbage');
 	is_error_redirect($r, $f, $base, 'temporarily_unavailable', 'token endpoint garbage');
 	($r, $f, $base) = bearer_flow(token => 'error');
-	is_error_redirect($r, $f, $base, 'temporarily_unavailable', 'token endpoint error');
+	is_error_redirect($r, $f, $base, 'access_denied', 'token endpoint invalid_grant');
+	like($t->daemon_log, qr/token endpoint refused the code: error=invalid_grant .*answering access_denied/,
+	    'invalid_grant: logged with the error sent on');
+	($r, $f, $base) = bearer_flow(token => 'unavailable');
+	is_error_redirect($r, $f, $base, 'temporarily_unavailable',
+	    'token endpoint 503 temporarily_unavailable');
 	# the IdP really checks the verifier and the secret
 	$idp->reset_knobs;
 	my $q = authorize(start_bearer());
@@ -724,11 +731,13 @@ like($t->daemon_log, qr/ID token refused: wrong nonce/, 'log: wrong nonce');
 	    . " WHERE kind = 'oidc' AND spent_at IS NULL");
 	$r = callback($q);
 	($base, $f) = destination($r);
-	is_error_redirect($r, $f, $base, 'temporarily_unavailable', 'a wrong PKCE verifier');
+	is_error_redirect($r, $f, $base, 'access_denied', 'a wrong PKCE verifier (invalid_grant)');
 	is($idp->last_token_request->{why}, 'code_verifier', 'the IdP refused the verifier');
 	($r, $f, $base) = bearer_flow(client_secret => 'another-secret');
-	is_error_redirect($r, $f, $base, 'temporarily_unavailable', 'a wrong client secret');
+	is_error_redirect($r, $f, $base, 'server_error', 'a wrong client secret (invalid_client)');
 	is($idp->last_token_request->{why}, 'client_secret', 'the IdP refused the secret');
+	like($t->daemon_log, qr/token endpoint refused our client credential: error=invalid_client .*answering server_error/,
+	    'invalid_client: logged as our misconfiguration');
 
 	my $t0 = time;
 	($r, $f, $base) = bearer_flow(token => 'hang', hang_seconds => 20);
@@ -848,8 +857,8 @@ like($t->daemon_log, qr/ID token refused: wrong nonce/, 'log: wrong nonce');
 	    $t->dir . '/other-key.pem', '-out', $other, '-days', '2', '-subj', '/CN=other']);
 	my $base;
 	($r, $f, $base) = bearer_flow(cert_file => $other);
-	is_error_redirect($r, $f, $base, 'temporarily_unavailable',
-	    'an assertion of another certificate');
+	is_error_redirect($r, $f, $base, 'server_error',
+	    'an assertion of another certificate (invalid_client)');
 	like($idp->last_token_request->{why} // '', qr/x5t#S256|signature/,
 	    'the IdP refused it for its thumbprint');
 }

@@ -543,15 +543,16 @@ pa_handle_ms365_callback(pa_req_t *req, pa_ctx_t *ctx)
 		return;
 	}
 	rv = pa_oidc_finish(ctx->oidc, req->arena, &t, ruri, code, fl.verifier, fl.nonce, &id, &why);
-	if (rv == PA_EUPSTREAM || rv == PA_EINPUT) {
+	if (rv == PA_EUPSTREAM || rv == PA_EINPUT || rv == PA_ECONFIG) {
 		enum pa_err arv = audit_failure(req, ctx, &fl, NULL, why);
 
 		if (arv != PA_OK) {
 			rv = arv;
 			goto fail;
 		}
+		/* README "Microsoft 365 sign-in": which error each failure is. */
 		redirect_error(req, ctx, dest, rv == PA_EUPSTREAM ? "temporarily_unavailable" :
-		    "access_denied", why);
+		    rv == PA_ECONFIG ? "server_error" : "access_denied", why);
 		return;
 	}
 	if (rv != PA_OK)
