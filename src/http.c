@@ -563,7 +563,9 @@ pa_http_reply(pa_req_t *req, int status, const char *body, size_t len)
 		n = snprintf(head, sizeof(head), "Content-Type: application/json; charset=utf-8\r\n"
 		    "Content-Length: %zu\r\n\r\n", len);
 		FCGX_PutStr(head, n, out);
-		FCGX_PutStr(body, (int)len, out);
+		/* HEAD: the headers GET would have, Content-Length included, no body. */
+		if (strcmp(req->method, "HEAD") != 0)
+			FCGX_PutStr(body, (int)len, out);
 	} else {
 		FCGX_PutStr("\r\n", 2, out);
 	}

@@ -40,6 +40,14 @@ pa_reply_failure(pa_req_t *req, pa_ctx_t *ctx, enum pa_err err)
 }
 
 void
+pa_reply_no_token(pa_req_t *req)
+{
+	/* RFC 6750 section 3.1: no credentials at all, so no error code. */
+	pa_http_add_header(req, "WWW-Authenticate: Bearer");
+	pa_http_reply_error(req, 401, "INVALID_TOKEN", "Invalid or expired token", NULL);
+}
+
+void
 pa_reply_invalid_token(pa_req_t *req, bool bearer)
 {
 	/* RFC 6750 section 3: a 401 to a bearer request names the scheme. */
