@@ -818,9 +818,31 @@ like($t->daemon_log, qr/ID token refused: wrong nonce/, 'log: wrong nonce');
 	    'VALIDATE_FAILED', 'tenant without Microsoft 365');
 	$t->is_error(post_json('/api/auth/sign_in/microsoft', { domain => 'acme.example' }), 400,
 	    'VALIDATE_FAILED', 'no callback_url');
-	$t->is_error($t->request('POST', '/api/login/by_microsoft', body => 'x=1',
-	    headers => { 'Content-Type' => 'application/x-www-form-urlencoded' }), 400,
-	    'VALIDATE_FAILED', 'login/by_microsoft without domain');
+	# login/by_microsoft is a browser's form post: its errors go to the portal
+	for my $case (['x=1', 'invalid_request', 'without domain'],
+	    ['domain=a&domain=b', 'invalid_request', 'with two domains'],
+	    ['domain=bad%20domain%21', 'invalid_request', 'with an invalid domain'],
+	    ['domain=nosuch.example', 'access_denied', 'for an unknown tenant'],
+	    ['domain=plain.example', 'access_denied', 'for a tenant without Microsoft 365']) {
+		my ($body, $error, $name) = @$case;
+		my $r = $t->request('POST', '/api/login/by_microsoft', body => $body,
+		    headers => { 'Content-Type' => 'application/x-www-form-urlencoded' });
+		is($r->{status}, 302, "login/by_microsoft $name: 302") or diag($r->{content});
+		like($r->{headers}{location} // '',
+		    qr/^\Q$PORTAL\E#error=$error&error_description=[^&]+\z/,
+		    "login/by_microsoft $name: portal_url#error=$error&error_description=…");
+		ok(!defined set_cookies($r)->{pbx_session_oidc}, "login/by_microsoft $name: no cookie");
+	}
+	$idp->set_defaults(discovery => 'down');
+	$idp->reset_knobs;
+	$t->stop_daemon;
+	$t->start_daemon;	# nothing cached
+	my $r = $t->request('POST', '/api/login/by_microsoft', body => 'domain=acme.example',
+	    headers => { 'Content-Type' => 'application/x-www-form-urlencoded' });
+	like($r->{headers}{location} // '', qr/^\Q$PORTAL\E#error=temporarily_unavailable&/,
+	    'login/by_microsoft, discovery down: portal_url#error=temporarily_unavailable');
+	$idp->set_defaults(discovery => undef);
+	$idp->reset_knobs;
 	$t->is_error($t->request('POST', '/api/login/by_microsoft', body => '{}',
 	    headers => { 'Content-Type' => 'application/json' }), 415,
 	    'UNSUPPORTED_MEDIA_TYPE', 'login/by_microsoft with JSON');

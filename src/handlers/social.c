@@ -86,6 +86,71 @@ redirect_uri(pa_req_t *req, const char *base)
 	return base_path(req, base, CALLBACK_PATH);
 }
 
+static void redirect_error(pa_req_t *req, pa_ctx_t *ctx, const char *dest, const char *error,
+    const char *description);
+
+/*
+ * Where a cookie flow lands: portal_url, else public_base_url + "/".  PA_OK,
+ * PA_EDB, PA_EINPUT (no public_base_url; logged), PA_ENOMEM.
+ */
+static enum pa_err
+portal(pa_req_t *req, pa_ctx_t *ctx, const char **dest)
+{
+	const char *base;
+	enum pa_err rv;
+
+	*dest = ctx->cfg->portal_url;
+	if (*dest != NULL)
+		return PA_OK;
+	if ((rv = base_url(req, ctx, &base)) != PA_OK)
+		return rv;
+	*dest = base_path(req, base, "/");
+	return *dest != NULL ? PA_OK : PA_ENOMEM;
+}
+
+/*
+ * Refuses a sign-in start.  A bearer flow (sign_in/{provider}, JSON) gets
+ * status (404, or 400 naming domain with rule); a cookie flow (a browser's
+ * form post) is sent to the portal with #error=error&error_description=rule.
+ */
+static void
+refuse_start(pa_req_t *req, pa_ctx_t *ctx, pa_flavour_t f, int status, const char *rule,
+    const char *error)
+{
+	pa_json_problems_t p = { PA_BUF_INIT, 0 };
+	const char *dest;
+	enum pa_err rv;
+
+	if (f == PA_FLAVOUR_COOKIE) {
+		if ((rv = portal(req, ctx, &dest)) != PA_OK)
+			pa_reply_failure(req, ctx, rv);
+		else
+			redirect_error(req, ctx, dest, error, rule);
+	} else if (status == 404) {
+		pa_http_reply_error(req, 404, NULL, rule, NULL);
+	} else {
+		pa_json_problem(&p, "domain", rule);
+		pa_reply_problems(req, ctx, &p);
+	}
+}
+
+/*
+ * A failed start: the database's is 503 JSON (as everywhere); for a cookie
+ * flow, anything else goes to the portal (temporarily_unavailable when
+ * Microsoft cannot be reached, else server_error).
+ */
+static void
+fail_start(pa_req_t *req, pa_ctx_t *ctx, pa_flavour_t f, enum pa_err rv)
+{
+	if (f != PA_FLAVOUR_COOKIE || rv == PA_EDB || rv == PA_ENOMEM)
+		pa_reply_failure(req, ctx, rv);
+	else if (rv == PA_EUPSTREAM)
+		refuse_start(req, ctx, f, 503, "the Microsoft OpenID configuration is unavailable",
+		    "temporarily_unavailable");
+	else
+		refuse_start(req, ctx, f, 500, "Microsoft sign-in is misconfigured", "server_error");
+}
+
 /*
  * Looks the tenant up and stores a flow; for a cookie flow (browser set)
  * also makes the authorization URL, for a bearer flow the start URL that
@@ -96,7 +161,6 @@ static const char *
 start(pa_req_t *req, pa_ctx_t *ctx, const char *domain, pa_flavour_t f, const char *destination,
     const char *browser)
 {
-	pa_json_problems_t p = { PA_BUF_INIT, 0 };
 	pa_ms365_tenant_t t;
 	pa_oidc_start_t s;
 	pa_buf_t b = PA_BUF_INIT;
@@ -107,14 +171,14 @@ start(pa_req_t *req, pa_ctx_t *ctx, const char *domain, pa_flavour_t f, const ch
 	memset(&s, 0, sizeof(s));
 	rv = pa_ms365_tenant(ctx->db, req->arena, domain, &t);
 	if (rv == PA_ENOTFOUND) {
-		pa_http_reply_error(req, 404, NULL, "No such tenant", NULL);
+		refuse_start(req, ctx, f, 404, "No such tenant", "access_denied");
 		return NULL;
 	}
 	if (rv != PA_OK)
 		goto fail;
 	if (!t.enabled) {
-		pa_json_problem(&p, "domain", "Microsoft 365 sign-in is not enabled for this tenant");
-		pa_reply_problems(req, ctx, &p);
+		refuse_start(req, ctx, f, 400, "Microsoft 365 sign-in is not enabled for this tenant",
+		    "access_denied");
 		return NULL;
 	}
 	if ((rv = base_url(req, ctx, &base)) != PA_OK)
@@ -146,7 +210,7 @@ start(pa_req_t *req, pa_ctx_t *ctx, const char *domain, pa_flavour_t f, const ch
 fail:
 	explicit_bzero(&s, sizeof(s));
 	pa_buf_free(&b);
-	pa_reply_failure(req, ctx, rv);
+	fail_start(req, ctx, f, rv);
 	return NULL;
 }
 
@@ -243,20 +307,22 @@ void
 pa_handle_login_by_microsoft(pa_req_t *req, pa_ctx_t *ctx)
 {
 	pa_json_problems_t p = { PA_BUF_INIT, 0 };
-	const char *domain = pa_http_param(req->form, req->nform, "domain"), *url;
+	const char *domain = pa_http_param(req->form, req->nform, "domain"), *url, *why = NULL;
 	char browser[PA_TOKEN_LEN + 1];
 	enum pa_err rv;
 
+	/* A foreign Origin stays a 403 JSON: no redirect for another site's page. */
 	if (!pa_login_origin_ok(req, ctx))
 		return;
 	if (domain == NULL)
-		pa_json_problem(&p, "domain", "required");
+		why = "domain is required";
 	else if (pa_http_param_count(req->form, req->nform, "domain") > 1)
-		pa_json_problem(&p, "domain", "must be given once");
-	else
-		check_domain(&p, domain);
-	if (p.n > 0) {
-		pa_reply_problems(req, ctx, &p);
+		why = "domain must be given once";
+	else if (check_domain(&p, domain) == NULL)
+		why = "domain must be an FQDN or an IP address of 1..280 characters";
+	pa_buf_free(&p.items);
+	if (why != NULL) {
+		refuse_start(req, ctx, PA_FLAVOUR_COOKIE, 400, why, "invalid_request");
 		return;
 	}
 	if ((rv = pa_token_new(browser)) != PA_OK) {
@@ -452,18 +518,9 @@ pa_handle_ms365_callback(pa_req_t *req, pa_ctx_t *ctx)
 	}
 	if (fl.flavour == PA_FLAVOUR_BEARER) {
 		dest = fl.destination;
-	} else if (ctx->cfg->portal_url != NULL) {
-		dest = ctx->cfg->portal_url;
-	} else {
-		char *d = pa_alloc(req->arena, strlen(base) + 2);
-
-		if (d == NULL) {
-			pa_reply_failure(req, ctx, PA_ENOMEM);
-			return;
-		}
-		strcpy(d, base);
-		strcat(d, "/");
-		dest = d;
+	} else if ((rv = portal(req, ctx, &dest)) != PA_OK) {
+		pa_reply_failure(req, ctx, rv);
+		return;
 	}
 	if (dest == NULL) {
 		pa_log_error("Microsoft flow of %s has no destination", fl.domain);
