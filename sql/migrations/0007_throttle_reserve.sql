@@ -72,12 +72,14 @@ END
 $$;
 
 -- Gives back the attempt a successful sign-in reserved on key: one failure
--- fewer, and no block unless the failures left still reach the limit.
+-- fewer, and no block unless the failures left still reach the limit; a row
+-- left without failures goes (as if the attempt had never been reserved).
 CREATE FUNCTION throttle_release(release_key text, release_limit integer) RETURNS void
 LANGUAGE sql AS $$
     UPDATE throttle SET failures = greatest(failures - 1, 0),
         blocked_until = CASE WHEN failures - 1 < release_limit THEN NULL ELSE blocked_until END
         WHERE key = release_key;
+    DELETE FROM throttle WHERE key = release_key AND failures = 0 AND blocked_until IS NULL;
 $$;
 
 -- Every Microsoft flow is bound to the browser that starts it (RFC 9700
