@@ -361,6 +361,8 @@ ctl_ok('user', 'bind-ms365', '--domain', 'acme.example', 'carol', $OID{carol});
 	$t->is_error($expired, 400, 'VALIDATE_FAILED', 'expired state');
 	ok(!defined $expired->{headers}{location}, 'expired state: no Location');
 	is(audit_count('success'), 1, 'one sign_in success audit row');
+	is(row("SELECT detail FROM audit_log WHERE event = 'sign_in' AND outcome = 'success'"),
+	    'microsoft bearer', 'the success audit row says Microsoft (microsoft bearer)');
 }
 
 # form_post response mode, from the same browser (its cookie sent)
@@ -517,6 +519,9 @@ ctl_ok('user', 'bind-ms365', '--domain', 'acme.example', 'carol', $OID{carol});
 	my ($cookie) = ($sc->{pbx_session} // '') =~ /^pbx_session=([^;]+)/;
 	my $s = $t->get('/api/login', headers => { Cookie => "pbx_session=$cookie" });
 	is($s->{status}, 200, 'the cookie session works');
+	is(row("SELECT detail FROM audit_log WHERE event = 'sign_in' AND outcome = 'success'"
+	    . " ORDER BY id DESC LIMIT 1"), 'microsoft cookie',
+	    'the cookie success audit row says Microsoft (microsoft cookie)');
 
 	my $bad = $t->request('POST', '/api/login/by_microsoft', body => 'domain=acme.example',
 	    headers => { 'Content-Type' => 'application/x-www-form-urlencoded',
@@ -535,6 +540,9 @@ ctl_ok('user', 'bind-ms365', '--domain', 'acme.example', 'carol', $OID{carol});
 	    'cookie flavour, two-factor: no session cookie yet (the binding one cleared)');
 	is(row("SELECT flavour FROM auth_flows WHERE kind = 'two_factor' ORDER BY id DESC LIMIT 1"),
 	    'cookie', 'cookie flavour, two-factor: a cookie two-factor flow');
+	is(row("SELECT detail FROM audit_log WHERE event = 'sign_in' AND outcome = 'two_factor'"
+	    . " ORDER BY id DESC LIMIT 1"), 'microsoft cookie',
+	    'cookie flavour, two-factor: the audit row says Microsoft');
 	$idp->reset_knobs;
 
 	# a failure of the cookie flavour goes to the portal with #error

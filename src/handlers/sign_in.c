@@ -106,10 +106,10 @@ pa_sign_in_password(pa_req_t *req, pa_ctx_t *ctx, pa_flavour_t f, pa_json_proble
 	if (user.two_factor) {
 		out->two_factor = true;
 		rv = pa_session_two_factor(ctx->db, req->arena, ctx->cfg, &user, f,
-		    req->remote_addr, keys.account, out->flow_token);
+		    req->remote_addr, keys.account, PA_VIA_PASSWORD, out->flow_token);
 	} else {
 		rv = pa_session_create(ctx->db, req->arena, ctx->cfg, &user, f, req->remote_addr,
-		    keys.account, true, &out->tokens);
+		    keys.account, PA_VIA_PASSWORD, &out->tokens);
 	}
 	if (rv != PA_OK)
 		goto fail;

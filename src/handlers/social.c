@@ -637,7 +637,7 @@ pa_handle_ms365_callback(pa_req_t *req, pa_ctx_t *ctx)
 		char token[PA_TOKEN_LEN + 1];
 
 		if ((rv = pa_session_two_factor(ctx->db, req->arena, ctx->cfg, &u, fl.flavour,
-		    req->remote_addr, NULL, token)) != PA_OK)
+		    req->remote_addr, NULL, PA_VIA_MICROSOFT, token)) != PA_OK)
 			goto fail;
 		pa_outbound_param(&frag, "two_factor_enabled", "true");
 		pa_outbound_param(&frag, "token", token);
@@ -650,7 +650,7 @@ pa_handle_ms365_callback(pa_req_t *req, pa_ctx_t *ctx)
 		char exp[24];
 
 		if ((rv = pa_session_create(ctx->db, req->arena, ctx->cfg, &u, fl.flavour,
-		    req->remote_addr, NULL, false, &tok)) != PA_OK)
+		    req->remote_addr, NULL, PA_VIA_MICROSOFT, &tok)) != PA_OK)
 			goto fail;
 		if (fl.flavour == PA_FLAVOUR_COOKIE) {
 			pa_login_set_cookie(req, ctx, tok.refresh);
