@@ -127,6 +127,21 @@ enum pa_db_flags {
 pa_db_t *pa_db_new(const char *conninfo, const char *application_name, int flags);
 void pa_db_free(pa_db_t *db);
 
+/* Expected counts of one statement, replacing the table's (tests). */
+typedef struct {
+	enum pa_stmt id;
+	int nparams, ncols;
+} pa_db_expect_t;
+
+/*
+ * Checks every prepared statement's parameter and column counts
+ * (PQdescribePrepared) against the statement table, one statement's taken
+ * from override when not NULL (for tests).  Logs each drift.  PA_OK or
+ * PA_EDB.  pa_db_connect runs it at every connect of a PA_DB_PREPARE handle
+ * and refuses the connection on drift.
+ */
+enum pa_err pa_db_check_statements(pa_db_t *db, const pa_db_expect_t *override) PA_MUSTCHECK;
+
 /* Connects unless connected.  PA_OK, or PA_EDB (logged once per outage). */
 enum pa_err pa_db_connect(pa_db_t *db) PA_MUSTCHECK;
 
