@@ -34,13 +34,15 @@ enum pa_stmt {
 	PA_STMT_SESSION_COOKIE,	/* (cookie hash) -> PA_CK_* row */
 	PA_STMT_SESSION_COOKIE_ROTATE,	/* (id, gen, access hash, ttl) -> expiry, seconds left */
 	PA_STMT_SESSION_LOGOUT,	/* (cookie hash, addr) -> id, user id, domain, username */
-	PA_STMT_THROTTLE_CHECK,	/* (ip key, account key) -> seconds blocked, or NULL */
-	PA_STMT_SIGN_IN_FAILED,	/* counts a failure, audits it -> ip blocked, account blocked */
+	PA_STMT_THROTTLE_RESERVE,	/* reserves an attempt -> seconds blocked, ip/account blocked */
+	PA_STMT_THROTTLE_RELEASE,	/* (key, limit): a success gives its attempt back */
+	PA_STMT_SIGN_IN_FAILED,	/* audits a failure and the lockouts its reservation caused */
 	PA_STMT_AUDIT,		/* (domain, username, user id, addr, event, outcome, detail) */
 	/* Microsoft 365 (ms365.c). */
 	PA_STMT_MS365_TENANT,	/* (domain) -> PA_MS_* row of an enabled tenant */
 	PA_STMT_MS365_FLOW_CREATE,	/* an OpenID Connect flow */
 	PA_STMT_MS365_FLOW_SPEND,	/* (state hash) -> PA_FLOW_* row, once */
+	PA_STMT_MS365_FLOW_BIND,	/* (state hash, browser hash) -> PA_FLOW_* row, once */
 	PA_STMT_MS365_USER_MAP,	/* (tenant id, oid, upn, preferred_username) -> PA_USER_* row */
 	/* Password reset and email one-time codes (flows.c). */
 	PA_STMT_RESET_USER,	/* (domain, username) -> PA_RU_* row */
@@ -99,7 +101,7 @@ enum { PA_USER_ID, PA_USER_HASH, PA_USER_ROLE, PA_USER_ENABLED, PA_USER_TWO_FACT
 /* Columns of PA_STMT_MS365_TENANT. */
 enum { PA_MS_TENANT_ID, PA_MS_DOMAIN, PA_MS_NAME, PA_MS_READY, PA_MS_DIRECTORY, PA_MS_APPLICATION,
 	PA_MS_CLOUD, PA_MS_SECRET_FILE, PA_MS_CERT_FILE, PA_MS_KEY_FILE, PA_MS__MAX };
-/* Columns of PA_STMT_MS365_FLOW_SPEND. */
+/* Columns of PA_STMT_MS365_FLOW_SPEND and PA_STMT_MS365_FLOW_BIND. */
 enum { PA_FLOW_TENANT_ID, PA_FLOW_DOMAIN, PA_FLOW_NONCE, PA_FLOW_VERIFIER, PA_FLOW_DESTINATION,
 	PA_FLOW_FLAVOUR, PA_FLOW_ADDR, PA_FLOW_BROWSER, PA_FLOW__MAX };
 /* Columns of PA_STMT_SESSION_ACCESS. */
@@ -133,6 +135,21 @@ enum pa_db_flags {
 /* Returns a handle (not yet connected; free with pa_db_free), or NULL. */
 pa_db_t *pa_db_new(const char *conninfo, const char *application_name, int flags);
 void pa_db_free(pa_db_t *db);
+
+/* Expected counts of one statement, replacing the table's (tests). */
+typedef struct {
+	enum pa_stmt id;
+	int nparams, ncols;
+} pa_db_expect_t;
+
+/*
+ * Checks every prepared statement's parameter and column counts
+ * (PQdescribePrepared) against the statement table, one statement's taken
+ * from override when not NULL (for tests).  Logs each drift.  PA_OK or
+ * PA_EDB.  pa_db_connect runs it at every connect of a PA_DB_PREPARE handle
+ * and refuses the connection on drift.
+ */
+enum pa_err pa_db_check_statements(pa_db_t *db, const pa_db_expect_t *override) PA_MUSTCHECK;
 
 /* Connects unless connected.  PA_OK, or PA_EDB (logged once per outage). */
 enum pa_err pa_db_connect(pa_db_t *db) PA_MUSTCHECK;

@@ -391,7 +391,7 @@ pa_otp_verify(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const char *to
 	 * count was cleared then.  The flow is already spent: should this
 	 * statement fail, the user signs in again.
 	 */
-	if ((rv = pa_session_create(db, a, cfg, &u, out->flavour, addr, NULL, true,
+	if ((rv = pa_session_create(db, a, cfg, &u, out->flavour, addr, NULL, PA_VIA_PASSWORD,
 	    &out->tokens)) != PA_OK)
 		return rv;
 	out->role = u.role;

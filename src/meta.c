@@ -174,6 +174,16 @@ json_bool(pa_buf_t *b, bool v)
 	pa_buf_puts(b, v ? "true" : "false");
 }
 
+/*
+ * A string column: "" when unset (API.md: the OpenAPI types these as string,
+ * and clients generated from it reject null).
+ */
+static void
+json_text(pa_buf_t *b, const char *v)
+{
+	pa_buf_json_str(b, v != NULL ? v : "", v != NULL ? strlen(v) : 0);
+}
+
 static enum pa_err
 load_system(pa_meta_t *m, pa_db_t *db, pa_arena_t *a)
 {
@@ -207,7 +217,7 @@ load_system(pa_meta_t *m, pa_db_t *db, pa_arena_t *a)
 		if (c == PA_SYS_ENABLE_IPV6 || c == PA_SYS_ENABLE_DATAFLOW)
 			json_bool(&m->system, pa_db_bool(r, 0, c));
 		else
-			pa_buf_json_nstr(&m->system, pa_db_value(r, 0, c));
+			json_text(&m->system, pa_db_value(r, 0, c));
 	}
 	pa_buf_reset(&m->plain);
 	pa_buf_append(&m->plain, m->system.p, m->system.len);
@@ -229,13 +239,13 @@ render_tenant(pa_meta_t *m, const pa_db_res_t *r, pa_buf_t *b)
 
 	pa_buf_append(b, m->system.p, m->system.len);
 	pa_buf_puts(b, ",\"name\":");
-	pa_buf_json_nstr(b, pa_db_value(r, 0, PA_TEN_NAME));
+	json_text(b, pa_db_value(r, 0, PA_TEN_NAME));
 	pa_buf_puts(b, ",\"domain\":");
-	pa_buf_json_nstr(b, pa_db_value(r, 0, PA_TEN_DOMAIN));
+	json_text(b, pa_db_value(r, 0, PA_TEN_DOMAIN));
 	pa_buf_puts(b, ",\"website\":");
-	pa_buf_json_nstr(b, pa_db_value(r, 0, PA_TEN_WEBSITE));
+	json_text(b, pa_db_value(r, 0, PA_TEN_WEBSITE));
 	pa_buf_puts(b, ",\"avatar_url\":");
-	pa_buf_json_nstr(b, pa_db_value(r, 0, PA_TEN_AVATAR_URL));
+	json_text(b, pa_db_value(r, 0, PA_TEN_AVATAR_URL));
 	pa_buf_puts(b, ",\"enable_ms365_integration\":");
 	json_bool(b, ms365);
 	pa_buf_puts(b, ",\"ms365_authorization_endpoint\":");
@@ -249,7 +259,7 @@ render_tenant(pa_meta_t *m, const pa_db_res_t *r, pa_buf_t *b)
 			pa_buf_json_str(b, url.p, url.len);
 		pa_buf_free(&url);
 	} else {
-		pa_buf_puts(b, "null");
+		json_text(b, NULL);
 	}
 	pa_buf_putc(b, '}');
 }

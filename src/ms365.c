@@ -85,21 +85,10 @@ pa_ms365_flow_create(pa_db_t *db, pa_arena_t *a, const char *tenant_id, const ch
 	return pa_db_exec(db, a, PA_STMT_MS365_FLOW_CREATE, params, &r);
 }
 
-enum pa_err
-pa_ms365_flow_spend(pa_db_t *db, pa_arena_t *a, const char *state, pa_ms365_flow_t *out)
+/* The columns PA_STMT_MS365_FLOW_SPEND and PA_STMT_MS365_FLOW_BIND share, into *out. */
+static enum pa_err
+flow_row(const pa_db_res_t *r, pa_ms365_flow_t *out)
 {
-	char h[PA_SHA256_HEX_LEN + 1];
-	const char *params[1] = { h };
-	pa_db_res_t *r;
-	enum pa_err rv;
-	size_t n;
-
-	memset(out, 0, sizeof(*out));
-	if (state == NULL || (n = strnlen(state, STATE_MAX + 1)) == 0 || n > STATE_MAX)
-		return PA_ENOTFOUND;
-	if ((rv = pa_sha256_hex(state, n, h)) != PA_OK ||
-	    (rv = pa_db_exec(db, a, PA_STMT_MS365_FLOW_SPEND, params, &r)) != PA_OK)
-		return rv;
 	if (pa_db_rows(r) != 1)
 		return PA_ENOTFOUND;
 	out->tenant_id = pa_db_value(r, 0, PA_FLOW_TENANT_ID);
@@ -116,6 +105,44 @@ pa_ms365_flow_spend(pa_db_t *db, pa_arena_t *a, const char *state, pa_ms365_flow
 		return PA_ENOTFOUND;
 	}
 	return PA_OK;
+}
+
+enum pa_err
+pa_ms365_flow_bind(pa_db_t *db, pa_arena_t *a, const char *state, const char *browser,
+    pa_ms365_flow_t *out)
+{
+	char h[PA_SHA256_HEX_LEN + 1], bh[PA_SHA256_HEX_LEN + 1];
+	const char *params[2] = { h, bh };
+	pa_db_res_t *r;
+	enum pa_err rv;
+	size_t n;
+
+	memset(out, 0, sizeof(*out));
+	if (state == NULL || (n = strnlen(state, STATE_MAX + 1)) == 0 || n > STATE_MAX)
+		return PA_ENOTFOUND;
+	if ((rv = pa_sha256_hex(state, n, h)) != PA_OK ||
+	    (rv = pa_sha256_hex(browser, strlen(browser), bh)) != PA_OK ||
+	    (rv = pa_db_exec(db, a, PA_STMT_MS365_FLOW_BIND, params, &r)) != PA_OK)
+		return rv;
+	return flow_row(r, out);
+}
+
+enum pa_err
+pa_ms365_flow_spend(pa_db_t *db, pa_arena_t *a, const char *state, pa_ms365_flow_t *out)
+{
+	char h[PA_SHA256_HEX_LEN + 1];
+	const char *params[1] = { h };
+	pa_db_res_t *r;
+	enum pa_err rv;
+	size_t n;
+
+	memset(out, 0, sizeof(*out));
+	if (state == NULL || (n = strnlen(state, STATE_MAX + 1)) == 0 || n > STATE_MAX)
+		return PA_ENOTFOUND;
+	if ((rv = pa_sha256_hex(state, n, h)) != PA_OK ||
+	    (rv = pa_db_exec(db, a, PA_STMT_MS365_FLOW_SPEND, params, &r)) != PA_OK)
+		return rv;
+	return flow_row(r, out);
 }
 
 bool

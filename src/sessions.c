@@ -135,9 +135,19 @@ pa_user_rehash(pa_db_t *db, pa_arena_t *a, const pa_user_t *u, const char *new_h
 	return PA_OK;
 }
 
+/* The audit detail of a sign-in: the flavour, after "microsoft " for Microsoft. */
+static const char *
+via_detail(pa_flavour_t f, pa_via_t via)
+{
+	static const char *const ms[] = { [PA_FLAVOUR_BEARER] = "microsoft bearer",
+		[PA_FLAVOUR_COOKIE] = "microsoft cookie" };
+
+	return via == PA_VIA_MICROSOFT ? ms[f] : flavours[f];
+}
+
 enum pa_err
 pa_session_create(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const pa_user_t *u,
-    pa_flavour_t f, const char *addr, const char *account_key, bool by_password,
+    pa_flavour_t f, const char *addr, const char *account_key, pa_via_t via,
     pa_tokens_t *out)
 {
 	char ah[PA_SHA256_HEX_LEN + 1], rh[PA_SHA256_HEX_LEN + 1], ttl[16], rttl[16];
@@ -167,9 +177,9 @@ pa_session_create(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const pa_u
 	params[4] = rh;
 	params[5] = rttl;
 	params[6] = addr;
-	params[7] = by_password ? "true" : "false";
+	params[7] = via == PA_VIA_PASSWORD ? "true" : "false";
 	params[8] = account_key;
-	params[9] = flavours[f];
+	params[9] = via_detail(f, via);
 	params[10] = f == PA_FLAVOUR_BEARER ? family : NULL;
 	if ((rv = pa_db_exec(db, a, PA_STMT_SESSION_CREATE, params, &r)) != PA_OK)
 		return rv;
@@ -178,13 +188,14 @@ pa_session_create(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const pa_u
 	out->expires_at = dup_value(a, r, 0, 1);
 	out->expires_in = cfg->access_token_ttl;
 	pa_audit_log(&(pa_audit_t){ u->domain, u->username, u->id, addr, "sign_in", "success",
-	    flavours[f] });
+	    via_detail(f, via) });
 	return out->expires_at ? PA_OK : PA_ENOMEM;
 }
 
 enum pa_err
 pa_session_two_factor(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const pa_user_t *u,
-    pa_flavour_t f, const char *addr, const char *account_key, char token[PA_TOKEN_LEN + 1])
+    pa_flavour_t f, const char *addr, const char *account_key, pa_via_t via,
+    char token[PA_TOKEN_LEN + 1])
 {
 	char th[PA_SHA256_HEX_LEN + 1], ttl[16];
 	const char *params[7];
@@ -200,11 +211,11 @@ pa_session_two_factor(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const 
 	params[3] = ttl;
 	params[4] = addr;
 	params[5] = account_key;
-	params[6] = flavours[f];
+	params[6] = via_detail(f, via);
 	if ((rv = pa_db_exec(db, a, PA_STMT_FLOW_CREATE, params, &r)) != PA_OK)
 		return rv;
 	pa_audit_log(&(pa_audit_t){ u->domain, u->username, u->id, addr, "sign_in", "two_factor",
-	    flavours[f] });
+	    via_detail(f, via) });
 	return PA_OK;
 }
 
