@@ -20,7 +20,7 @@ struct stmt {
 	bool idempotent;	/* safe to run again after a lost connection */
 };
 
-/* The PA_USER_* columns of a tenant user u of tenant t. */
+/* The PA_COL_USER_* columns of a tenant user u of tenant t. */
 #define TENANT_USER_COLUMNS \
 	"u.id, u.password_hash, u.role, u.enabled AND t.enabled, u.two_factor," \
 	" u.password_force_reset, u.password_verified, t.domain, u.username"
@@ -378,7 +378,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	/*
 	 * Counts an attempt before the code is compared (in C, in constant
 	 * time), so concurrent guesses cannot exceed the limit.  $1 token hash,
-	 * $2 max attempts -> PA_OR_* row.
+	 * $2 max attempts -> PA_COL_OTP_RESERVE_* row.
 	 */
 	[PA_STMT_OTP_RESERVE] = { "otp_reserve",
 	    "UPDATE auth_flows f SET attempts = f.attempts + 1"

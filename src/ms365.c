@@ -29,16 +29,16 @@ pa_ms365_tenant(pa_db_t *db, pa_arena_t *a, const char *domain, pa_ms365_tenant_
 		return rv;
 	if (pa_db_rows(r) != 1)
 		return PA_ENOTFOUND;
-	out->tenant_id = pa_db_value(r, 0, PA_MS_TENANT_ID);
-	out->domain = pa_db_value(r, 0, PA_MS_DOMAIN);
-	out->name = pa_db_value(r, 0, PA_MS_NAME);
-	out->enabled = pa_db_bool(r, 0, PA_MS_READY);
-	out->directory_id = pa_db_value(r, 0, PA_MS_DIRECTORY);
-	out->application_id = pa_db_value(r, 0, PA_MS_APPLICATION);
-	out->cloud = pa_db_value(r, 0, PA_MS_CLOUD);
-	out->client_secret_file = pa_db_value(r, 0, PA_MS_SECRET_FILE);
-	out->certificate_file = pa_db_value(r, 0, PA_MS_CERT_FILE);
-	out->private_key_file = pa_db_value(r, 0, PA_MS_KEY_FILE);
+	out->tenant_id = pa_db_value(r, 0, PA_COL_MS365_TENANT_TENANT_ID);
+	out->domain = pa_db_value(r, 0, PA_COL_MS365_TENANT_DOMAIN);
+	out->name = pa_db_value(r, 0, PA_COL_MS365_TENANT_NAME);
+	out->enabled = pa_db_bool(r, 0, PA_COL_MS365_TENANT_READY);
+	out->directory_id = pa_db_value(r, 0, PA_COL_MS365_TENANT_DIRECTORY);
+	out->application_id = pa_db_value(r, 0, PA_COL_MS365_TENANT_APPLICATION);
+	out->cloud = pa_db_value(r, 0, PA_COL_MS365_TENANT_CLOUD);
+	out->client_secret_file = pa_db_value(r, 0, PA_COL_MS365_TENANT_SECRET_FILE);
+	out->certificate_file = pa_db_value(r, 0, PA_COL_MS365_TENANT_CERT_FILE);
+	out->private_key_file = pa_db_value(r, 0, PA_COL_MS365_TENANT_KEY_FILE);
 	/* A half-set certificate is no credential (the statement says the same). */
 	if (out->certificate_file == NULL || out->private_key_file == NULL)
 		out->certificate_file = out->private_key_file = NULL;
@@ -91,14 +91,14 @@ flow_row(const pa_db_res_t *r, pa_ms365_flow_t *out)
 {
 	if (pa_db_rows(r) != 1)
 		return PA_ENOTFOUND;
-	out->tenant_id = pa_db_value(r, 0, PA_FLOW_TENANT_ID);
-	out->domain = pa_db_value(r, 0, PA_FLOW_DOMAIN);
-	out->nonce = pa_db_value(r, 0, PA_FLOW_NONCE);
-	out->verifier = pa_db_value(r, 0, PA_FLOW_VERIFIER);
-	out->destination = pa_db_value(r, 0, PA_FLOW_DESTINATION);
-	out->flavour = pa_flavour_parse(pa_db_value(r, 0, PA_FLOW_FLAVOUR));
-	out->client_addr = pa_db_value(r, 0, PA_FLOW_ADDR);
-	out->browser_hash = pa_db_value(r, 0, PA_FLOW_BROWSER);
+	out->tenant_id = pa_db_value(r, 0, PA_COL_MS365_FLOW_TENANT_ID);
+	out->domain = pa_db_value(r, 0, PA_COL_MS365_FLOW_DOMAIN);
+	out->nonce = pa_db_value(r, 0, PA_COL_MS365_FLOW_NONCE);
+	out->verifier = pa_db_value(r, 0, PA_COL_MS365_FLOW_VERIFIER);
+	out->destination = pa_db_value(r, 0, PA_COL_MS365_FLOW_DESTINATION);
+	out->flavour = pa_flavour_parse(pa_db_value(r, 0, PA_COL_MS365_FLOW_FLAVOUR));
+	out->client_addr = pa_db_value(r, 0, PA_COL_MS365_FLOW_ADDR);
+	out->browser_hash = pa_db_value(r, 0, PA_COL_MS365_FLOW_BROWSER);
 	if (out->tenant_id == NULL || out->domain == NULL || out->nonce == NULL ||
 	    out->verifier == NULL) {
 		pa_log_error("OpenID Connect flow without its tenant, nonce or verifier");

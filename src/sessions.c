@@ -83,15 +83,15 @@ pa_user_find(pa_db_t *db, pa_arena_t *a, const char *domain, const char *usernam
 void
 pa_user_from_row(const pa_db_res_t *r, pa_user_t *out)
 {
-	out->id = pa_db_value(r, 0, PA_USER_ID);
-	out->password_hash = pa_db_value(r, 0, PA_USER_HASH);
-	out->role = pa_db_value(r, 0, PA_USER_ROLE);
-	out->enabled = pa_db_bool(r, 0, PA_USER_ENABLED);
-	out->two_factor = pa_db_bool(r, 0, PA_USER_TWO_FACTOR);
-	out->force_reset = pa_db_bool(r, 0, PA_USER_FORCE_RESET);
-	out->verified = pa_db_bool(r, 0, PA_USER_VERIFIED);
-	out->domain = pa_db_value(r, 0, PA_USER_DOMAIN);
-	out->username = pa_db_value(r, 0, PA_USER_NAME);
+	out->id = pa_db_value(r, 0, PA_COL_USER_ID);
+	out->password_hash = pa_db_value(r, 0, PA_COL_USER_HASH);
+	out->role = pa_db_value(r, 0, PA_COL_USER_ROLE);
+	out->enabled = pa_db_bool(r, 0, PA_COL_USER_ENABLED);
+	out->two_factor = pa_db_bool(r, 0, PA_COL_USER_TWO_FACTOR);
+	out->force_reset = pa_db_bool(r, 0, PA_COL_USER_FORCE_RESET);
+	out->verified = pa_db_bool(r, 0, PA_COL_USER_VERIFIED);
+	out->domain = pa_db_value(r, 0, PA_COL_USER_DOMAIN);
+	out->username = pa_db_value(r, 0, PA_COL_USER_NAME);
 }
 
 enum pa_err
@@ -253,13 +253,13 @@ pa_session_by_access(pa_db_t *db, pa_arena_t *a, const char *access, pa_principa
 		return rv;
 	if (pa_db_rows(r) != 1)
 		return PA_ENOTFOUND;
-	out->session_id = pa_db_value(r, 0, PA_SES_ID);
-	out->user_id = pa_db_value(r, 0, PA_SES_USER_ID);
-	out->role = pa_db_value(r, 0, PA_SES_ROLE);
-	out->verified = pa_db_bool(r, 0, PA_SES_VERIFIED);
-	out->force_reset = pa_db_bool(r, 0, PA_SES_FORCE_RESET);
-	out->domain = pa_db_value(r, 0, PA_SES_DOMAIN);
-	out->username = pa_db_value(r, 0, PA_SES_USERNAME);
+	out->session_id = pa_db_value(r, 0, PA_COL_SESSION_ACCESS_ID);
+	out->user_id = pa_db_value(r, 0, PA_COL_SESSION_ACCESS_USER_ID);
+	out->role = pa_db_value(r, 0, PA_COL_SESSION_ACCESS_ROLE);
+	out->verified = pa_db_bool(r, 0, PA_COL_SESSION_ACCESS_VERIFIED);
+	out->force_reset = pa_db_bool(r, 0, PA_COL_SESSION_ACCESS_FORCE_RESET);
+	out->domain = pa_db_value(r, 0, PA_COL_SESSION_ACCESS_DOMAIN);
+	out->username = pa_db_value(r, 0, PA_COL_SESSION_ACCESS_USERNAME);
 	return PA_OK;
 }
 
@@ -309,11 +309,11 @@ pa_session_cookie(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const char
 			return rv;
 		if (pa_db_rows(r) != 1)
 			return PA_ENOTFOUND;
-		gen = strtol(pa_db_value(r, 0, PA_CK_GEN), NULL, 10);
-		left = strtol(pa_db_value(r, 0, PA_CK_LEFT), NULL, 10);
-		*role = pa_db_value(r, 0, PA_CK_ROLE);
+		gen = strtol(pa_db_value(r, 0, PA_COL_SESSION_COOKIE_GEN), NULL, 10);
+		left = strtol(pa_db_value(r, 0, PA_COL_SESSION_COOKIE_LEFT), NULL, 10);
+		*role = pa_db_value(r, 0, PA_COL_SESSION_COOKIE_ROLE);
 		if (left > margin) {
-			out->expires_at = pa_db_value(r, 0, PA_CK_EXPIRES_AT);
+			out->expires_at = pa_db_value(r, 0, PA_COL_SESSION_COOKIE_EXPIRES_AT);
 			out->expires_in = left;
 			return cookie_access(cookie, gen, out->access);
 		}
@@ -321,7 +321,7 @@ pa_session_cookie(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const char
 		    (rv = token_hash(out->access, ah)) != PA_OK)
 			return rv;
 		snprintf(gen_s, sizeof(gen_s), "%ld", gen);
-		params[0] = pa_db_value(r, 0, PA_CK_ID);
+		params[0] = pa_db_value(r, 0, PA_COL_SESSION_COOKIE_ID);
 		params[1] = gen_s;
 		params[2] = ah;
 		params[3] = ttl;

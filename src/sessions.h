@@ -50,7 +50,7 @@ typedef struct {
 /* Finds the user (domain NULL: system-level).  PA_OK, PA_ENOTFOUND or PA_EDB. */
 enum pa_err pa_user_find(pa_db_t *db, pa_arena_t *a, const char *domain, const char *username,
     pa_user_t *out) PA_MUSTCHECK;
-/* Fills out from row 0 of a result with the PA_USER_* columns (strings live with r). */
+/* Fills out from row 0 of a result with the PA_COL_USER_* columns (strings live with r). */
 void pa_user_from_row(const pa_db_res_t *r, pa_user_t *out);
 /* Replaces u's password hash with new_hash unless it changed meanwhile. */
 enum pa_err pa_user_rehash(pa_db_t *db, pa_arena_t *a, const pa_user_t *u, const char *new_hash)

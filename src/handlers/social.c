@@ -56,7 +56,7 @@ base_url(pa_req_t *req, pa_ctx_t *ctx, const char **base)
 	*base = NULL;
 	if ((rv = pa_db_exec(ctx->db, req->arena, PA_STMT_SYSTEM_INFO, NULL, &r)) != PA_OK)
 		return rv;
-	b = pa_db_rows(r) == 1 ? pa_db_value(r, 0, PA_SYS_PUBLIC_BASE_URL) : NULL;
+	b = pa_db_rows(r) == 1 ? pa_db_value(r, 0, PA_COL_SYSTEM_INFO_PUBLIC_BASE_URL) : NULL;
 	if (b == NULL || pa_valid_url(b) != NULL) {
 		pa_log_error("Microsoft sign-in needs a valid public_base_url in the system settings");
 		return PA_EINPUT;
