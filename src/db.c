@@ -480,7 +480,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    "SELECT id, recipient, subject, coalesce(body, ''), attempts,"
 	    " (extract(epoch FROM created_at) * 1000000)::bigint, request_id FROM mail_outbox"
 	    " WHERE status = 'queued' AND next_attempt_at <= now()"
-	    " ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED", 0, 6, false },
+	    " ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED", 0, 7, false },
 	/*
 	 * $1 id, $2 'sent', 'retry' or 'failed', $3 the server's reply, $4
 	 * backoff base and $5 attempts allowed.  A retry waits base * 2^(n-1)
