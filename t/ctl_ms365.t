@@ -65,6 +65,11 @@ sub fails {
 sub row { return $t->psql($_[0]) }
 sub sqlq { my $s = shift; $s =~ s/'/''/g; return "'$s'" }
 
+# t/helpers/ms365_db prints key=value lines (pbx-authctl's show: key<TAB>value).
+sub kveq {
+	return { map { /^([^=]*)=(.*)$/ ? ($1, $2) : ($_, undef) } split /\n/, $_[0] };
+}
+
 sub kvh {
 	return { map { /^([^\t]*)\t(.*)$/ ? ($1, $2) : ($_, undef) } split /\n/, $_[0] };
 }
@@ -457,7 +462,7 @@ SKIP: {
 		open my $fh, '>>', "$dir/pbx-authctl.log";
 		print $fh "### ms365_db @args[0 .. 0] => $rc\n$err" if $fh;
 		is($rc, 0, "ms365_db $args[0]: exit 0") or diag($err);
-		return kvh($out);
+		return kveq($out);
 	};
 
 	# pa_ms365_tenant
@@ -543,7 +548,7 @@ SKIP: {
 	my $f_oid = 'f0000000-0000-4000-8000-000000000008';
 	my @hs = map { $t->spawn([$helper, $t->conninfo, 'map', $ACME_ID, $f_oid, $qupn, '-']) }
 	    1 .. 4;
-	my @got = map { my ($rc, $o) = $t->wait_cmd($_); kvh($o) } @hs;
+	my @got = map { my ($rc, $o) = $t->wait_cmd($_); kveq($o) } @hs;
 	is(join(' ', map { "$_->{status}:" . ($_->{username} // '') } @got),
 	    join(' ', ('OK:frank') x 4), 'map: concurrent first sign-ins all map to the user');
 	is(binding('acme.example', 'frank'), "$f_oid|$qupn", 'map: the oid recorded once');
@@ -631,7 +636,7 @@ SKIP: {
 	is($db->('flow-create', $ACME_ID, $s5, $nonce, $verifier, 'bearer', 'https://x.example/',
 	    600, '-', '-')->{status}, 'OK', 'flow to race for created');
 	@hs = map { $t->spawn([$helper, $t->conninfo, 'flow-spend', $s5]) } 1 .. 6;
-	@got = map { my ($rc, $o) = $t->wait_cmd($_); kvh($o)->{status} // "exit $rc" } @hs;
+	@got = map { my ($rc, $o) = $t->wait_cmd($_); kveq($o)->{status} // "exit $rc" } @hs;
 	is(join(' ', sort @got), 'ENOTFOUND ENOTFOUND ENOTFOUND ENOTFOUND ENOTFOUND OK',
 	    'spend: of six concurrent callbacks exactly one gets the flow');
 
