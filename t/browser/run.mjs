@@ -512,9 +512,9 @@ async function microsoft() {
 	ok(await waitVisible(p2, '#view-account'), 'Microsoft, two-factor: signed in with the code');
 	await close(p2);
 
-	// a failure comes back as #error=…
+	// a failure comes back as #error=… (Microsoft unavailable: a refused code is access_denied)
 	const p3 = await newPage();
-	await call('idp_knobs', { token: 'error' });
+	await call('idp_knobs', { token: 'unavailable' });
 	await p3.goto(`${LOGIN}?domain=acme.example`, { waitUntil: 'load' });
 	await waitVisible(p3, '#microsoft');
 	await Promise.all([
