@@ -59,6 +59,10 @@ enum pa_stmt {
 	PA_STMT_CLEAN_SESSIONS,	/* (limit, grace): sessions past refresh expiry */
 	PA_STMT_CLEAN_THROTTLE,	/* (limit, window, grace): windows and blocks over */
 	PA_STMT_CLEAN_MAIL,	/* (limit, days): sent and failed mail */
+	/* The gate and introspection (gate.c, handlers/verify.c). */
+	PA_STMT_GATE_ACCESS,	/* (access hash) -> PA_COL_GATE_* row of a live session */
+	PA_STMT_GATE_COOKIE,	/* (cookie hash) -> PA_COL_GATE_* row of a live cookie session */
+	PA_STMT_CLIENT_SECRET,	/* (client name) -> secret hash (hex) */
 	PA_STMT__MAX
 };
 /* Columns of PA_STMT_MAIL_CLAIM. */
@@ -99,6 +103,13 @@ enum { PA_FLOW_TENANT_ID, PA_FLOW_DOMAIN, PA_FLOW_NONCE, PA_FLOW_VERIFIER, PA_FL
 /* Columns of PA_STMT_SESSION_ACCESS. */
 enum { PA_SES_ID, PA_SES_USER_ID, PA_SES_FLAVOUR, PA_SES_ROLE, PA_SES_VERIFIED,
 	PA_SES_FORCE_RESET, PA_SES_DOMAIN, PA_SES_USERNAME, PA_SES__MAX };
+/*
+ * Columns of PA_STMT_GATE_ACCESS and PA_STMT_GATE_COOKIE: EXP and IAT are
+ * Unix times of the token (a cookie's EXP is the session's end).
+ */
+enum { PA_COL_GATE_SESSION_ID, PA_COL_GATE_USER_ID, PA_COL_GATE_ROLE, PA_COL_GATE_FORCE_RESET,
+	PA_COL_GATE_DOMAIN, PA_COL_GATE_USERNAME, PA_COL_GATE_EXP, PA_COL_GATE_IAT,
+	PA_COL_GATE__MAX };
 /* Columns of PA_STMT_SESSION_COOKIE. */
 enum { PA_CK_ID, PA_CK_GEN, PA_CK_EXPIRES_AT, PA_CK_LEFT, PA_CK_ROLE, PA_CK__MAX };
 /* Columns of PA_STMT_RESET_USER, PA_STMT_OTP_FLOW and PA_STMT_OTP_RESERVE. */
@@ -127,6 +138,9 @@ void pa_db_free(pa_db_t *db);
 
 /* Connects unless connected.  PA_OK, or PA_EDB (logged once per outage). */
 enum pa_err pa_db_connect(pa_db_t *db) PA_MUSTCHECK;
+
+/* Whether the connection is up now (no round trip). */
+bool pa_db_connected(const pa_db_t *db);
 
 /* Called with the payload of each notification on the channels listened to. */
 typedef void pa_db_notify_fn(void *arg, const char *payload);

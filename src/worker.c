@@ -18,6 +18,7 @@
 #include "arena.h"
 #include "crypto.h"
 #include "db.h"
+#include "gate.h"
 #include "handlers/handlers.h"
 #include "http.h"
 #include "log.h"
@@ -108,10 +109,15 @@ log_safe(char *out, size_t outlen, const char *s)
 	out[j] = '\0';
 }
 
+/* "session <id>" and "user <id>" concern only the gate (0009_gate.sql). */
 static void
-on_notify(void *meta, const char *payload)
+on_notify(void *arg, const char *payload)
 {
-	pa_meta_invalidate(meta, payload);
+	pa_ctx_t *ctx = arg;
+
+	pa_gate_invalidate(ctx->gate, payload);
+	if (strncmp(payload, "session ", 8) != 0 && strncmp(payload, "user ", 5) != 0)
+		pa_meta_invalidate(ctx->meta, payload);
 }
 
 static void
@@ -121,8 +127,15 @@ serve(pa_http_conn_t *conn, pa_ctx_t *ctx, pa_arena_t *arena)
 	char method[32], path[256];
 	pa_req_t req;
 
-	if (!pa_db_poll(ctx->db, on_notify, ctx->meta))
+	if (!pa_db_poll(ctx->db, on_notify, ctx)) {
 		pa_meta_flush(ctx->meta);
+		/* Reconnected: notifications may have been missed.  Lost: see gate.h. */
+		if (pa_db_connected(ctx->db))
+			pa_gate_flush(ctx->gate);
+		pa_gate_offline(ctx->gate, !pa_db_connected(ctx->db));
+	} else {
+		pa_gate_offline(ctx->gate, false);
+	}
 	if (pa_http_request_init(&req, conn, arena) != PA_OK)
 		pa_http_reply_error(&req, 500, NULL, "Internal error", NULL);
 	else
@@ -142,7 +155,7 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd)
 	pa_http_conn_t *conn = NULL;
 	pa_arena_t *arena = NULL;
 	sigset_t term;
-	pa_ctx_t ctx = { cfg, NULL, NULL, NULL, NULL };
+	pa_ctx_t ctx = { cfg, NULL, NULL, NULL, NULL, NULL };
 	int rv = 1;
 
 	/* SIGTERM/SIGINT end the accept wait; SIGHUP is the master's. */
@@ -156,7 +169,7 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd)
 		goto out;
 	if ((arena = pa_arena_new()) == NULL ||
 	    (ctx.db = pa_db_new(cfg->database, "pbx-authd", PA_DB_PREPARE | PA_DB_LISTEN)) == NULL ||
-	    (ctx.meta = pa_meta_new(cfg)) == NULL || (ctx.oidc = pa_oidc_new(cfg)) == NULL ||
+	    (ctx.meta = pa_meta_new(cfg)) == NULL || (ctx.gate = pa_gate_new(cfg)) == NULL || (ctx.oidc = pa_oidc_new(cfg)) == NULL ||
 	    (conn = pa_http_conn_new(listen_fd)) == NULL) {
 		pa_log_error("out of memory starting a worker");
 		goto out;
@@ -178,6 +191,7 @@ out:
 	pa_http_conn_free(conn);
 	pa_passwd_free(ctx.passwd);
 	pa_meta_free(ctx.meta);
+	pa_gate_free(ctx.gate);
 	pa_oidc_free(ctx.oidc);
 	pa_outbound_cleanup();
 	pa_db_free(ctx.db);

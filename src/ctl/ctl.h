@@ -43,6 +43,7 @@ int ctl_user(ctl_t *c, int argc, char **argv);
 int ctl_session(ctl_t *c, int argc, char **argv);
 int ctl_audit(ctl_t *c, int argc, char **argv);
 int ctl_ms365(ctl_t *c, int argc, char **argv);
+int ctl_client(ctl_t *c, int argc, char **argv);
 
 /* SQL: a timestamptz expression as RFC 3339 UTC text ("2026-11-28T10:00:00Z"); NULL stays NULL. */
 #define CTL_SQL_RFC3339(x) "to_char((" x ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"

@@ -26,6 +26,7 @@ usage(FILE *f)
 	    "  tenant add|set|show|list|enable|disable …   tenants\n"
 	    "  user add|passwd|set|list|show …     users and system-level accounts\n"
 	    "  session list|revoke …               signed-in sessions\n"
+	    "  client add|list|remove …            introspection clients (RFC 7662)\n"
 	    "  ms365 set|show …                    a tenant's Microsoft 365 sign-in\n"
 	    "  audit [--domain D] [--since WHEN]   the audit trail\n"
 	    "\n"
@@ -210,6 +211,8 @@ main(int argc, char **argv)
 		rv = ctl_audit(&c, argc, argv);
 	} else if (strcmp(argv[0], "ms365") == 0) {
 		rv = ctl_ms365(&c, argc, argv);
+	} else if (strcmp(argv[0], "client") == 0) {
+		rv = ctl_client(&c, argc, argv);
 	} else {
 		ctl_err("unknown command '%s'", argv[0]);
 		usage(stderr);

@@ -24,6 +24,8 @@ const pa_route_t pa_routes[] = {
 	{ "POST", "/api/auth/reset_password", PA_BODY_JSON, pa_handle_reset_password },
 	{ "POST", "/api/auth/send_otp", PA_BODY_JSON, pa_handle_send_otp },
 	{ "POST", "/api/auth/verify_otp", PA_BODY_JSON, pa_handle_verify_otp },
+	{ "GET", "/api/auth/verify", PA_BODY_NONE, pa_handle_gate_verify },
+	{ "POST", "/api/auth/introspect", PA_BODY_FORM, pa_handle_introspect },
 };
 const size_t pa_nroutes = PA_NELEM(pa_routes);
 
