@@ -693,15 +693,19 @@ pa_db_poll(pa_db_t *db, pa_db_notify_fn *fn, void *arg)
 		disconnect(db);
 		return false;
 	}
-	if (!(p.revents & POLLIN))
-		return !fresh;
-	if (!PQconsumeInput(db->conn) || PQstatus(db->conn) != CONNECTION_OK) {
+	if ((p.revents & POLLIN) &&
+	    (!PQconsumeInput(db->conn) || PQstatus(db->conn) != CONNECTION_OK)) {
 		set_error(db, PQerrorMessage(db->conn));
 		pa_log_warn("lost the PostgreSQL connection: %s", db->errmsg);
 		disconnect(db);
 		return false;
 	}
-	/* Only the channels this connection listens to arrive. */
+	/*
+	 * Only the channels this connection listens to arrive.  Drained even
+	 * when nothing new is readable: a notification that came with the
+	 * result of this connection's own statement (its own revocation, say)
+	 * sits in libpq's buffer already.
+	 */
 	while ((n = PQnotifies(db->conn)) != NULL) {
 		fn(arg, n->extra);
 		PQfreemem(n);

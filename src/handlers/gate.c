@@ -72,11 +72,21 @@ roles_match(pa_req_t *req, const char *list, const char *role, bool *match)
 	return NULL;
 }
 
-/* RFC 7231 section 4.2.1: methods that do not change state. */
+/*
+ * Whether the original request's method does not change state (RFC 7231
+ * section 4.2.1).  nginx gives the original request line in
+ * PBX_ORIGINAL_REQUEST ("GET /api/pbx/x HTTP/1.1"); without it, no.
+ */
 static bool
-safe_method(const char *m)
+safe_method(const pa_req_t *req)
 {
-	return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "OPTIONS") == 0;
+	const char *line = pa_http_env(req, "PBX_ORIGINAL_REQUEST");
+	static const char *const safe[] = { "GET ", "HEAD ", "OPTIONS " };
+
+	for (size_t i = 0; line != NULL && i < PA_NELEM(safe); i++)
+		if (strncmp(line, safe[i], strlen(safe[i])) == 0)
+			return true;
+	return false;
 }
 
 void
@@ -84,13 +94,14 @@ pa_handle_gate_verify(pa_req_t *req, pa_ctx_t *ctx)
 {
 	const char *roles = pa_http_param(req->query, req->nquery, "roles");
 	const char *allow = pa_http_param(req->query, req->nquery, "allow_force_reset");
-	const char *method = pa_http_env(req, "PBX_ORIGINAL_METHOD");
 	const char *token = pa_bearer_token(req), *bad;
 	bool bearer = token != NULL, allowed, match = true;
 	char num[32];
 	pa_gate_who_t who;
 	enum pa_err rv;
 
+	if (roles != NULL && *roles == '\0')	/* the location set no roles: any */
+		roles = NULL;
 	if (roles != NULL && (bad = roles_match(req, roles, "", &match)) != NULL) {
 		/* The operator's nginx line is wrong: say so where they look. */
 		pa_log_error("gate: unknown role '%.40s' in roles= of the auth_request URI", bad);
@@ -104,7 +115,7 @@ pa_handle_gate_verify(pa_req_t *req, pa_ctx_t *ctx)
 			return;
 		}
 		/* A cookie rides along on a foreign page's requests: CSRF. */
-		if (!safe_method(method ? method : "POST")) {
+		if (!safe_method(req)) {
 			if ((rv = pa_cookie_origin_check(req, ctx, &allowed)) != PA_OK) {
 				pa_reply_failure(req, ctx, rv);
 				return;

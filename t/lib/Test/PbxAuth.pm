@@ -602,6 +602,29 @@ sub wait_until {
 ###############################################################################
 # nginx
 
+# $t->render_nginx($name, %vars): renders deploy/nginx/$name.in with
+# @NAME@ placeholders (deploy/nginx/render when present) into the test
+# directory; dies on a placeholder left unset.  Returns the rendered path.
+sub render_nginx {
+	my ($self, $name, %vars) = @_;
+	my $in = "$self->{srcdir}/deploy/nginx/$name.in";
+	my $out = "$self->{dir}/nginx-$name";
+	my $render = "$self->{srcdir}/deploy/nginx/render";
+	if (-x $render) {
+		my ($rc, $text, $err) = $self->run([$render,
+		    map { ('--set', "$_=$vars{$_}") } sort keys %vars, $in]);
+		die "Test::PbxAuth: render $name: $err\n" if $rc;
+		$self->write_file($out, $text);
+		return $out;
+	}
+	my $text = $self->read_file($in);
+	$text =~ s/\@(PA_[A-Z0-9_]+)\@/exists $vars{$1} ? $vars{$1}
+	    : die "Test::PbxAuth: $name: \@$1\@ not set\n"/ge;
+	$self->write_file($out, $text);
+	return $out;
+}
+
+# Options: http_extra and server_extra, text added to the http and server blocks.
 sub start_nginx {
 	my ($self, %o) = @_;
 	my $d = "$self->{dir}/nginx";
@@ -610,6 +633,8 @@ sub start_nginx {
 	my $user = $self->{root} ? "user root;\n" : '';
 	my $l = $self->fcgi_listen;
 	my $pass = $l =~ m{^/} ? "unix:$l" : $l;
+	my $http_extra = $o{http_extra} // '';
+	my $server_extra = $o{server_extra} // '';
 	my $conf = <<"EOF";
 ${user}daemon off;
 master_process on;
@@ -630,11 +655,12 @@ http {
     proxy_temp_path $d/proxy;
     uwsgi_temp_path $d/uwsgi;
     scgi_temp_path $d/scgi;
-
+$http_extra
     server {
         listen 127.0.0.1:$self->{http_port};
         server_name localhost;
         client_max_body_size 1m;
+$server_extra
 
         location /api/ {
             include /etc/nginx/fastcgi_params;
