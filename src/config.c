@@ -18,6 +18,9 @@
 #ifndef PA_SYSCONFDIR
 #define PA_SYSCONFDIR "/etc"
 #endif
+#ifndef PA_RUNSTATEDIR
+#define PA_RUNSTATEDIR "/run"
+#endif
 #ifndef PA_MIGRATIONS_DIR
 #define PA_MIGRATIONS_DIR "/usr/share/pbx-auth/migrations"
 #endif
@@ -38,11 +41,13 @@ struct key {
 #define OFF(f) offsetof(pa_config_t, f)
 static const struct key keys[] = {
 	{ "database", T_STR, OFF(database), NULL, 0, 0 },
-	{ "listen", T_STR, OFF(listen), "/run/pbx-auth/fcgi.sock", 0, 0 },
+	{ "listen", T_STR, OFF(listen), PA_RUNSTATEDIR "/pbx-auth/fcgi.sock", 0, 0 },
 	{ "listen_mode", T_OCTAL, OFF(listen_mode), "0660", 0, 0777 },
 	{ "listen_backlog", T_INT, OFF(listen_backlog), "1024", 1, 65535 },
 	{ "workers", T_INT, OFF(workers), "0", 0, 256 },
 	{ "user", T_STR, OFF(user), NULL, 0, 0 },
+	{ "listen_group", T_STR, OFF(listen_group), NULL, 0, 0 },
+	{ "pidfile", T_STR, OFF(pidfile), NULL, 0, 0 },
 	{ "log_level", T_LOGLEVEL, OFF(log_level), "info", 0, 0 },
 	{ "retry_after", T_INT, OFF(retry_after), "5", 1, 3600 },
 	{ "migrations_dir", T_STR, OFF(migrations_dir), PA_MIGRATIONS_DIR, 0, 0 },
@@ -484,6 +489,10 @@ check(pa_config_t *c, char *err, size_t errlen)
 	if (c->listen[0] != '/' && strrchr(c->listen, ':') == NULL) {
 		seterr(err, errlen, "listen = '%s': expected an absolute unix socket path or host:port",
 		    c->listen);
+		return PA_EINPUT;
+	}
+	if (c->pidfile != NULL && c->pidfile[0] != '/') {
+		seterr(err, errlen, "pidfile = '%s': expected an absolute path", c->pidfile);
 		return PA_EINPUT;
 	}
 	if (c->password_min_length > c->password_max_length) {

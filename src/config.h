@@ -19,6 +19,8 @@ typedef struct {
 	int listen_backlog;
 	int workers;			/* 0 in the file means: number of CPUs */
 	char *user;			/* workers drop to this user when started as root */
+	char *listen_group;		/* group of the unix socket; NULL: user's primary group */
+	char *pidfile;			/* the master's pid, or NULL for none */
 	enum pa_log_level log_level;
 	int retry_after;		/* seconds, in 503 responses */
 	char *migrations_dir;

@@ -577,12 +577,41 @@ on_notice(void *arg, const char *msg)
 	pa_log_debug("PostgreSQL notice: %s", msg);
 }
 
+/*
+ * Session settings the code relies on, applied after connecting so that an
+ * operator's options= (or PGOPTIONS) cannot replace them: statements cut at
+ * 10 s (daemon only: migrations may take longer), UTF-8 text (the JSON we
+ * write), and READ COMMITTED, the isolation the statements are written for.
+ */
+static const char session_sql[] = "SET client_encoding = 'UTF8';"
+	" SET default_transaction_isolation = 'read committed'";
+static const char daemon_sql[] = "SET statement_timeout = '10s'";
+
+/* One setup command (SET, LISTEN) of a new connection; errors are logged. */
+static enum pa_err
+run_setup_sql(pa_db_t *db, const char *sql)
+{
+	PGresult *r = PQexec(db->conn, sql);
+	enum pa_err rv = PA_OK;
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		set_error(db, PQresultErrorMessage(r));
+		pa_log_error("cannot set up the session (%s): %s", sql, db->errmsg);
+		rv = PA_EDB;
+	}
+	PQclear(r);
+	return rv;
+}
+
 static enum pa_err
 setup(pa_db_t *db)
 {
 	PGresult *r;
 
 	PQsetNoticeProcessor(db->conn, on_notice, NULL);
+	if (run_setup_sql(db, session_sql) != PA_OK ||
+	    ((db->flags & PA_DB_PREPARE) && run_setup_sql(db, daemon_sql) != PA_OK))
+		return PA_EDB;
 
 	if (db->flags & PA_DB_PREPARE)
 		for (int i = 0; i < PA_STMT__MAX; i++) {
@@ -595,26 +624,11 @@ setup(pa_db_t *db)
 			}
 			PQclear(r);
 		}
-	if (db->flags & PA_DB_LISTEN_MAIL) {
-		r = PQexec(db->conn, "LISTEN " PA_DB_MAIL_CHANNEL);
-		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			set_error(db, PQresultErrorMessage(r));
-			pa_log_error("cannot LISTEN: %s", db->errmsg);
-			PQclear(r);
-			return PA_EDB;
-		}
-		PQclear(r);
-	}
-	if (db->flags & PA_DB_LISTEN) {
-		r = PQexec(db->conn, "LISTEN " PA_DB_CACHE_CHANNEL);
-		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			set_error(db, PQresultErrorMessage(r));
-			pa_log_error("cannot LISTEN: %s", db->errmsg);
-			PQclear(r);
-			return PA_EDB;
-		}
-		PQclear(r);
-	}
+	if ((db->flags & PA_DB_LISTEN_MAIL) &&
+	    run_setup_sql(db, "LISTEN " PA_DB_MAIL_CHANNEL) != PA_OK)
+		return PA_EDB;
+	if ((db->flags & PA_DB_LISTEN) && run_setup_sql(db, "LISTEN " PA_DB_CACHE_CHANNEL) != PA_OK)
+		return PA_EDB;
 	return PA_OK;
 }
 
@@ -623,17 +637,13 @@ pa_db_connect(pa_db_t *db)
 {
 	/*
 	 * Our defaults come first so that the connection string, expanded from
-	 * "dbname", can override them (libpq processes keywords in order).
+	 * "dbname", can override them (libpq processes keywords in order). A
+	 * request must not wait forever on a database that stopped answering:
+	 * TCP notices a silent peer; setup() bounds the statements.
 	 */
 	const char *const kw[] = { "application_name", "connect_timeout", "tcp_user_timeout",
-		"keepalives_idle", "options", "dbname", NULL };
-	/*
-	 * A request must not wait forever on a database that stopped answering:
-	 * statements are cut at 10 s (daemon only: migrations may take longer)
-	 * and TCP notices a silent peer.
-	 */
-	const char *const val[] = { db->appname, "5", "10000", "30",
-		(db->flags & PA_DB_PREPARE) ? "-c statement_timeout=10s" : "", db->conninfo, NULL };
+		"keepalives_idle", "dbname", NULL };
+	const char *const val[] = { db->appname, "5", "10000", "30", db->conninfo, NULL };
 
 	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
 		return PA_OK;

@@ -1,5 +1,6 @@
 /*
- * Logging to stderr, one write(2) per line.
+ * Logging to stderr, one write(2) per line (the journal under systemd), or
+ * to syslog(3) once a detached daemon has no stderr worth writing to.
  */
 #include "autoconfig.h"
 
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,13 +18,22 @@
 static const char *prog = "pbx-auth";
 static pid_t pid;	/* cached: glibc's getpid() is a system call per line */
 static enum pa_log_level min_level = PA_LOG_INFO;
+static bool use_syslog;
 static const char *const names[PA_LOG__MAX] = { "debug", "info", "warn", "error" };
+static const int priorities[PA_LOG__MAX] = { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR };
 
 void
 pa_log_init(const char *progname)
 {
 	prog = progname;
 	pid = getpid();
+}
+
+void
+pa_log_to_syslog(void)
+{
+	openlog(prog, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	use_syslog = true;
 }
 
 void
@@ -92,7 +103,7 @@ pa_log_write(enum pa_log_level level, const char *func, int errnum, const char *
 	struct timeval tv;
 	struct tm tm;
 	va_list ap;
-	size_t n;
+	size_t n, start;
 
 	if (level < min_level)
 		return;
@@ -101,6 +112,7 @@ pa_log_write(enum pa_log_level level, const char *func, int errnum, const char *
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 	n = append(line, n, sizeof(line), ".%03dZ %s %s[%d]: ", (int)(tv.tv_usec / 1000),
 	    names[level], prog, (int)pid);
+	start = n;	/* syslog adds its own time stamp, name and pid */
 	va_start(ap, fmt);
 	n = vappend(line, n, sizeof(line), fmt, ap);
 	va_end(ap);
@@ -113,6 +125,11 @@ pa_log_write(enum pa_log_level level, const char *func, int errnum, const char *
 	for (size_t i = 0; i < n; i++)
 		if (line[i] == '\n' || line[i] == '\r')
 			line[i] = ' ';
+	if (use_syslog) {
+		line[n] = '\0';
+		syslog(priorities[level], "%s", line + start);
+		return;
+	}
 	line[n++] = '\n';
 	while (write(STDERR_FILENO, line, n) < 0 && errno == EINTR)
 		;

@@ -16,6 +16,8 @@
 enum pa_log_level { PA_LOG_DEBUG, PA_LOG_INFO, PA_LOG_WARN, PA_LOG_ERROR, PA_LOG__MAX };
 
 void pa_log_init(const char *progname);
+/* From now on, lines go to syslog(3) (facility daemon), not stderr. */
+void pa_log_to_syslog(void);
 /* Call in a child after fork(2): the pid in log lines is cached. */
 void pa_log_forked(void);
 void pa_log_set_level(enum pa_log_level level);

@@ -1,14 +1,20 @@
 /*
- * pbx-authd: command line, configuration, the listening socket, and the
- * hand-over to the master loop (pool.c).
+ * pbx-authd: command line, configuration, the listening socket and its owner,
+ * the pidfile, detaching, and the hand-over to the master loop (pool.c).
  */
 #include "autoconfig.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -27,7 +33,112 @@ usage(FILE *f)
 	    "  --version        print the version and exit\n", pa_config_default_path());
 }
 
-/* Detaches from the terminal; the parent exits once the child runs. */
+/*
+ * The configuration path as given, made absolute: SIGHUP rereads it after
+ * daemonize() has changed to "/".
+ */
+static char *
+absolute_path(const char *path)
+{
+	char cwd[PATH_MAX], *abs = NULL;
+
+	if (path[0] == '/')
+		return strdup(path);
+	if (getcwd(cwd, sizeof(cwd)) == NULL) {
+		fprintf(stderr, "pbx-authd: cannot get the current directory: %s\n",
+		    strerror(errno));
+		return NULL;
+	}
+	if (asprintf(&abs, "%s/%s", cwd, path) < 0)
+		return NULL;
+	return abs;
+}
+
+/*
+ * Who owns the unix socket: started as root with `user`, that user and its
+ * primary group; `listen_group` names the group (nginx's access) in any case.
+ * (uid_t)-1 and (gid_t)-1 leave an id unchanged.
+ */
+static bool
+socket_owner(const pa_config_t *cfg, uid_t *uid, gid_t *gid)
+{
+	struct passwd *pw;
+	struct group *gr;
+
+	*uid = (uid_t)-1;
+	*gid = (gid_t)-1;
+	if (cfg->user != NULL && geteuid() == 0) {
+		if ((pw = getpwnam(cfg->user)) == NULL) {
+			fprintf(stderr, "pbx-authd: user = %s: no such user\n", cfg->user);
+			return false;
+		}
+		*uid = pw->pw_uid;
+		*gid = pw->pw_gid;
+	}
+	if (cfg->listen_group != NULL) {
+		if ((gr = getgrnam(cfg->listen_group)) == NULL) {
+			fprintf(stderr, "pbx-authd: listen_group = %s: no such group\n",
+			    cfg->listen_group);
+			return false;
+		}
+		*gid = gr->gr_gid;
+	}
+	return true;
+}
+
+/* False (and says so) when the pidfile names a process that is alive. */
+static bool
+pidfile_free(const char *path)
+{
+	char buf[32];
+	ssize_t n;
+	long pid;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return true;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = '\0';
+	pid = strtol(buf, NULL, 10);
+	if (pid <= 0 || pid == (long)getpid() || (kill((pid_t)pid, 0) != 0 && errno == ESRCH))
+		return true;
+	fprintf(stderr, "pbx-authd: %s: already running as pid %ld\n", path, pid);
+	return false;
+}
+
+/* Written whole under another name, then renamed: readers never see half a pid. */
+static bool
+pidfile_write(const char *path)
+{
+	char tmp[PATH_MAX], buf[32];
+	int fd, n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	bool ok;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.new", path) >= (int)sizeof(tmp)) {
+		pa_log_error("pidfile path too long");
+		return false;
+	}
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
+		pa_log_syserr("cannot create %s", tmp);
+		return false;
+	}
+	ok = write(fd, buf, (size_t)n) == n;
+	ok = close(fd) == 0 && ok;
+	if (!ok || rename(tmp, path) != 0) {
+		pa_log_syserr("cannot write %s", path);
+		unlink(tmp);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Detaches from the terminal; the parent exits once the child runs. From
+ * then on the log goes to syslog: nobody reads the inherited stderr.
+ */
 static bool
 daemonize(void)
 {
@@ -49,8 +160,11 @@ daemonize(void)
 		pa_log_syserr("chdir /");
 		return false;
 	}
+	pa_log_to_syslog();
 	if ((fd = open("/dev/null", O_RDWR)) >= 0) {
 		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
 		if (fd > STDERR_FILENO)
 			close(fd);
 	}
@@ -66,16 +180,18 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *path = pa_config_default_path();
-	bool foreground = false, check_only = false;
+	const char *arg = pa_config_default_path();
+	bool foreground = false, check_only = false, have_pidfile = false;
 	pa_config_t *cfg = NULL;
-	char err[512];
+	char err[512], *path = NULL, *sock = NULL, *pidfile = NULL;
+	uid_t uid;
+	gid_t gid;
 	int ch, fd = -1, rv = 1;
 
 	pa_log_init("pbx-authd");
 	while ((ch = getopt_long(argc, argv, "c:fh", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'c': path = optarg; break;
+		case 'c': arg = optarg; break;
 		case 'f': foreground = true; break;
 		case 'C': check_only = true; break;
 		case 'V': printf("pbx-authd %s\n", PACKAGE_VERSION); return 0;
@@ -87,12 +203,20 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if ((cfg = pa_config_new()) == NULL) {
+	if ((cfg = pa_config_new()) == NULL || (path = absolute_path(arg)) == NULL) {
 		fprintf(stderr, "pbx-authd: out of memory\n");
-		return 1;
+		goto out;
 	}
 	if (pa_config_load(cfg, path, err, sizeof(err)) != PA_OK) {
 		fprintf(stderr, "pbx-authd: %s\n", err);
+		goto out;
+	}
+	if (!socket_owner(cfg, &uid, &gid))
+		goto out;
+	/* A reload replaces cfg; these two stay the ones of the start. */
+	if ((cfg->listen[0] == '/' && (sock = strdup(cfg->listen)) == NULL) ||
+	    (cfg->pidfile != NULL && (pidfile = strdup(cfg->pidfile)) == NULL)) {
+		fprintf(stderr, "pbx-authd: out of memory\n");
 		goto out;
 	}
 	if (check_only) {
@@ -101,19 +225,34 @@ main(int argc, char **argv)
 		goto out;
 	}
 	pa_log_set_level(cfg->log_level);
+	/* Before binding: listening would unlink a running daemon's socket. */
+	if (pidfile != NULL && !pidfile_free(pidfile))
+		goto out;
 	if ((fd = pa_http_listen(cfg->listen, cfg->listen_backlog, cfg->listen_mode)) < 0)
 		goto out;
+	if (sock != NULL && (uid != (uid_t)-1 || gid != (gid_t)-1) && chown(sock, uid, gid) != 0) {
+		pa_log_syserr("cannot give %s to user %s group %s", cfg->listen,
+		    cfg->user ? cfg->user : "-", cfg->listen_group ? cfg->listen_group : "-");
+		goto out;
+	}
 	if (!foreground && !daemonize())
+		goto out;
+	if (pidfile != NULL && !(have_pidfile = pidfile_write(pidfile)))
 		goto out;
 	/* Before any fork: libcurl's global state is set up once, for all children. */
 	if (!pa_smtp_global_init())
 		goto out;
 	rv = pa_pool_run(path, &cfg, fd);
-	if (cfg->listen[0] == '/')
-		unlink(cfg->listen);
 out:
+	if (fd >= 0 && sock != NULL)
+		unlink(sock);
 	if (fd >= 0)
 		close(fd);
+	if (have_pidfile)
+		unlink(pidfile);
 	pa_config_free(cfg);
+	free(path);
+	free(sock);
+	free(pidfile);
 	return rv;
 }

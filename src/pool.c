@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "mailer.h"
+#include "notify.h"
 #include "pool.h"
 #include "worker.h"
 
@@ -167,6 +168,12 @@ reap(time_t now)
 	}
 }
 
+static bool
+same_string(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
 static void
 reload(const char *path, pa_config_t **cfg, time_t now)
 {
@@ -182,6 +189,11 @@ reload(const char *path, pa_config_t **cfg, time_t now)
 	if (strcmp(nc->listen, (*cfg)->listen) != 0)
 		pa_log_warn("a new 'listen' takes effect at restart, not reload (still %s)",
 		    (*cfg)->listen);
+	if (!same_string(nc->pidfile, (*cfg)->pidfile) || !same_string(nc->user, (*cfg)->user) ||
+	    !same_string(nc->listen_group, (*cfg)->listen_group) ||
+	    nc->listen_mode != (*cfg)->listen_mode)
+		pa_log_warn("a new pidfile, user, listen_group or listen_mode takes effect at"
+		    " restart, not reload");
 	if (nc->workers > MAX_WORKERS)
 		nc->workers = MAX_WORKERS;
 	/*
@@ -203,7 +215,7 @@ pa_pool_run(const char *path, pa_config_t **cfg, int fd)
 {
 	struct sigaction sa;
 	sigset_t block, orig;
-	bool draining = false;
+	bool draining = false, announce = true;	/* READY=1 due once the workers run */
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -236,12 +248,16 @@ pa_pool_run(const char *path, pa_config_t **cfg, int fd)
 		}
 		if (got_term && !draining) {
 			draining = true;
+			pa_notify("STOPPING=1");
 			pa_log_info("stopping: finishing requests in flight");
 		}
 		if (got_hup) {
 			got_hup = 0;
-			if (!draining)
+			if (!draining) {
+				pa_notify_reloading();
 				reload(path, cfg, now);
+				announce = true;	/* also after a refused file: still serving */
+			}
 		}
 		if (draining) {
 			if (count(WORKER, false) + count(MAILER, false) == 0)
@@ -263,6 +279,10 @@ pa_pool_run(const char *path, pa_config_t **cfg, int fd)
 					pending = true;
 					break;
 				}
+			}
+			if (announce && count(WORKER, true) >= (*cfg)->workers) {
+				pa_notify("READY=1\nSTATUS=serving");
+				announce = false;
 			}
 			for (int i = 0; i < MAX_CHILDREN; i++)
 				if (children[i].pid != 0 && children[i].stop_sent != 0 &&

@@ -1,5 +1,5 @@
 # Every configuration key of src/config.c is documented in the README's table,
-# pbx-auth.conf(5) and deploy/pbx-auth.conf.example, and nothing documented
+# pbx-auth.conf(5) and deploy/pbx-auth.conf.example (their .in templates), and nothing documented
 # is unknown.
 use strict;
 use warnings;
@@ -12,8 +12,8 @@ sub slurp { open(my $f, '<', $_[0]) or die "$_[0]: $!"; local $/; <$f> }
 my @keys = slurp("$src/src/config.c") =~ /^\s*\{ "(\w+)", T_\w+, OFF\(/mg;
 cmp_ok(scalar @keys, '>=', 10, 'config keys found in src/config.c');
 my $readme = slurp("$src/README.md");
-my $example = slurp("$src/deploy/pbx-auth.conf.example");
-my $man = slurp("$src/man/pbx-auth.conf.5");
+my $example = slurp("$src/deploy/pbx-auth.conf.example.in");
+my $man = slurp("$src/man/pbx-auth.conf.5.in");
 for my $k (@keys) {
 	like($man, qr/^\.It Cm \Q$k\E$/m, "pbx-auth.conf(5) documents $k");
 	like($readme, qr/^\| `\Q$k\E` \|/m, "README documents $k");

@@ -64,11 +64,9 @@ if (!$echo_pid) {
 }
 close $echo;
 
-my $gate = $t->render_nginx('pbx-auth-gate.conf', PA_GATE_UPSTREAM => "http://127.0.0.1:$echo_port");
-my $sock = $t->fcgi_sock;
-$t->start_pg->start_daemon->start_nginx(
-    http_extra => "upstream pbx_auth { server unix:$sock; }\n",
-    server_extra => <<"EOF");
+my $gate = $t->render_nginx('pbx-auth-gate.conf.in',
+    PA_GATE_UPSTREAM => "http://127.0.0.1:$echo_port");
+$t->start_pg->start_daemon->start_nginx(server_extra => <<"EOF");
         include $gate;
         # any role, password change allowed; and a roles list with a typo
         location /api/pbx-any/ {
@@ -77,27 +75,19 @@ $t->start_pg->start_daemon->start_nginx(
             auth_request /api/auth/verify;
             error_page 401 = \@pbx_gate_401;
             error_page 403 = \@pbx_gate_403;
-            error_page 500 502 504 = \@pbx_gate_503;
+            error_page 500 502 504 = /pbx-auth-error/503;
             proxy_pass http://127.0.0.1:$echo_port;
         }
         location /api/pbx-typo/ {
             set \$pbx_gate_roles "Admin,Wizard";
             auth_request /api/auth/verify;
-            error_page 500 502 504 = \@pbx_gate_503;
+            error_page 500 502 504 = /pbx-auth-error/503;
             proxy_pass http://127.0.0.1:$echo_port;
         }
 EOF
 
 ###############################################################################
 # helpers
-
-sub ctl_ok {
-	my (@args) = @_;
-	my @shown = grep { !ref } @args;
-	my ($rc, $out, $err) = $t->ctl(@args);
-	is($rc, 0, "pbx-authctl @shown") or diag($out . $err);
-	return $out;
-}
 
 my %PW = (alice => 'Secret-pass1', bob => 'Other-pass2', fred => 'Fourth-pass4',
     sam => 'System-pass5', dave => 'Fifth-pass6', erin => 'Sixth-pass7');
@@ -196,13 +186,13 @@ sub refused_everywhere {
 ###############################################################################
 # set-up
 
-ctl_ok('tenant', 'add', 't1.test', '--name', 'T1');
-ctl_ok('user', 'add', '--domain', 't1.test', 'alice', '--role', 'Admin', { stdin => "$PW{alice}\n" });
-ctl_ok('user', 'add', '--domain', 't1.test', 'bob', { stdin => "$PW{bob}\n" });
-ctl_ok('user', 'add', '--domain', 't1.test', 'fred', '--role', 'Admin', { stdin => "$PW{fred}\n" });
-ctl_ok('user', 'add', '--domain', 't1.test', 'dave', '--role', 'Admin', { stdin => "$PW{dave}\n" });
-ctl_ok('user', 'add', '--domain', 't1.test', 'erin', '--role', 'Admin', { stdin => "$PW{erin}\n" });
-ctl_ok('user', 'add', 'sam', { stdin => "$PW{sam}\n" });
+$t->ctl_ok('tenant', 'add', 't1.test', '--name', 'T1');
+$t->ctl_ok('user', 'add', '--domain', 't1.test', 'alice', '--role', 'Admin', { stdin => "$PW{alice}\n" });
+$t->ctl_ok('user', 'add', '--domain', 't1.test', 'bob', { stdin => "$PW{bob}\n" });
+$t->ctl_ok('user', 'add', '--domain', 't1.test', 'fred', '--role', 'Admin', { stdin => "$PW{fred}\n" });
+$t->ctl_ok('user', 'add', '--domain', 't1.test', 'dave', '--role', 'Admin', { stdin => "$PW{dave}\n" });
+$t->ctl_ok('user', 'add', '--domain', 't1.test', 'erin', '--role', 'Admin', { stdin => "$PW{erin}\n" });
+$t->ctl_ok('user', 'add', 'sam', { stdin => "$PW{sam}\n" });
 
 ###############################################################################
 # 401, bearer identity, stripping, roles
@@ -243,7 +233,7 @@ ctl_ok('user', 'add', 'sam', { stdin => "$PW{sam}\n" });
 	$t->is_error($r, 503, 'SERVICE_UNAVAILABLE', 'unknown role name: refused');
 	ok($t->wait_for_log(qr/unknown role 'Wizard'/, 5), 'unknown role name: logged');
 
-	ctl_ok('user', 'set', '--domain', 't1.test', 'fred', 'password_force_reset=true');
+	$t->ctl_ok('user', 'set', '--domain', 't1.test', 'fred', 'password_force_reset=true');
 	my $f = sign_in('fred', 't1.test');
 	$t->is_error(pbx($f->{access_token}), 403, 'FORBIDDEN', 'password change pending: 403');
 	is(pbx($f->{access_token}, path => '/api/pbx-any/x')->{status}, 200,
@@ -317,7 +307,7 @@ ctl_ok('user', 'add', 'sam', { stdin => "$PW{sam}\n" });
 
 	my $d = sign_in('alice', 't1.test');
 	ok(warm($d->{access_token}), 'session revoke: cached');
-	ctl_ok('session', 'revoke', session_of($d->{access_token}));
+	$t->ctl_ok('session', 'revoke', session_of($d->{access_token}));
 	refused_everywhere($d->{access_token}, 'pbx-authctl session revoke');
 
 	$d = sign_in('alice', 't1.test');
@@ -327,7 +317,7 @@ ctl_ok('user', 'add', 'sam', { stdin => "$PW{sam}\n" });
 
 	$d = sign_in('alice', 't1.test');
 	ok(warm($d->{access_token}), 'password: cached');
-	ctl_ok('user', 'passwd', '--domain', 't1.test', 'alice', { stdin => "$PW{alice}\n" });
+	$t->ctl_ok('user', 'passwd', '--domain', 't1.test', 'alice', { stdin => "$PW{alice}\n" });
 	refused_everywhere($d->{access_token}, 'password changed (pbx-authctl user passwd)');
 
 	$d = sign_in('alice', 't1.test');
@@ -339,9 +329,9 @@ ctl_ok('user', 'add', 'sam', { stdin => "$PW{sam}\n" });
 
 	$d = sign_in('alice', 't1.test');
 	ok(warm($d->{access_token}), 'user disabled: cached');
-	ctl_ok('user', 'set', '--domain', 't1.test', 'alice', 'enabled=false');
+	$t->ctl_ok('user', 'set', '--domain', 't1.test', 'alice', 'enabled=false');
 	refused_everywhere($d->{access_token}, 'user disabled');
-	ctl_ok('user', 'set', '--domain', 't1.test', 'alice', 'enabled=true');
+	$t->ctl_ok('user', 'set', '--domain', 't1.test', 'alice', 'enabled=true');
 
 	$d = sign_in('alice', 't1.test');
 	ok(warm($d->{access_token}), 'user disabled in SQL: cached');
@@ -350,7 +340,7 @@ ctl_ok('user', 'add', 'sam', { stdin => "$PW{sam}\n" });
 	$t->psql("UPDATE users SET enabled = true WHERE username = 'alice'");
 
 	my $s = sign_in('sam');
-	ctl_ok('user', 'add', 'sam2', { stdin => "$PW{sam}\n" });
+	$t->ctl_ok('user', 'add', 'sam2', { stdin => "$PW{sam}\n" });
 	$PW{sam2} = $PW{sam};
 	my $s2 = sign_in('sam2');
 	ok(warm($s2->{access_token}), 'user deleted: cached');
@@ -360,7 +350,7 @@ ctl_ok('user', 'add', 'sam', { stdin => "$PW{sam}\n" });
 
 	$d = sign_in('alice', 't1.test');
 	ok(warm($d->{access_token}), 'tenant disabled: cached');
-	ctl_ok('tenant', 'disable', 't1.test');
+	$t->ctl_ok('tenant', 'disable', 't1.test');
 	refused_everywhere($d->{access_token}, 'tenant disabled');
 	$t->psql("UPDATE tenants SET enabled = true WHERE domain = 't1.test'");
 }
@@ -369,11 +359,11 @@ ctl_ok('user', 'add', 'sam', { stdin => "$PW{sam}\n" });
 # introspection (RFC 7662)
 
 {
-	my $secret = ctl_ok('client', 'add', 'billing');
+	my $secret = $t->ctl_ok('client', 'add', 'billing');
 	chomp $secret;
 	like($secret, qr/^[A-Za-z0-9_-]{43}\z/, 'client add prints a 256-bit secret');
 	$t->secret($secret, 'client secret');
-	like(ctl_ok('client', 'list'), qr/^billing\t\d{4}-/m, 'client list');
+	like($t->ctl_ok('client', 'list'), qr/^billing\t\d{4}-/m, 'client list');
 	my ($rc) = $t->ctl('client', 'add', 'billing');
 	is($rc, 1, 'client add: the name exists');
 	is($t->psql("SELECT count(*) FROM introspection_clients WHERE secret_hash = '\\x"
@@ -405,7 +395,7 @@ ctl_ok('user', 'add', 'sam', { stdin => "$PW{sam}\n" });
 	$t->psql("UPDATE sessions SET access_expires_at = now() - interval '1 second' WHERE id = "
 	    . session_of($x->{access_token}));
 	is($intro->($x->{access_token}, $basic)->{content}, '{"active":false}', 'expired: inactive');
-	ctl_ok('session', 'revoke', session_of($a->{access_token}));
+	$t->ctl_ok('session', 'revoke', session_of($a->{access_token}));
 	ok($t->wait_until(sub { $intro->($a->{access_token}, $basic)->{content} eq '{"active":false}' }, 1),
 	    'revoked: inactive within 1 s');
 
@@ -416,7 +406,7 @@ ctl_ok('user', 'add', 'sam', { stdin => "$PW{sam}\n" });
 	    401, 'INVALID_CLIENT', 'unknown client');
 	$t->is_error($intro->($a->{access_token}, undef), 401, 'INVALID_CLIENT', 'no client credential');
 	$t->is_error($intro->($a->{access_token}, 'Basic %%%'), 401, 'INVALID_CLIENT', 'malformed Basic');
-	ctl_ok('client', 'remove', 'billing');
+	$t->ctl_ok('client', 'remove', 'billing');
 	$t->is_error($intro->($a->{access_token}, $basic), 401, 'INVALID_CLIENT', 'removed client');
 }
 

@@ -45,7 +45,7 @@ test_defaults(void)
 	if (!ok(c != NULL, "pa_config_new"))
 		return;
 	is_str(c->database, NULL, "database has no default");
-	is_str(c->listen, "/run/pbx-auth/fcgi.sock", "default listen");
+	is_str(c->listen, PA_RUNSTATEDIR "/pbx-auth/fcgi.sock", "default listen: $(runstatedir)/...");
 	is_int(c->listen_mode, 0660, "default listen_mode 0660");
 	is_int(c->listen_backlog, 1024, "default listen_backlog");
 	is_int(c->workers, 0, "default workers 0 (CPUs, resolved by parse)");

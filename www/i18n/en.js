@@ -1,0 +1,97 @@
+// English texts of the sign-in pages. A translation is one more file beside
+// this one, named by its language code (de.js, fr.js, ...), exporting the
+// same keys: the pages pick it from the browser's language and fall back to
+// English for a missing file or key. {name} placeholders are filled in.
+export default {
+	lang: 'en',
+
+	'title.signin': 'Sign in',
+	'title.code': 'Enter your code',
+	'title.account': 'Signed in',
+	'title.forgot': 'Forgot your password?',
+	'title.reset': 'Choose a new password',
+
+	'field.domain': 'Organisation domain',
+	'field.domain.hint': 'For example pbx.example.com. Leave it empty for the system administrator.',
+	'field.username': 'Username',
+	'field.password': 'Password',
+	'field.code': 'Sign-in code',
+	'field.code.hint': 'The 6 digits from the email we sent you.',
+	'field.new_password': 'New password',
+	'field.confirm_password': 'New password again',
+
+	'action.signin': 'Sign in',
+	'action.microsoft': 'Sign in with Microsoft',
+	'action.verify': 'Verify code',
+	'action.resend': 'Send a new code',
+	'action.signout': 'Sign out',
+	'action.forgot': 'Forgot your password?',
+	'action.send_link': 'Email me a reset link',
+	'action.reset': 'Change password',
+	'action.back_signin': 'Back to sign in',
+	'action.go_signin': 'Sign in now',
+	'action.new_link': 'Ask for a new link',
+	'action.cancel': 'Cancel',
+
+	'tenant.loading': 'Looking up {domain}…',
+	'tenant.unknown': 'No organisation with the domain {domain} is known here.',
+	'tenant.avatar': 'Logo of {name}',
+	'or': 'or',
+
+	'busy': 'Please wait…',
+	'signin.wrong': 'The username or password is wrong.',
+	'signin.throttled': 'Too many failed sign-ins. Try again in {minutes} minutes.',
+	'signin.throttled.one': 'Too many failed sign-ins. Try again in a minute.',
+	'signin.needs_domain': 'Enter your organisation domain to sign in with Microsoft.',
+	'signout.done': 'You have signed out.',
+
+	'code.sending': 'Sending a code to your email address…',
+	'code.sent': 'We emailed you a 6-digit code. It is valid for a few minutes.',
+	'code.resent': 'We emailed you a new code. Use the newest one.',
+	'code.wait': 'You can ask for a new code in {seconds} seconds.',
+	'code.wrong': 'That code is wrong. {tries} tries left.',
+	'code.wrong.one': 'That code is wrong. 1 try left.',
+	'code.format': 'The code is 6 digits.',
+	'code.voided': 'This sign-in has ended: too many wrong codes, or it took too long. Please sign in again.',
+	'code.no_email': 'Your account has no email address for a code. Ask your administrator.',
+
+	'account.intro': 'You are signed in.',
+	'account.role': 'Role',
+	'role.SystemAdmin': 'System administrator',
+	'role.Dealer': 'Dealer',
+	'role.Admin': 'Administrator',
+	'role.StandardUser': 'User',
+	'role.StandardInternationalUser': 'User (international calls)',
+	'role.QueueManager': 'Queue manager',
+	'account.session': 'You stay signed in on this browser until you sign out.',
+
+	'forgot.intro': 'Enter your organisation domain and username. If the account has an email address, we send it a link to choose a new password.',
+	'forgot.sent': 'If that account exists and has an email address, a reset link is on its way. It works once, for 30 minutes.',
+	'forgot.callback': 'This page’s address is not allowed as a reset link for that organisation. Ask your administrator to add it.',
+
+	'reset.policy': 'Use 8 to 128 characters (the default rule; your administrator may have set another length).',
+	'reset.policy.server': 'Use {min} to {max} characters.',
+	'reset.mismatch': 'The two passwords are not the same.',
+	'reset.done': 'Your password is changed, and every session of your account was signed out.',
+	'reset.invalid': 'This reset link has expired or was already used.',
+	'reset.missing': 'This page needs the link from your reset email.',
+	'reset.rule': 'The new password is not accepted: {rule}.',
+
+	'landing.error.access_denied': 'The Microsoft sign-in was cancelled or refused.',
+	'landing.error.temporarily_unavailable': 'Microsoft could not be reached to complete the sign-in. Please try again in a moment.',
+	'landing.error.server_error': 'The Microsoft sign-in failed because of a server problem. Please try again.',
+	'landing.error.invalid_request': 'The answer from Microsoft was incomplete. Please try again.',
+	'landing.error.other': 'The Microsoft sign-in did not succeed.',
+	'landing.error.detail': 'Details: {detail}',
+
+	'error.invalid': 'Please check what you entered: {detail}.',
+	'error.forbidden': 'This page is not allowed to sign you in (its address is not among the allowed origins).',
+	'error.unavailable': 'The sign-in service is unavailable right now. Please try again in a few minutes.',
+	'error.busy': 'Too many requests. Please wait a moment and try again.',
+	'error.network': 'The sign-in service cannot be reached. Check your connection and try again.',
+	'error.server': 'Something went wrong on our side. Please try again.',
+	'error.not_found': 'Not found.',
+
+	'field.required': 'This field is required.',
+	'footer': 'PBX sign-in',
+};
