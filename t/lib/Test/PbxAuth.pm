@@ -694,10 +694,10 @@ sub start_nginx {
 	    PA_FCGI_PASS => $o{fcgi_pass} // ($l =~ m{^/} ? "unix:$l" : $l), %limits);
 	my $locations = $self->render_nginx('pbx-auth-locations.conf.in', %limits);
 	my $extra = $o{server_extra} // '';
-	my $conf = $o{conf} // <<"EOF";
 	my $www = !$o{www} ? '' : '        include ' . $self->render_nginx('pbx-auth-www.conf.in',
 	    PA_WWW_DIR => $o{www} =~ m{^/} ? $o{www} : "$self->{srcdir}/www",
 	    defined $o{form_action} ? (PA_MS365_AUTHORITIES => $o{form_action}) : ()) . ";\n";
+	my $conf = $o{conf} // <<"EOF";
 ${user}daemon off;
 master_process on;
 worker_processes 1;
