@@ -64,6 +64,7 @@ if (!$echo_pid) {
 }
 close $echo;
 
+$t->nginx_dir;    # where render_nginx writes
 my $gate = $t->render_nginx('pbx-auth-gate.conf.in',
     PA_GATE_UPSTREAM => "http://127.0.0.1:$echo_port");
 $t->start_pg->start_daemon->start_nginx(server_extra => <<"EOF");
