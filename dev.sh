@@ -29,7 +29,8 @@ demo_admin_password=admin-demo-password
 
 packages=(build-essential autoconf automake pkg-config perl libfcgi-dev libjson-c-dev
 	libpq-dev libcrypt-dev libcurl4-openssl-dev libssl-dev postgresql nginx-light curl valgrind mandoc
-	clang clang-tools libcryptx-perl libio-socket-ssl-perl debhelper dpkg-dev lintian systemd openssl chromium)
+	clang clang-tools libcryptx-perl libio-socket-ssl-perl debhelper dpkg-dev lintian systemd openssl chromium
+	iproute2)
 
 # Tests that dev.sh test runs a second time with pbx-authd, and the pbx-authctl
 # calls they make, under valgrind.

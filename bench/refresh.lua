@@ -6,7 +6,9 @@
 -- A non-200 response breaks the chain: the thread counts it and stops.
 -- done() prints one line:
 --   refresh_chains threads=32 broken=0 first_status=-
--- usage: wrk -tN -cN -s bench/refresh.lua http://127.0.0.1:PORT -- TOKENFILE
+-- With BENCH_DELAY_MS in the environment, each chain waits that long between
+-- refreshes (a light load for latency, as in bench/info.lua).
+-- usage: [BENCH_DELAY_MS=N] wrk -tN -cN -s bench/refresh.lua http://127.0.0.1:PORT -- TOKENFILE
 
 local threads = {}
 
@@ -19,6 +21,13 @@ local token
 local headers = { ["Content-Type"] = "application/json" }
 broken = 0
 status_seen = "-"
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "")
+
+if pause then
+   function delay()
+      return pause
+   end
+end
 
 function init(args)
    local file = args[1]

@@ -45,6 +45,10 @@ static const struct key keys[] = {
 	{ "listen_mode", T_OCTAL, OFF(listen_mode), "0660", 0, 0777 },
 	{ "listen_backlog", T_INT, OFF(listen_backlog), "1024", 1, 65535 },
 	{ "workers", T_INT, OFF(workers), "0", 0, 256 },
+	{ "hash_listen", T_STR, OFF(hash_listen), NULL, 0, 0 },
+	{ "hash_workers", T_INT, OFF(hash_workers), "0", 0, 256 },
+	{ "hash_queue_max", T_INT, OFF(hash_queue_max), "64", 1, 4096 },
+	{ "hash_nice", T_INT, OFF(hash_nice), "10", 0, 19 },
 	{ "user", T_STR, OFF(user), NULL, 0, 0 },
 	{ "listen_group", T_STR, OFF(listen_group), NULL, 0, 0 },
 	{ "pidfile", T_STR, OFF(pidfile), NULL, 0, 0 },
@@ -68,6 +72,7 @@ static const struct key keys[] = {
 	{ "access_token_ttl", T_INT, OFF(access_token_ttl), "3600", 1, 86400 },
 	{ "refresh_token_ttl", T_INT, OFF(refresh_token_ttl), "2592000", 1, 31536000 },
 	{ "refresh_reuse_grace", T_INT, OFF(refresh_reuse_grace), "10", 0, 300 },
+	{ "refresh_retry_window", T_INT, OFF(refresh_retry_window), "600", 0, 86400 },
 	{ "two_factor_ttl", T_INT, OFF(two_factor_ttl), "600", 1, 3600 },
 	{ "password_hash_cost", T_INT, OFF(password_hash_cost), "0", 0, 11 },
 	{ "password_min_length", T_INT, OFF(password_min_length), "8", 1, 1024 },
@@ -473,6 +478,49 @@ apply_env(pa_config_t *c, char *err, size_t errlen)
 	return PA_OK;
 }
 
+static int
+cpu_count(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+}
+
+/*
+ * The default of hash_listen, next to listen: "/run/x/fcgi.sock" gives
+ * "/run/x/fcgi-hash.sock" (a path without ".sock" gets "-hash"), and
+ * "host:port" gives "host:port+1".  NULL when out of memory or when the
+ * port is not a number below 65535 (*why says which).
+ */
+static char *
+derive_hash_listen(const char *listen, const char **why)
+{
+	size_t n = strlen(listen);
+	const char *colon;
+	char *out;
+	long port;
+
+	if (listen[0] == '/') {
+		if (n > 5 && strcmp(listen + n - 5, ".sock") == 0)
+			n -= 5;
+		if ((out = malloc(n + sizeof("-hash.sock"))) == NULL)
+			return NULL;
+		memcpy(out, listen, n);
+		strcpy(out + n, listen[n] == '.' ? "-hash.sock" : "-hash");
+		return out;
+	}
+	colon = strrchr(listen, ':');
+	if (parse_long(colon + 1, 10, 1, 65534, &port) != NULL) {
+		*why = "cannot be derived from listen's port: set it";
+		return NULL;
+	}
+	n = (size_t)(colon - listen);
+	if ((out = malloc(n + 8)) == NULL)
+		return NULL;
+	snprintf(out, n + 8, "%.*s:%ld", (int)n, listen, port + 1);
+	return out;
+}
+
 static enum pa_err
 check(pa_config_t *c, char *err, size_t errlen)
 {
@@ -521,11 +569,25 @@ check(pa_config_t *c, char *err, size_t errlen)
 		seterr(err, errlen, "%s", why);
 		return PA_EINPUT;
 	}
-	if (c->workers == 0) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-		c->workers = n < 1 ? 1 : n > 256 ? 256 : (int)n;
+	why = "out of memory";
+	if (c->hash_listen == NULL &&
+	    (c->hash_listen = derive_hash_listen(c->listen, &why)) == NULL) {
+		seterr(err, errlen, "hash_listen: %s", why);
+		return PA_EINPUT;
 	}
+	if (c->hash_listen[0] != '/' && strrchr(c->hash_listen, ':') == NULL) {
+		seterr(err, errlen, "hash_listen = '%s': expected an absolute unix socket path or"
+		    " host:port", c->hash_listen);
+		return PA_EINPUT;
+	}
+	if (strcmp(c->hash_listen, c->listen) == 0) {
+		seterr(err, errlen, "hash_listen must differ from listen ('%s')", c->listen);
+		return PA_EINPUT;
+	}
+	if (c->workers == 0)
+		c->workers = cpu_count();
+	if (c->hash_workers == 0)
+		c->hash_workers = cpu_count();
 	return PA_OK;
 }
 

@@ -17,7 +17,16 @@ typedef struct {
 	char *listen;			/* unix socket path, or host:port */
 	int listen_mode;		/* mode of the unix socket */
 	int listen_backlog;
-	int workers;			/* 0 in the file means: number of CPUs */
+	int workers;			/* request workers; 0 in the file means: number of CPUs */
+	/*
+	 * The hashing workers: the routes that verify or set a password
+	 * (PA_CLASS_HASH in the route table) have their own socket, workers
+	 * and CPU priority, so that a sign-in storm queues only sign-ins.
+	 */
+	char *hash_listen;		/* NULL in the file: derived from listen */
+	int hash_workers;		/* 0 in the file means: number of CPUs */
+	int hash_queue_max;		/* listen backlog of hash_listen */
+	int hash_nice;			/* added to the hashing workers' nice value */
 	char *user;			/* workers drop to this user when started as root */
 	char *listen_group;		/* group of the unix socket; NULL: user's primary group */
 	char *pidfile;			/* the master's pid, or NULL for none */
@@ -40,6 +49,7 @@ typedef struct {
 	int access_token_ttl;
 	int refresh_token_ttl;		/* also the lifetime of a cookie session */
 	int refresh_reuse_grace;	/* a spent refresh token is refused quietly this long */
+	int refresh_retry_window;	/* a rotation whose answer was lost may be retried this long */
 	int two_factor_ttl;
 	/* Passwords. */
 	int password_hash_cost;		/* 0: libxcrypt's default for its preferred method */

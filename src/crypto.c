@@ -262,11 +262,14 @@ new_setting(unsigned long cost, char setting[CRYPT_GENSALT_OUTPUT_SIZE])
  * crypt_rn into the scratch; returns the hash or NULL (errno set).  The
  * failure token ("*0", "*1") some builds return is a failure too.
  */
+static unsigned long hashings;
+
 static const char *
 hash_with(const pa_passwd_t *pw, const char *password, const char *setting)
 {
 	const char *h;
 
+	hashings++;
 	errno = 0;
 	h = crypt_rn(password, setting, pw->cd, (int)sizeof(*pw->cd));
 	if (h == NULL || h[0] == '*' || h[0] == '\0') {
@@ -275,6 +278,12 @@ hash_with(const pa_passwd_t *pw, const char *password, const char *setting)
 		return NULL;
 	}
 	return h;
+}
+
+unsigned long
+pa_passwd_hashings(void)
+{
+	return hashings;
 }
 
 pa_passwd_t *

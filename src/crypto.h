@@ -106,4 +106,10 @@ enum pa_err pa_passwd_hash(const pa_passwd_t *pw, const char *password, char out
 bool pa_passwd_verify(const pa_passwd_t *pw, const char *password, const char *stored,
     bool *rehash);
 
+/*
+ * How many password hashings (crypt_rn calls) this process has done: the
+ * worker checks that only routes marked PA_CLASS_HASH hash (router.h).
+ */
+unsigned long pa_passwd_hashings(void);
+
 #endif

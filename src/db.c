@@ -91,13 +91,13 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	 * cleared, atomically.  $1 user id, $2 flavour, $3 access hash, $4
 	 * access ttl, $5 refresh hash, $6 refresh ttl, $7 client address, $8
 	 * signed in with the password, $9 account throttle key or NULL, $10
-	 * audit detail.
+	 * audit detail, $11 refresh token family (bearer) or NULL.
 	 */
 	[PA_STMT_SESSION_CREATE] = { "session_create",
 	    "WITH s AS (INSERT INTO sessions (user_id, flavour, access_hash, access_expires_at,"
-	    "  refresh_hash, refresh_expires_at, client_addr)"
+	    "  refresh_hash, refresh_expires_at, client_addr, refresh_family)"
 	    "  VALUES ($1, $2, decode($3, 'hex'), now() + $4::int * interval '1 second',"
-	    "  decode($5, 'hex'), now() + $6::int * interval '1 second', $7)"
+	    "  decode($5, 'hex'), now() + $6::int * interval '1 second', $7, $11)"
 	    "  RETURNING id, access_expires_at),"
 	    " u AS (UPDATE users SET last_sign_in_at = now(),"
 	    "  password_verified = password_verified OR $8::boolean WHERE id = $1"
@@ -106,7 +106,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
 	    "  outcome, detail) SELECT (SELECT domain FROM tenants WHERE id = u.tenant_id),"
 	    "  u.username, $1, $7, 'sign_in', 'success', $10 FROM u)"
-	    " SELECT id, " PA_RFC3339("access_expires_at") " FROM s", 10, false },
+	    " SELECT id, " PA_RFC3339("access_expires_at") " FROM s", 11, false },
 	/* $1 user id, $2 flavour, $3 token hash, $4 ttl, $5 address, $6 throttle key, $7 detail. */
 	[PA_STMT_FLOW_CREATE] = { "flow_create",
 	    "WITH f AS (INSERT INTO auth_flows (kind, token_hash, user_id, flavour, client_addr,"
@@ -120,40 +120,88 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	/*
 	 * Rotation: the UPDATE locks the session row; concurrent refreshes with
 	 * the same token wait for it, then find the hash changed and match
-	 * nothing.  $1 old refresh hash, $2 access hash, $3 access ttl, $4
-	 * refresh hash, $5 refresh ttl.
+	 * nothing.  The spent token becomes prev_refresh_hash; no row per spent
+	 * token (0006).  A session from before 0006 adopts the family of the
+	 * token presented.  $1 old refresh hash, $2 access hash, $3 access
+	 * ttl, $4 refresh hash, $5 refresh ttl, $6 family.
 	 */
 	[PA_STMT_SESSION_REFRESH] = { "session_refresh",
-	    "WITH s AS (UPDATE sessions s SET access_hash = decode($2, 'hex'),"
-	    "  access_expires_at = now() + $3::int * interval '1 second',"
-	    "  refresh_hash = decode($4, 'hex'),"
-	    "  refresh_expires_at = now() + $5::int * interval '1 second', refreshed_at = now()"
-	    "  FROM users u LEFT JOIN tenants t ON t.id = u.tenant_id"
-	    "  WHERE s.refresh_hash = decode($1, 'hex') AND s.flavour = 'bearer'"
-	    "  AND s.revoked_at IS NULL AND s.refresh_expires_at > now()"
+	    "UPDATE sessions s SET access_hash = decode($2, 'hex'),"
+	    " access_expires_at = now() + $3::int * interval '1 second',"
+	    " refresh_hash = decode($4, 'hex'),"
+	    " refresh_expires_at = now() + $5::int * interval '1 second', refreshed_at = now(),"
+	    " prev_refresh_hash = s.refresh_hash, prev_retryable = false, prev_disputed_at = NULL,"
+	    " rotated_by = pg_backend_pid(), refresh_family = $6"
+	    " FROM users u LEFT JOIN tenants t ON t.id = u.tenant_id"
+	    " WHERE s.refresh_hash = decode($1, 'hex') AND s.flavour = 'bearer'"
+	    " AND s.revoked_at IS NULL AND s.refresh_expires_at > now()"
+	    " AND u.id = s.user_id AND u.enabled AND (u.tenant_id IS NULL OR t.enabled)"
+	    " RETURNING s.id", 6, false },
+	/*
+	 * A refresh token that did not rotate.  A token of a live session's
+	 * family that is not its current one was spent.  If it is the one the
+	 * last rotation spent, within the retry window: marked retryable (that
+	 * rotation's answer was lost), it rotates again from it and the
+	 * undelivered successor is replaced; unmarked, after the grace, while
+	 * the connection that committed the rotation is gone (its answer may
+	 * have been lost and the mark may still come), the verdict waits: no
+	 * revocation, the caller answers 503, for $10 seconds from the first
+	 * such presentation.  Otherwise, within the grace period after the
+	 * session's last rotation (two clients racing) it is only refused;
+	 * later the session is revoked as stolen, with an audit row.  Tokens
+	 * spent before 0006 are found in spent_refresh_tokens.  $1 hash, $2
+	 * family, $3 grace, $4 address, $5 access hash, $6 access ttl, $7
+	 * refresh hash, $8 refresh ttl, $9 retry window, $10 wait -> PA_FB_* row.
+	 */
+	[PA_STMT_REFRESH_FALLBACK] = { "refresh_fallback",
+	    "WITH g AS (SELECT s.id, s.refreshed_at > now() - $3::int * interval '1 second'"
+	    "  AS in_grace, s.prev_refresh_hash = decode($1, 'hex')"
+	    "  AND s.refreshed_at > now() - $9::int * interval '1 second' AS recent,"
+	    "  s.prev_retryable, s.prev_disputed_at, s.rotated_by"
+	    "  FROM sessions s WHERE s.refresh_family = $2 AND s.flavour = 'bearer'"
+	    "  AND s.refresh_hash <> decode($1, 'hex') AND s.revoked_at IS NULL"
+	    "  AND s.refresh_expires_at > now()),"
+	    " f AS (SELECT id, in_grace, recent AND prev_retryable AS retry,"
+	    "  recent AND NOT prev_retryable AND NOT in_grace"
+	    "  AND coalesce(prev_disputed_at > now() - $10::int * interval '1 second', true)"
+	    "  AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = g.rotated_by)"
+	    "  AS wait FROM g),"
+	    " d AS (UPDATE sessions s SET prev_disputed_at = coalesce(s.prev_disputed_at, now())"
+	    "  FROM f WHERE s.id = f.id AND f.wait),"
+	    " rt AS (UPDATE sessions s SET access_hash = decode($5, 'hex'),"
+	    "  access_expires_at = now() + $6::int * interval '1 second',"
+	    "  refresh_hash = decode($7, 'hex'),"
+	    "  refresh_expires_at = now() + $8::int * interval '1 second', refreshed_at = now(),"
+	    "  prev_retryable = false, prev_disputed_at = NULL, rotated_by = pg_backend_pid()"
+	    "  FROM f, users u LEFT JOIN tenants t ON t.id = u.tenant_id"
+	    "  WHERE s.id = f.id AND f.retry AND s.prev_retryable"
+	    "  AND s.prev_refresh_hash = decode($1, 'hex') AND s.revoked_at IS NULL"
 	    "  AND u.id = s.user_id AND u.enabled AND (u.tenant_id IS NULL OR t.enabled)"
 	    "  RETURNING s.id),"
-	    " sp AS (INSERT INTO spent_refresh_tokens (token_hash, session_id)"
-	    "  SELECT decode($1, 'hex'), id FROM s)"
-	    " SELECT id FROM s", 5, false },
-	/*
-	 * A refresh token that did not rotate: spent within the grace period
-	 * (two clients racing) it is only refused; spent before it, the session
-	 * is revoked as stolen, with an audit row.  $1 hash, $2 grace, $3 address.
-	 */
-	[PA_STMT_REFRESH_REUSE] = { "refresh_reuse",
-	    "WITH sp AS (SELECT session_id, spent_at > now() - $2::int * interval '1 second'"
-	    "  AS in_grace FROM spent_refresh_tokens WHERE token_hash = decode($1, 'hex')),"
+	    " sp AS (SELECT id, in_grace FROM f WHERE NOT retry AND NOT wait"
+	    "  UNION ALL SELECT session_id, spent_at > now() - $3::int * interval '1 second'"
+	    "  FROM spent_refresh_tokens WHERE token_hash = decode($1, 'hex')),"
 	    " r AS (UPDATE sessions s SET revoked_at = now(), revoke_reason = 'refresh token reuse'"
-	    "  FROM sp WHERE s.id = sp.session_id AND NOT sp.in_grace AND s.revoked_at IS NULL"
+	    "  FROM sp WHERE s.id = sp.id AND NOT sp.in_grace AND s.revoked_at IS NULL"
 	    "  RETURNING s.id, s.user_id),"
 	    " who AS (SELECT r.id, u.id AS user_id, t.domain, u.username FROM r"
 	    "  JOIN users u ON u.id = r.user_id LEFT JOIN tenants t ON t.id = u.tenant_id),"
 	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
-	    "  outcome, detail) SELECT domain, username, user_id, $3, 'refresh_reuse', 'revoked',"
+	    "  outcome, detail) SELECT domain, username, user_id, $4, 'refresh_reuse', 'revoked',"
 	    "  'session ' || id FROM who)"
-	    " SELECT sp.in_grace, who.id IS NOT NULL, who.user_id, who.domain, who.username"
-	    " FROM sp LEFT JOIN who ON true", 3, false },
+	    " SELECT true, false, false, false, NULL::bigint, NULL::text, NULL::text FROM rt"
+	    " UNION ALL SELECT false, false, false, true, NULL, NULL, NULL FROM f WHERE wait"
+	    " UNION ALL SELECT false, sp.in_grace, who.id IS NOT NULL, false, who.user_id,"
+	    " who.domain, who.username FROM sp LEFT JOIN who ON true", 10, false },
+	/*
+	 * After a rotation's answer was lost: its spent token $1 may be
+	 * presented again, if the successor $2 is still current (never used)
+	 * and the rotation is younger than $3 seconds.
+	 */
+	[PA_STMT_REFRESH_RETRYABLE] = { "refresh_retryable",
+	    "UPDATE sessions SET prev_retryable = true WHERE refresh_hash = decode($2, 'hex')"
+	    " AND prev_refresh_hash = decode($1, 'hex') AND revoked_at IS NULL"
+	    " AND refreshed_at > now() - $3::int * interval '1 second'", 3, true },
 	[PA_STMT_SESSION_ACCESS] = { "session_access",
 	    "SELECT s.id, s.user_id, s.flavour, u.role, u.password_verified,"
 	    " u.password_force_reset, t.domain, u.username"
@@ -505,6 +553,7 @@ struct pa_db {
 	bool down;		/* the last connection attempt failed (logged once) */
 	bool fresh;		/* connected since the last pa_db_poll */
 	bool in_tx;		/* between pa_db_begin and commit/rollback */
+	bool unknown;		/* the last pa_db_exec lost the connection in flight */
 	char errmsg[512];
 };
 
@@ -788,6 +837,7 @@ pa_db_exec(pa_db_t *db, pa_arena_t *a, enum pa_stmt id, const char *const *param
 	enum pa_err rv;
 
 	*out = NULL;
+	db->unknown = false;
 	if (db->in_tx && db->conn == NULL)	/* lost mid-transaction: no silent new one */
 		return PA_EDB;
 	for (int attempt = 0; attempt < 2; attempt++) {
@@ -797,6 +847,8 @@ pa_db_exec(pa_db_t *db, pa_arena_t *a, enum pa_stmt id, const char *const *param
 			return rv;
 		r = PQexecPrepared(db->conn, st->name, st->nparams, params, NULL, NULL, 0);
 		rv = check_result(db, r, st->name);
+		/* check_result drops a connection that broke: the answer is lost. */
+		db->unknown = rv == PA_EDB && db->conn == NULL;
 		if (rv == PA_OK)
 			break;
 		PQclear(r);
@@ -831,6 +883,12 @@ pa_db_query(pa_db_t *db, const char *sql, int nparams, const char *const *params
 	else
 		*out = (pa_db_res_t *)r;
 	return rv;
+}
+
+bool
+pa_db_outcome_unknown(const pa_db_t *db)
+{
+	return db->unknown;
 }
 
 int

@@ -27,7 +27,8 @@ enum pa_stmt {
 	PA_STMT_SESSION_CREATE,	/* -> id, access expiry (RFC 3339) */
 	PA_STMT_FLOW_CREATE,	/* a two-factor flow */
 	PA_STMT_SESSION_REFRESH,	/* -> id: rotated */
-	PA_STMT_REFRESH_REUSE,	/* -> in_grace, revoked, user id, domain, username */
+	PA_STMT_REFRESH_FALLBACK,	/* a token that did not rotate -> PA_FB_* row, or none */
+	PA_STMT_REFRESH_RETRYABLE,	/* (spent hash, successor hash, window) */
 	PA_STMT_SESSION_ACCESS,	/* (access hash) -> PA_SES_* row */
 	PA_STMT_SESSION_SIGN_OUT,	/* (access hash, addr) -> id, user id, domain, username, flavour */
 	PA_STMT_SESSION_COOKIE,	/* (cookie hash) -> PA_CK_* row */
@@ -110,6 +111,9 @@ enum { PA_SES_ID, PA_SES_USER_ID, PA_SES_FLAVOUR, PA_SES_ROLE, PA_SES_VERIFIED,
 enum { PA_COL_GATE_SESSION_ID, PA_COL_GATE_USER_ID, PA_COL_GATE_ROLE, PA_COL_GATE_FORCE_RESET,
 	PA_COL_GATE_DOMAIN, PA_COL_GATE_USERNAME, PA_COL_GATE_EXP, PA_COL_GATE_IAT,
 	PA_COL_GATE__MAX };
+/* Columns of PA_STMT_REFRESH_FALLBACK. */
+enum { PA_FB_RETRIED, PA_FB_IN_GRACE, PA_FB_REVOKED, PA_FB_WAIT, PA_FB_USER_ID, PA_FB_DOMAIN,
+	PA_FB_USERNAME, PA_FB__MAX };
 /* Columns of PA_STMT_SESSION_COOKIE. */
 enum { PA_CK_ID, PA_CK_GEN, PA_CK_EXPIRES_AT, PA_CK_LEFT, PA_CK_ROLE, PA_CK__MAX };
 /* Columns of PA_STMT_RESET_USER, PA_STMT_OTP_FLOW and PA_STMT_OTP_RESERVE. */
@@ -178,6 +182,14 @@ void pa_db_rollback(pa_db_t *db);
  */
 enum pa_err pa_db_exec(pa_db_t *db, pa_arena_t *a, enum pa_stmt id, const char *const *params,
     pa_db_res_t **out) PA_MUSTCHECK;
+
+/*
+ * True when the last pa_db_exec failed because the connection broke with the
+ * statement sent: it may have committed (without an explicit transaction)
+ * or not, nobody can tell.  A connection that could not be opened, or a
+ * statement the server refused, is not unknown: nothing was committed.
+ */
+bool pa_db_outcome_unknown(const pa_db_t *db);
 
 /*
  * Runs constant SQL with nparams text parameters (the CLI's path).  *out is

@@ -10,8 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <linux/filter.h>
 
 #include <fcgiapp.h>
 
@@ -28,6 +32,34 @@ struct pa_http_conn {
 };
 
 static bool fcgx_ready;
+
+/*
+ * The unix sockets this process created (one per worker class), so that a
+ * stop unlinks only its own.
+ */
+#define MADE_MAX 4
+static struct made {
+	int fd;			/* -1: free */
+	char *path;
+	dev_t dev;
+	ino_t ino;
+} made[MADE_MAX] = { { -1, NULL, 0, 0 }, { -1, NULL, 0, 0 }, { -1, NULL, 0, 0 },
+	{ -1, NULL, 0, 0 } };
+
+/* The entry of fd, or else a free one (NULL when there is neither). */
+static struct made *
+made_slot(int fd)
+{
+	struct made *free_slot = NULL;
+
+	for (int i = 0; i < MADE_MAX; i++) {
+		if (made[i].fd == fd)
+			return &made[i];
+		if (made[i].fd < 0 && free_slot == NULL)
+			free_slot = &made[i];
+	}
+	return free_slot;
+}
 
 static bool
 init_fcgx(void)
@@ -55,12 +87,84 @@ pa_http_listen(const char *spec, int backlog, int mode)
 		return -1;
 	}
 	/* The socket is created with the umask; nginx needs the configured mode. */
-	if (spec[0] == '/' && chmod(spec, (mode_t)mode) != 0) {
-		pa_log_syserr("cannot chmod %s", spec);
-		close(fd);
-		return -1;
+	if (spec[0] == '/') {
+		struct stat st;
+		struct made *m;
+
+		if (chmod(spec, (mode_t)mode) != 0 || stat(spec, &st) != 0) {
+			pa_log_syserr("cannot chmod %s", spec);
+			close(fd);
+			return -1;
+		}
+		if ((m = made_slot(fd)) == NULL) {
+			pa_log_error("more than %d unix sockets", MADE_MAX);
+			close(fd);
+			return -1;
+		}
+		free(m->path);
+		if ((m->path = strdup(spec)) == NULL) {
+			pa_log_error("out of memory");
+			m->fd = -1;
+			close(fd);
+			return -1;
+		}
+		m->fd = fd;
+		m->dev = st.st_dev;
+		m->ino = st.st_ino;
 	}
 	return fd;
+}
+
+/*
+ * Stops new connections without losing queued ones.  The order matters:
+ * 1. no new connection can reach the socket: the unix socket's name goes
+ *    (only if it is still the one we created: a new instance may have
+ *    taken the path), so a connect(2) fails with ENOENT; a TCP listener
+ *    gets a filter that drops every incoming segment, so new SYNs go
+ *    unanswered (Linux runs a listener's socket filter before the SYN
+ *    handling) and, once the last copy is closed, are refused;
+ * 2. the socket becomes non-blocking: the flag belongs to the open file
+ *    description every worker shares, so each worker's next accept
+ *    returns at once, and pa_http_draining() tells them to serve what the
+ *    kernel already queued until accept says EAGAIN (the queue cannot grow
+ *    any more), then exit;
+ * 3. this process's copy is closed.  The listener goes away when the last
+ *    worker exits, with an empty queue: nothing is reset.
+ */
+void
+pa_http_stop_listening(int fd)
+{
+	static struct sock_filter drop[] = { BPF_STMT(BPF_RET | BPF_K, 0) };
+	struct sock_fprog prog = { 1, drop };
+	struct sockaddr_storage sa;
+	socklen_t salen = sizeof(sa);
+	struct stat st;
+	struct made *m = made_slot(fd);
+	int fl;
+
+	if (m != NULL && m->fd == fd) {
+		if (stat(m->path, &st) == 0 && st.st_dev == m->dev && st.st_ino == m->ino &&
+		    unlink(m->path) != 0)
+			pa_log_syserr("cannot unlink %s", m->path);
+		free(m->path);
+		m->path = NULL;
+		m->fd = -1;
+	} else if (getsockname(fd, (struct sockaddr *)&sa, &salen) == 0 &&
+	    (sa.ss_family == AF_INET || sa.ss_family == AF_INET6) &&
+	    setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) != 0) {
+		pa_log_syserr("cannot stop new connections on the listener");
+	}
+	if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+		pa_log_syserr("cannot make the listener non-blocking");
+	close(fd);
+}
+
+bool
+pa_http_draining(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl >= 0 && (fl & O_NONBLOCK) != 0;
 }
 
 pa_http_conn_t *
@@ -94,24 +198,21 @@ pa_http_conn_free(pa_http_conn_t *c)
 	free(c);
 }
 
-bool
+enum pa_accept
 pa_http_accept(pa_http_conn_t *c)
 {
 	int rc = FCGX_Accept_r(&c->rq);
 
+	if (rc == -EINTR)
+		return PA_ACCEPT_INTERRUPTED;
+	if (rc == -EAGAIN || rc == -EWOULDBLOCK)
+		return PA_ACCEPT_EMPTY;
 	if (rc < 0) {
-		if (rc != -EINTR && rc != -EAGAIN)
-			pa_log_debug("FCGX_Accept_r returned %d", rc);
-		return false;
+		pa_log_debug("FCGX_Accept_r returned %d", rc);
+		return PA_ACCEPT_FAILED;
 	}
 	c->active = true;
-	return true;
-}
-
-void
-pa_http_shutdown(void)
-{
-	FCGX_ShutdownPending();
+	return PA_ACCEPT_OK;
 }
 
 void

@@ -57,10 +57,22 @@ int pa_http_listen(const char *spec, int backlog, int mode);
 /* Per-worker FastCGI state for accepting on fd.  NULL on failure (logged). */
 pa_http_conn_t *pa_http_conn_new(int fd);
 void pa_http_conn_free(pa_http_conn_t *c);
-/* Waits for the next request.  Returns false on shutdown or error. */
-bool pa_http_accept(pa_http_conn_t *c);
-/* Makes a pending or future pa_http_accept return false (async-signal-safe). */
-void pa_http_shutdown(void);
+/*
+ * Waits for the next request (returns at once on a draining socket).
+ * PA_ACCEPT_OK: a request to serve; PA_ACCEPT_INTERRUPTED: a signal came;
+ * PA_ACCEPT_EMPTY: a draining socket has nothing queued; PA_ACCEPT_FAILED.
+ */
+enum pa_accept { PA_ACCEPT_OK, PA_ACCEPT_INTERRUPTED, PA_ACCEPT_EMPTY, PA_ACCEPT_FAILED };
+enum pa_accept pa_http_accept(pa_http_conn_t *c);
+
+/*
+ * The master's part of a graceful stop (see http.c for the order): no new
+ * connection reaches the socket any more, the workers are told to drain the
+ * queue, and the master's copy of fd is closed.
+ */
+void pa_http_stop_listening(int fd);
+/* True once pa_http_stop_listening ran on the socket fd shares. */
+bool pa_http_draining(int fd);
 /* Drains the rest of the request body and ends the request. */
 void pa_http_finish(pa_http_conn_t *c);
 

@@ -1,6 +1,7 @@
 /*
- * pbx-authd: command line, configuration, the listening socket and its owner,
- * the pidfile, detaching, and the hand-over to the master loop (pool.c).
+ * pbx-authd: command line, configuration, the listening sockets (one per
+ * worker class) and their owner, the pidfile, detaching, and the hand-over
+ * to the master loop (pool.c).
  */
 #include "autoconfig.h"
 
@@ -183,10 +184,12 @@ main(int argc, char **argv)
 	const char *arg = pa_config_default_path();
 	bool foreground = false, check_only = false, have_pidfile = false;
 	pa_config_t *cfg = NULL;
-	char err[512], *path = NULL, *sock = NULL, *pidfile = NULL;
+	char err[512], *path = NULL, *sock[PA_CLASS__MAX] = { NULL, NULL }, *pidfile = NULL;
+	const char *spec[PA_CLASS__MAX];
+	int backlog[PA_CLASS__MAX];
 	uid_t uid;
 	gid_t gid;
-	int ch, fd = -1, rv = 1;
+	int ch, fds[PA_CLASS__MAX] = { -1, -1 }, rv = 1;
 
 	pa_log_init("pbx-authd");
 	while ((ch = getopt_long(argc, argv, "c:fh", opts, NULL)) != -1) {
@@ -213,8 +216,18 @@ main(int argc, char **argv)
 	}
 	if (!socket_owner(cfg, &uid, &gid))
 		goto out;
-	/* A reload replaces cfg; these two stay the ones of the start. */
-	if ((cfg->listen[0] == '/' && (sock = strdup(cfg->listen)) == NULL) ||
+	/*
+	 * The backlog of hash_listen is the hash queue: when hash_queue_max
+	 * connections wait for a busy hashing worker, the kernel refuses the
+	 * next one at once (EAGAIN on a unix socket) and nginx answers 503.
+	 */
+	spec[PA_CLASS_REQUEST] = cfg->listen;
+	backlog[PA_CLASS_REQUEST] = cfg->listen_backlog;
+	spec[PA_CLASS_HASH] = cfg->hash_listen;
+	backlog[PA_CLASS_HASH] = cfg->hash_queue_max;
+	/* A reload replaces cfg; these stay the ones of the start. */
+	if ((spec[0][0] == '/' && (sock[0] = strdup(spec[0])) == NULL) ||
+	    (spec[1][0] == '/' && (sock[1] = strdup(spec[1])) == NULL) ||
 	    (cfg->pidfile != NULL && (pidfile = strdup(cfg->pidfile)) == NULL)) {
 		fprintf(stderr, "pbx-authd: out of memory\n");
 		goto out;
@@ -228,12 +241,16 @@ main(int argc, char **argv)
 	/* Before binding: listening would unlink a running daemon's socket. */
 	if (pidfile != NULL && !pidfile_free(pidfile))
 		goto out;
-	if ((fd = pa_http_listen(cfg->listen, cfg->listen_backlog, cfg->listen_mode)) < 0)
-		goto out;
-	if (sock != NULL && (uid != (uid_t)-1 || gid != (gid_t)-1) && chown(sock, uid, gid) != 0) {
-		pa_log_syserr("cannot give %s to user %s group %s", cfg->listen,
-		    cfg->user ? cfg->user : "-", cfg->listen_group ? cfg->listen_group : "-");
-		goto out;
+	for (int c = 0; c < PA_CLASS__MAX; c++) {
+		if ((fds[c] = pa_http_listen(spec[c], backlog[c], cfg->listen_mode)) < 0)
+			goto out;
+		if (sock[c] != NULL && (uid != (uid_t)-1 || gid != (gid_t)-1) &&
+		    chown(sock[c], uid, gid) != 0) {
+			pa_log_syserr("cannot give %s to user %s group %s", spec[c],
+			    cfg->user ? cfg->user : "-",
+			    cfg->listen_group ? cfg->listen_group : "-");
+			goto out;
+		}
 	}
 	if (!foreground && !daemonize())
 		goto out;
@@ -242,17 +259,22 @@ main(int argc, char **argv)
 	/* Before any fork: libcurl's global state is set up once, for all children. */
 	if (!pa_smtp_global_init())
 		goto out;
-	rv = pa_pool_run(path, &cfg, fd);
+	rv = pa_pool_run(path, &cfg, fds);
+	/* The master loop closed the sockets (and unlinked them) when it stopped. */
+	for (int c = 0; c < PA_CLASS__MAX; c++)
+		fds[c] = -1;
 out:
-	if (fd >= 0 && sock != NULL)
-		unlink(sock);
-	if (fd >= 0)
-		close(fd);
+	for (int c = 0; c < PA_CLASS__MAX; c++) {
+		if (fds[c] >= 0 && sock[c] != NULL)
+			unlink(sock[c]);
+		if (fds[c] >= 0)
+			close(fds[c]);
+		free(sock[c]);
+	}
 	if (have_pidfile)
 		unlink(pidfile);
 	pa_config_free(cfg);
 	free(path);
-	free(sock);
 	free(pidfile);
 	return rv;
 }

@@ -1,6 +1,7 @@
 /*
  * Prefork supervision: spawn, reap, respawn with backoff, reload, drain; the
- * same for the one mailer child (mailer.c).
+ * same for both worker classes (each on its own socket) and the one mailer
+ * child (mailer.c).
  * Signal handlers only set flags; the loop runs on sigsuspend with the
  * signals blocked everywhere else.
  */
@@ -15,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "log.h"
 #include "mailer.h"
 #include "notify.h"
@@ -22,12 +24,14 @@
 #include "worker.h"
 
 #define MAX_WORKERS 256
-#define MAX_CHILDREN (2 * MAX_WORKERS + 2)	/* during a reload, two generations */
+/* During a reload, two generations of both classes and of the mailer. */
+#define MAX_CHILDREN (2 * (2 * MAX_WORKERS + 1))
 #define STOP_GRACE 30			/* seconds before a stopping worker is killed */
 #define CRASH_WINDOW 10			/* seconds */
 
-enum kind { WORKER, MAILER };
-static const char *const kind_name[] = { "worker", "mailer" };
+/* The worker kinds are the classes of pa_worker_run; the mailer comes after them. */
+enum kind { WORKER = PA_CLASS_REQUEST, HASHER = PA_CLASS_HASH, MAILER = PA_CLASS__MAX };
+static const char *const kind_name[] = { "worker", "hash worker", "mailer" };
 
 struct child {
 	pid_t pid;		/* 0: free slot */
@@ -40,7 +44,7 @@ static volatile sig_atomic_t got_chld, got_hup, got_term, got_alrm;
 
 static struct child children[MAX_CHILDREN];
 static unsigned generation;
-static time_t crash_times[MAX_WORKERS];
+static time_t crash_times[2 * MAX_WORKERS];
 static size_t ncrash;
 
 static void
@@ -67,8 +71,16 @@ count(enum kind kind, bool current_only)
 	return n;
 }
 
+/* How many children of this kind the configuration asks for. */
+static int
+wanted(const pa_config_t *cfg, enum kind kind)
+{
+	return kind == WORKER ? cfg->workers : kind == HASHER ? cfg->hash_workers : 1;
+}
+
 static bool
-spawn(const pa_config_t *cfg, int fd, const sigset_t *orig, enum kind kind)
+spawn(const pa_config_t *cfg, const int fds[PA_CLASS__MAX], const sigset_t *orig,
+    enum kind kind)
 {
 	int i;
 	pid_t pid;
@@ -87,13 +99,16 @@ spawn(const pa_config_t *cfg, int fd, const sigset_t *orig, enum kind kind)
 		int rv;
 
 		pa_log_forked();
+		/* Each child keeps only its own class's socket. */
+		for (int c = 0; c < PA_CLASS__MAX; c++)
+			if (c != (int)kind)
+				close(fds[c]);
 		if (kind == MAILER) {
-			/* It sets its own signal mask; it has no use for the socket. */
-			close(fd);
+			/* It sets its own signal mask. */
 			rv = pa_mailer_run(cfg);
 		} else {
 			sigprocmask(SIG_SETMASK, orig, NULL);
-			rv = pa_worker_run(cfg, fd);
+			rv = pa_worker_run(cfg, fds[kind], (enum pa_class)kind);
 		}
 		exit(rv);
 	}
@@ -127,15 +142,15 @@ crash_looping(const pa_config_t *cfg, time_t now)
 
 	for (size_t i = 0; i < ncrash; i++)
 		recent += now - crash_times[i] < CRASH_WINDOW;
-	return recent > (size_t)cfg->workers * 2;
+	return recent > (size_t)(cfg->workers + cfg->hash_workers) * 2;
 }
 
 static void
 note_crash(time_t now)
 {
-	crash_times[ncrash++ % MAX_WORKERS] = now;
-	if (ncrash > MAX_WORKERS)
-		ncrash = MAX_WORKERS;
+	crash_times[ncrash++ % PA_NELEM(crash_times)] = now;
+	if (ncrash > PA_NELEM(crash_times))
+		ncrash = PA_NELEM(crash_times);
 }
 
 static void
@@ -175,6 +190,27 @@ same_string(const char *a, const char *b)
 }
 
 static void
+clamp_workers(pa_config_t *cfg)
+{
+	if (cfg->workers > MAX_WORKERS)
+		cfg->workers = MAX_WORKERS;
+	if (cfg->hash_workers > MAX_WORKERS)
+		cfg->hash_workers = MAX_WORKERS;
+}
+
+/* The kind of the next child to start, or -1 when all are running. */
+static int
+missing(const pa_config_t *cfg)
+{
+	static const enum kind order[] = { MAILER, WORKER, HASHER };
+
+	for (size_t i = 0; i < PA_NELEM(order); i++)
+		if (count(order[i], true) < wanted(cfg, order[i]))
+			return (int)order[i];
+	return -1;
+}
+
+static void
 reload(const char *path, pa_config_t **cfg, time_t now)
 {
 	pa_config_t *nc = pa_config_new();
@@ -189,13 +225,16 @@ reload(const char *path, pa_config_t **cfg, time_t now)
 	if (strcmp(nc->listen, (*cfg)->listen) != 0)
 		pa_log_warn("a new 'listen' takes effect at restart, not reload (still %s)",
 		    (*cfg)->listen);
+	if (strcmp(nc->hash_listen, (*cfg)->hash_listen) != 0 ||
+	    nc->hash_queue_max != (*cfg)->hash_queue_max)
+		pa_log_warn("a new 'hash_listen' or 'hash_queue_max' takes effect at restart, not"
+		    " reload (still %s, %d)", (*cfg)->hash_listen, (*cfg)->hash_queue_max);
 	if (!same_string(nc->pidfile, (*cfg)->pidfile) || !same_string(nc->user, (*cfg)->user) ||
 	    !same_string(nc->listen_group, (*cfg)->listen_group) ||
 	    nc->listen_mode != (*cfg)->listen_mode)
 		pa_log_warn("a new pidfile, user, listen_group or listen_mode takes effect at"
 		    " restart, not reload");
-	if (nc->workers > MAX_WORKERS)
-		nc->workers = MAX_WORKERS;
+	clamp_workers(nc);
 	/*
 	 * Old workers keep their copy of the old configuration (fork); the
 	 * master's copy can go once the new generation is started.
@@ -207,11 +246,12 @@ reload(const char *path, pa_config_t **cfg, time_t now)
 	for (int i = 0; i < MAX_CHILDREN; i++)
 		if (children[i].pid != 0 && children[i].gen != generation)
 			stop_child(&children[i], now);
-	pa_log_info("configuration reloaded workers=%d", nc->workers);
+	pa_log_info("configuration reloaded workers=%d hash_workers=%d", nc->workers,
+	    nc->hash_workers);
 }
 
 int
-pa_pool_run(const char *path, pa_config_t **cfg, int fd)
+pa_pool_run(const char *path, pa_config_t **cfg, const int fds[PA_CLASS__MAX])
 {
 	struct sigaction sa;
 	sigset_t block, orig;
@@ -234,9 +274,9 @@ pa_pool_run(const char *path, pa_config_t **cfg, int fd)
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGALRM);
 	sigprocmask(SIG_BLOCK, &block, &orig);
-	if ((*cfg)->workers > MAX_WORKERS)
-		(*cfg)->workers = MAX_WORKERS;
-	pa_log_info("master started workers=%d listen=%s", (*cfg)->workers, (*cfg)->listen);
+	clamp_workers(*cfg);
+	pa_log_info("master started workers=%d listen=%s hash_workers=%d hash_listen=%s",
+	    (*cfg)->workers, (*cfg)->listen, (*cfg)->hash_workers, (*cfg)->hash_listen);
 
 	for (;;) {
 		time_t now = time(NULL);
@@ -249,7 +289,9 @@ pa_pool_run(const char *path, pa_config_t **cfg, int fd)
 		if (got_term && !draining) {
 			draining = true;
 			pa_notify("STOPPING=1");
-			pa_log_info("stopping: finishing requests in flight");
+			pa_log_info("stopping: no new connections; serving those queued and in flight");
+			for (int c = 0; c < PA_CLASS__MAX; c++)
+				pa_http_stop_listening(fds[c]);
 		}
 		if (got_hup) {
 			got_hup = 0;
@@ -260,22 +302,19 @@ pa_pool_run(const char *path, pa_config_t **cfg, int fd)
 			}
 		}
 		if (draining) {
-			if (count(WORKER, false) + count(MAILER, false) == 0)
+			if (count(WORKER, false) + count(HASHER, false) + count(MAILER, false) == 0)
 				break;
 			for (int i = 0; i < MAX_CHILDREN; i++)
 				if (children[i].pid != 0)
 					stop_child(&children[i], now);
 		} else {
-			while (count(WORKER, true) < (*cfg)->workers ||
-			    count(MAILER, true) == 0) {
-				enum kind k = count(MAILER, true) == 0 ? MAILER : WORKER;
-
+			for (int k; (k = missing(*cfg)) >= 0;) {
 				if (crash_looping(*cfg, now)) {
 					pa_log_warn("workers keep dying; next start in 1 s");
 					pending = true;
 					break;
 				}
-				if (!spawn(*cfg, fd, &orig, k)) {
+				if (!spawn(*cfg, fds, &orig, (enum kind)k)) {
 					pending = true;
 					break;
 				}
@@ -288,8 +327,8 @@ pa_pool_run(const char *path, pa_config_t **cfg, int fd)
 				if (children[i].pid != 0 && children[i].stop_sent != 0 &&
 				    got_alrm)
 					stop_child(&children[i], now);
-			pending = pending || count(WORKER, false) > count(WORKER, true) ||
-			    count(MAILER, false) > count(MAILER, true);
+			for (int k = 0; k <= MAILER; k++)
+				pending = pending || count(k, false) > count(k, true);
 		}
 		got_alrm = 0;
 		/* A 1 s tick while something waits: resends, kills, delayed spawns. */

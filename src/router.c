@@ -149,7 +149,7 @@ check_body(const pa_route_t *r, pa_req_t *req)
 	return true;
 }
 
-void
+const pa_route_t *
 pa_router_dispatch(const pa_route_t *routes, size_t n, pa_req_t *req, pa_ctx_t *ctx)
 {
 	const pa_route_t *r;
@@ -158,7 +158,7 @@ pa_router_dispatch(const pa_route_t *routes, size_t n, pa_req_t *req, pa_ctx_t *
 
 	if (req->parse_status != 0) {
 		pa_http_reply_error(req, req->parse_status, NULL, req->parse_error, NULL);
-		return;
+		return NULL;
 	}
 	r = pa_router_match(routes, n, req->method, req->path, req->arena, &req->path_params,
 	    &req->npath_params, allow, sizeof(allow), &oom);
@@ -171,13 +171,14 @@ pa_router_dispatch(const pa_route_t *routes, size_t n, pa_req_t *req, pa_ctx_t *
 		} else {
 			pa_http_reply_error(req, 404, NULL, "No such endpoint", NULL);
 		}
-		return;
+		return NULL;
 	}
 	if (!check_body(r, req))
-		return;
+		return r;
 	r->handler(req, ctx);
 	if (req->status == 0) {
 		pa_log_error("handler for %s %s sent no response", r->method, r->pattern);
 		pa_http_reply_error(req, 500, NULL, "Internal error", NULL);
 	}
+	return r;
 }

@@ -19,11 +19,24 @@ enum pa_body {
 	PA_BODY_FORM	/* application/x-www-form-urlencoded, parsed into req->form */
 };
 
+/*
+ * Which worker class a route belongs to (worker.h).  A route whose handler
+ * verifies or sets a password is PA_CLASS_HASH: nginx sends it to the
+ * hashing workers' socket.  Either class still serves every route; a worker
+ * logs an error when a request hashed a password on a route not marked so.
+ */
+enum pa_class {
+	PA_CLASS_REQUEST,	/* the default: everything that does not hash */
+	PA_CLASS_HASH,
+	PA_CLASS__MAX
+};
+
 typedef struct {
 	const char *method;
 	const char *pattern;	/* "/api/auth/sign_in/{provider}" */
 	enum pa_body body;
 	pa_handler_fn *handler;
+	enum pa_class cls;
 } pa_route_t;
 
 /*
@@ -36,7 +49,10 @@ const pa_route_t *pa_router_match(const pa_route_t *routes, size_t n, const char
     const char *path, pa_arena_t *a, pa_param_t **params, size_t *nparams, char *allow,
     size_t allowlen, bool *oom);
 
-/* Validates req against the table and calls the handler, or answers the error itself. */
-void pa_router_dispatch(const pa_route_t *routes, size_t n, pa_req_t *req, pa_ctx_t *ctx);
+/*
+ * Validates req against the table and calls the handler, or answers the
+ * error itself.  Returns the matched route, or NULL when none matched.
+ */
+const pa_route_t *pa_router_dispatch(const pa_route_t *routes, size_t n, pa_req_t *req, pa_ctx_t *ctx);
 
 #endif

@@ -8,12 +8,37 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit.h"
 #include "log.h"
 #include "sessions.h"
 
 static const char *const flavours[] = { "bearer", "cookie" };
+
+/*
+ * Every refresh token of a bearer session starts with the session's family:
+ * its first 12 characters, 9 of the 32 random bytes (base64url turns 3
+ * bytes into 4 characters, so the other 23 bytes encode on their own).  A
+ * family alone opens nothing; only holders of a token of the session know
+ * it, so a presented token of a known family that is not the current one
+ * is a spent token of that session (reuse detection without a row per
+ * spent token).
+ */
+#define FAMILY_LEN 12
+
+/*
+ * Rotations this worker sent whose outcome it could not learn (the
+ * connection broke): the spent token's and the successor's hashes, until
+ * the database has marked the spent token retryable or the retry window
+ * has passed.  At most LOST_MAX (the oldest goes first).
+ */
+#define LOST_MAX 64
+static struct lost {
+	char spent[PA_SHA256_HEX_LEN + 1], next[PA_SHA256_HEX_LEN + 1];
+	time_t at;
+} lost[LOST_MAX];
+static size_t nlost;
 
 const char *
 pa_flavour_name(pa_flavour_t f)
@@ -115,13 +140,16 @@ pa_session_create(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const pa_u
     pa_tokens_t *out)
 {
 	char ah[PA_SHA256_HEX_LEN + 1], rh[PA_SHA256_HEX_LEN + 1], ttl[16], rttl[16];
-	const char *params[10];
+	char family[FAMILY_LEN + 1];
+	const char *params[11];
 	pa_db_res_t *r;
 	enum pa_err rv;
 
 	memset(out, 0, sizeof(*out));
 	if ((rv = pa_token_new(out->refresh)) != PA_OK)
 		return rv;
+	memcpy(family, out->refresh, FAMILY_LEN);
+	family[FAMILY_LEN] = '\0';
 	if (f == PA_FLAVOUR_COOKIE)
 		rv = cookie_access(out->refresh, 0, out->access);
 	else
@@ -141,6 +169,7 @@ pa_session_create(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const pa_u
 	params[7] = by_password ? "true" : "false";
 	params[8] = account_key;
 	params[9] = flavours[f];
+	params[10] = f == PA_FLAVOUR_BEARER ? family : NULL;
 	if ((rv = pa_db_exec(db, a, PA_STMT_SESSION_CREATE, params, &r)) != PA_OK)
 		return rv;
 	if (pa_db_rows(r) != 1)
@@ -178,52 +207,130 @@ pa_session_two_factor(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const 
 	return PA_OK;
 }
 
+/* Remembers a rotation whose answer was lost (see lost[]). */
+static void
+remember_lost(const char *spent, const char *next)
+{
+	if (nlost == LOST_MAX) {
+		memmove(&lost[0], &lost[1], (LOST_MAX - 1) * sizeof(lost[0]));
+		nlost--;
+	}
+	memcpy(lost[nlost].spent, spent, sizeof(lost[nlost].spent));
+	memcpy(lost[nlost].next, next, sizeof(lost[nlost].next));
+	lost[nlost].at = time(NULL);
+	nlost++;
+	pa_log_warn("a refresh token rotation was lost with the database connection;"
+	    " its token may be retried once the database is back");
+}
+
+bool
+pa_session_lost_pending(void)
+{
+	return nlost > 0;
+}
+
+void
+pa_session_mark_lost(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg)
+{
+	char window[16];
+	time_t now = time(NULL);
+	size_t i = 0;
+
+	snprintf(window, sizeof(window), "%d", cfg->refresh_retry_window);
+	while (i < nlost) {
+		const char *params[3] = { lost[i].spent, lost[i].next, window };
+		pa_db_res_t *r;
+
+		if (now - lost[i].at <= cfg->refresh_retry_window) {
+			if (pa_db_exec(db, a, PA_STMT_REFRESH_RETRYABLE, params, &r) != PA_OK)
+				return;		/* still unreachable: next time */
+			if (pa_db_affected(r) == 1)
+				pa_log_info("a refresh token whose rotation was lost may be retried");
+		}
+		memmove(&lost[i], &lost[i + 1], (nlost - i - 1) * sizeof(lost[0]));
+		nlost--;
+	}
+}
+
 enum pa_err
 pa_session_refresh(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const char *refresh,
     const char *addr, pa_tokens_t *out)
 {
 	char oh[PA_SHA256_HEX_LEN + 1], ah[PA_SHA256_HEX_LEN + 1], rh[PA_SHA256_HEX_LEN + 1];
-	char ttl[16], rttl[16], grace[16];
-	const char *params[5];
+	char ttl[16], rttl[16], grace[16], window[16], wait[16], family[FAMILY_LEN + 1];
+	const char *params[10];
 	pa_db_res_t *r;
 	enum pa_err rv;
 
 	memset(out, 0, sizeof(*out));
 	if (!pa_token_valid(refresh, strlen(refresh)))
 		return PA_ENOTFOUND;
-	if ((rv = pa_token_new(out->access)) != PA_OK || (rv = pa_token_new(out->refresh)) != PA_OK ||
-	    (rv = token_hash(refresh, oh)) != PA_OK || (rv = token_hash(out->access, ah)) != PA_OK ||
+	/* The new refresh token keeps the family of the one it replaces. */
+	memcpy(family, refresh, FAMILY_LEN);
+	family[FAMILY_LEN] = '\0';
+	if ((rv = pa_token_new(out->access)) != PA_OK || (rv = pa_token_new(out->refresh)) != PA_OK)
+		return rv;
+	memcpy(out->refresh, family, FAMILY_LEN);
+	if ((rv = token_hash(refresh, oh)) != PA_OK || (rv = token_hash(out->access, ah)) != PA_OK ||
 	    (rv = token_hash(out->refresh, rh)) != PA_OK)
 		return rv;
 	snprintf(ttl, sizeof(ttl), "%d", cfg->access_token_ttl);
 	snprintf(rttl, sizeof(rttl), "%d", cfg->refresh_token_ttl);
+	snprintf(grace, sizeof(grace), "%d", cfg->refresh_reuse_grace);
+	snprintf(window, sizeof(window), "%d", cfg->refresh_retry_window);
+	/* Two Retry-After periods: a lost rotation's mark comes within about one. */
+	snprintf(wait, sizeof(wait), "%d", 2 * cfg->retry_after);
 	params[0] = oh;
 	params[1] = ah;
 	params[2] = ttl;
 	params[3] = rh;
 	params[4] = rttl;
-	if ((rv = pa_db_exec(db, a, PA_STMT_SESSION_REFRESH, params, &r)) != PA_OK)
-		return rv;
-	if (pa_db_rows(r) == 1) {
+	params[5] = family;
+	rv = pa_db_exec(db, a, PA_STMT_SESSION_REFRESH, params, &r);
+	if (rv == PA_OK && pa_db_rows(r) == 1) {
 		out->expires_in = cfg->access_token_ttl;
 		return PA_OK;
 	}
+	if (rv != PA_OK)
+		goto failed;
 
-	/* Not rotated: unknown, expired, revoked, or already spent. */
-	snprintf(grace, sizeof(grace), "%d", cfg->refresh_reuse_grace);
-	params[1] = grace;
-	params[2] = addr;
-	if ((rv = pa_db_exec(db, a, PA_STMT_REFRESH_REUSE, params, &r)) != PA_OK)
-		return rv;
-	if (pa_db_rows(r) == 1 && pa_db_bool(r, 0, 1)) {
-		pa_audit_t e = { pa_db_value(r, 0, 3), pa_db_value(r, 0, 4), pa_db_value(r, 0, 2),
-			addr, "refresh_reuse", "revoked", NULL };
+	/* Not rotated: unknown, expired, revoked, spent, or a retry. */
+	params[1] = family;
+	params[2] = grace;
+	params[3] = addr;
+	params[4] = ah;
+	params[5] = ttl;
+	params[6] = rh;
+	params[7] = rttl;
+	params[8] = window;
+	params[9] = wait;
+	if ((rv = pa_db_exec(db, a, PA_STMT_REFRESH_FALLBACK, params, &r)) != PA_OK)
+		goto failed;
+	if (pa_db_rows(r) == 1 && pa_db_bool(r, 0, PA_FB_WAIT)) {
+		/* Not a database failure, but the same answer: try again later. */
+		pa_log_info("a spent refresh token whose rotation may have lost its answer:"
+		    " no verdict yet, answered 503");
+		return PA_EDB;
+	}
+	if (pa_db_rows(r) == 1 && pa_db_bool(r, 0, PA_FB_RETRIED)) {
+		pa_log_info("a refresh whose answer was lost was retried: rotated again");
+		out->expires_in = cfg->access_token_ttl;
+		return PA_OK;
+	}
+	if (pa_db_rows(r) == 1 && pa_db_bool(r, 0, PA_FB_REVOKED)) {
+		pa_audit_t e = { pa_db_value(r, 0, PA_FB_DOMAIN), pa_db_value(r, 0, PA_FB_USERNAME),
+			pa_db_value(r, 0, PA_FB_USER_ID), addr, "refresh_reuse", "revoked", NULL };
 
 		pa_audit_log(&e);
 		pa_log_warn("a spent refresh token was presented again: session revoked"
 		    " domain=%s user=%s addr=%s", e.domain ? e.domain : "-", e.username, addr);
 	}
 	return PA_ENOTFOUND;
+failed:
+	/* The rotation may have committed: its token may come back as a retry. */
+	if (rv == PA_EDB && pa_db_outcome_unknown(db) && cfg->refresh_retry_window > 0)
+		remember_lost(oh, rh);
+	return rv;
 }
 
 enum pa_err

@@ -71,12 +71,26 @@ enum pa_err pa_session_two_factor(pa_db_t *db, pa_arena_t *a, const pa_config_t 
     char token[PA_TOKEN_LEN + 1]) PA_MUSTCHECK;
 
 /*
- * Rotates a bearer session by its refresh token.  PA_OK with new tokens;
- * PA_ENOTFOUND for an unknown, expired, revoked or spent token (a spent one
- * outside the grace period revokes its session, audited); PA_EDB; PA_ESYS.
+ * Rotates a bearer session by its refresh token.  PA_OK with new tokens
+ * (also for the retry of a rotation whose answer was lost); PA_ENOTFOUND for
+ * an unknown, expired, revoked or spent token (a spent one outside the
+ * grace period revokes its session, audited); PA_EDB when the database
+ * failed, and for the token a lost rotation spent while its verdict waits
+ * (answer 503: retry later); PA_ESYS.
  */
 enum pa_err pa_session_refresh(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg,
     const char *refresh, const char *addr, pa_tokens_t *out) PA_MUSTCHECK;
+
+/*
+ * Rotations whose answer was lost (the database connection broke with the
+ * statement in flight) are remembered in the worker.  pa_session_mark_lost
+ * tells the database, once it answers again, that each one's spent token
+ * may be presented again as a retry (refresh_retry_window); the worker
+ * calls it before each request and, while anything is pending, every
+ * second.  pa_session_lost_pending: whether anything is.
+ */
+bool pa_session_lost_pending(void);
+void pa_session_mark_lost(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg);
 
 /* The session of a valid access token.  PA_OK, PA_ENOTFOUND or PA_EDB. */
 enum pa_err pa_session_by_access(pa_db_t *db, pa_arena_t *a, const char *access,

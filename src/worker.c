@@ -1,17 +1,21 @@
 /*
  * The worker's accept loop: per request, poll PostgreSQL notifications,
- * parse, dispatch, drain, log one access line, reset the arena.
+ * parse, dispatch, drain, log one access line, reset the arena.  The same
+ * loop serves both worker classes; a hashing worker only lowers its CPU
+ * priority and names itself.
  */
 #include "autoconfig.h"
 
 #include <errno.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,16 +30,18 @@
 #include "oidc.h"
 #include "outbound.h"
 #include "router.h"
+#include "sessions.h"
 #include "worker.h"
 
 static volatile sig_atomic_t stopping;
+
+static const char *const class_name[PA_CLASS__MAX] = { "request", "hash" };
 
 static void
 on_term(int sig)
 {
 	(void)sig;
 	stopping = 1;
-	pa_http_shutdown();
 }
 
 void
@@ -120,10 +126,36 @@ on_notify(void *arg, const char *payload)
 		pa_meta_invalidate(ctx->meta, payload);
 }
 
+/*
+ * After a request: a route that hashed a password without being marked
+ * PA_CLASS_HASH is a bug of the route table (an error, so tests fail on
+ * it); a route of the other class is an nginx configuration that does not
+ * route by class yet (said once per worker and class).
+ */
 static void
-serve(pa_http_conn_t *conn, pa_ctx_t *ctx, pa_arena_t *arena)
+check_class(const pa_route_t *r, enum pa_class cls, unsigned long hashed)
+{
+	static bool warned[PA_CLASS__MAX];
+
+	if (r == NULL)
+		return;
+	if (hashed > 0 && r->cls != PA_CLASS_HASH)
+		pa_log_error("%s %s hashed a password but is not PA_CLASS_HASH in the route table",
+		    r->method, r->pattern);
+	if (r->cls != cls && !warned[r->cls]) {
+		warned[r->cls] = true;
+		pa_log_warn("%s %s (a %s route) reached a %s worker: nginx should send the"
+		    " password routes, and only those, to hash_listen (deploy/nginx)", r->method,
+		    r->pattern, class_name[r->cls], class_name[cls]);
+	}
+}
+
+static void
+serve(pa_http_conn_t *conn, pa_ctx_t *ctx, pa_arena_t *arena, enum pa_class cls)
 {
 	long long t0 = now_us();
+	unsigned long hashings = pa_passwd_hashings();
+	const pa_route_t *r = NULL;
 	char method[32], path[256];
 	pa_req_t req;
 
@@ -136,10 +168,14 @@ serve(pa_http_conn_t *conn, pa_ctx_t *ctx, pa_arena_t *arena)
 	} else {
 		pa_gate_offline(ctx->gate, false);
 	}
+	/* Before the request: it may be the retry the database must know of. */
+	if (pa_session_lost_pending())
+		pa_session_mark_lost(ctx->db, arena, ctx->cfg);
 	if (pa_http_request_init(&req, conn, arena) != PA_OK)
 		pa_http_reply_error(&req, 500, NULL, "Internal error", NULL);
 	else
-		pa_router_dispatch(pa_routes, pa_nroutes, &req, ctx);
+		r = pa_router_dispatch(pa_routes, pa_nroutes, &req, ctx);
+	check_class(r, cls, pa_passwd_hashings() - hashings);
 	log_safe(method, sizeof(method), req.method);
 	log_safe(path, sizeof(path), req.path ? req.path : "");
 	pa_http_finish(conn);
@@ -149,8 +185,29 @@ serve(pa_http_conn_t *conn, pa_ctx_t *ctx, pa_arena_t *arena)
 	pa_arena_reset(arena);
 }
 
+/*
+ * Adds inc to this process's nice value (at most 19): relative to the
+ * request workers, whatever nice value the daemon was started with, and
+ * raising one's own nice value needs no privilege.
+ */
+static void
+lower_priority(int inc)
+{
+	int cur, want;
+
+	errno = 0;
+	cur = getpriority(PRIO_PROCESS, 0);
+	if (cur == -1 && errno != 0) {
+		pa_log_syserr("getpriority");
+		return;
+	}
+	want = cur + inc > 19 ? 19 : cur + inc;
+	if (setpriority(PRIO_PROCESS, 0, want) != 0)
+		pa_log_syserr("setpriority %d", want);
+}
+
 int
-pa_worker_run(const pa_config_t *cfg, int listen_fd)
+pa_worker_run(const pa_config_t *cfg, int listen_fd, enum pa_class cls)
 {
 	pa_http_conn_t *conn = NULL;
 	pa_arena_t *arena = NULL;
@@ -165,11 +222,16 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd)
 	sigprocmask(SIG_UNBLOCK, &term, NULL);
 	if (getppid() == 1)
 		return 0;
+	if (cls == PA_CLASS_HASH) {
+		prctl(PR_SET_NAME, PA_HASH_PROCNAME);
+		lower_priority(cfg->hash_nice);
+	}
 	if (!pa_worker_drop_privileges(cfg->user))
 		goto out;
 	if ((arena = pa_arena_new()) == NULL ||
 	    (ctx.db = pa_db_new(cfg->database, "pbx-authd", PA_DB_PREPARE | PA_DB_LISTEN)) == NULL ||
-	    (ctx.meta = pa_meta_new(cfg)) == NULL || (ctx.gate = pa_gate_new(cfg)) == NULL || (ctx.oidc = pa_oidc_new(cfg)) == NULL ||
+	    (ctx.meta = pa_meta_new(cfg)) == NULL || (ctx.gate = pa_gate_new(cfg)) == NULL ||
+	    (ctx.oidc = pa_oidc_new(cfg)) == NULL ||
 	    (conn = pa_http_conn_new(listen_fd)) == NULL) {
 		pa_log_error("out of memory starting a worker");
 		goto out;
@@ -177,13 +239,44 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd)
 	/* Computes the dummy hash: one full hashing, before the first request. */
 	if ((ctx.passwd = pa_passwd_new((unsigned long)cfg->password_hash_cost)) == NULL)
 		goto out;
-	pa_log_info("worker started");
+	pa_log_info("worker started class=%s", class_name[cls]);
 	if (pa_db_connect(ctx.db) != PA_OK)	/* logged; each request tries again */
 		pa_log_debug("starting without a database connection");
-	while (!stopping && pa_http_accept(conn)) {
+	/*
+	 * SIGTERM alone (a reload retiring this worker, or the master gone)
+	 * ends the loop once the request in flight is answered: the socket's
+	 * queue belongs to the workers that stay.  SIGTERM with the socket
+	 * draining (the whole service stops, pa_http_stop_listening) first
+	 * serves every connection the kernel had queued, until accept finds
+	 * the queue empty.
+	 */
+	while (!stopping || pa_http_draining(listen_fd)) {
+		enum pa_accept a;
+
+		/*
+		 * With lost rotations to report, do not wait for a request to
+		 * reach the database: try every second (the retry may come to
+		 * another worker).
+		 */
+		if (!stopping && pa_session_lost_pending()) {
+			struct pollfd p = { listen_fd, POLLIN, 0 };
+			int n = poll(&p, 1, 1000);
+
+			if (n == 0) {
+				pa_session_mark_lost(ctx.db, arena, cfg);
+				pa_arena_reset(arena);
+			}
+			if (n <= 0)
+				continue;
+		}
+		a = pa_http_accept(conn);
+		if (a == PA_ACCEPT_INTERRUPTED)
+			continue;
+		if (a != PA_ACCEPT_OK)
+			break;
 		/* A request in flight is finished, not cut short by SIGTERM. */
 		sigprocmask(SIG_BLOCK, &term, NULL);
-		serve(conn, &ctx, arena);
+		serve(conn, &ctx, arena, cls);
 		sigprocmask(SIG_UNBLOCK, &term, NULL);
 	}
 	rv = 0;

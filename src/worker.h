@@ -1,7 +1,9 @@
 /*
- * A request worker: accepts FastCGI requests on the inherited socket and
- * answers them through the route table, with one PostgreSQL connection and
- * one per-request arena.
+ * A worker: accepts FastCGI requests on the inherited socket and answers
+ * them through the route table, with one PostgreSQL connection and one
+ * per-request arena.  Workers come in two classes (router.h): request
+ * workers, and hashing workers on their own socket for the routes that
+ * verify or set a password.  Either class serves every route.
  */
 #ifndef PA_WORKER_H
 #define PA_WORKER_H
@@ -9,9 +11,17 @@
 #include <signal.h>
 
 #include "config.h"
+#include "router.h"
 
-/* Runs until SIGTERM (or the master's death); returns the exit status. */
-int pa_worker_run(const pa_config_t *cfg, int listen_fd);
+/* The process name (comm) of a hashing worker. */
+#define PA_HASH_PROCNAME "pbx-authd-hash"
+
+/*
+ * Runs a worker of class cls (PA_CLASS_HASH: hash_nice added to its nice
+ * value, named PA_HASH_PROCNAME) until SIGTERM or the master's death; returns the exit
+ * status.
+ */
+int pa_worker_run(const pa_config_t *cfg, int listen_fd, enum pa_class cls);
 
 /*
  * When running as root, switches to user (NULL: stays); true on success, or

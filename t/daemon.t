@@ -150,13 +150,14 @@ if ($root) {
 	my $pid = read_pid($pidfile);
 	ok($pid && $pid != $dead && alive($pid), 'the pidfile names the detached master');
 	$detached = $pid;
-	is(scalar($t->children_of($pid)), 3, 'two workers and the mailer');
+	# config_text has hash_workers = 2
+	is(scalar($t->children_of($pid)), 5, 'two workers, two hashing workers and the mailer');
 
 	$t->write_file('etc/rel.conf', $t->config_text(workers => 3));
 	kill 'HUP', $pid;
 	like(next_notice($ns), qr/^RELOADING=1\n/, 'SIGHUP: RELOADING=1');
 	is(next_notice($ns), "READY=1\nSTATUS=serving", '... READY=1');
-	ok($t->wait_until(sub { $t->children_of($pid) == 4 }, 10),
+	ok($t->wait_until(sub { $t->children_of($pid) == 6 }, 10),
 	    'the relative file was reread after chdir("/"): three workers now');
 
 	kill 'TERM', $pid;

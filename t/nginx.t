@@ -234,9 +234,10 @@ SKIP: {
 	my $l = $t->fcgi_listen;
 	my %set = (PA_FCGI_PASS => "unix:$l", PA_NGINX_DIR => $d, PA_SERVER_NAME => '127.0.0.1',
 	    PA_HTTP_LISTEN => "127.0.0.1:$http_port", PA_HTTPS_LISTEN => "127.0.0.1:$https_port",
-	    PA_TLS_CERT => "$d/tls.crt", PA_TLS_KEY => "$d/tls.key");
-	$t->render_nginx($_, %set)
-	    for qw(pbx-auth-http.conf.in pbx-auth-locations.conf.in pbx-auth-site.conf.in);
+	    PA_TLS_CERT => "$d/tls.crt", PA_TLS_KEY => "$d/tls.key",
+	    PA_WWW_DIR => "$t->{srcdir}/www");
+	$t->render_nginx($_, %set) for qw(pbx-auth-http.conf.in pbx-auth-locations.conf.in
+	    pbx-auth-www.conf.in pbx-auth-site.conf.in);
 	my $user = $> == 0 ? 'user root;' : '';
 	$t->start_nginx(port => $https_port, conf => <<"EOF");
 $user
@@ -278,6 +279,16 @@ EOF
 	$r->{json} = eval { JSON::PP->new->decode($r->{content}) };
 	nginx_error($r, 413, 'PAYLOAD_TOO_LARGE', 'Request body too large',
 	    'https: body over 128 KiB');
+
+	$r = $https->get("https://127.0.0.1:$https_port/");
+	like("$r->{status} " . ($r->{headers}{location} // ''),
+	    qr{^302 https://127\.0\.0\.1:$https_port/login/$},
+	    'https: the site root sends people to the sign-in pages');
+	$r = $https->get("https://127.0.0.1:$https_port/login/");
+	is($r->{status}, 200, 'https: GET /login/');
+	like($r->{content}, qr/type="password"/, 'https: /login/ is the sign-in page');
+	like($r->{headers}{'content-security-policy'} // '', qr/frame-ancestors 'none'/,
+	    'https: /login/ carries its Content-Security-Policy');
 
 	my $plain = HTTP::Tiny->new(max_redirect => 0, timeout => 10, keep_alive => 0);
 	$r = $plain->get("http://127.0.0.1:$http_port/api/info?domain=x");

@@ -223,14 +223,18 @@ access_ok($sys->{access_token}, 'system-level access token', 'SystemAdmin');
 	is(session_of_access($n->{access_token}), $id, 'rotation: same session row');
 	ok($t->psql("SELECT refreshed_at IS NOT NULL FROM sessions WHERE id = $id") eq 't',
 	    'rotation: refreshed_at set');
-	is($t->psql("SELECT count(*) FROM spent_refresh_tokens WHERE token_hash = "
-	    . hash_lit($s->{refresh_token}) . " AND session_id = $id"), 1,
-	    'rotation: old refresh token recorded as spent');
 	is(session_of_refresh($s->{refresh_token}), '', 'rotation: old refresh hash gone');
 
 	# the old refresh token, immediately: within the grace period
 	refresh_401($s->{refresh_token}, 'rotation: old refresh token refused');
 	ok(!revoked($id), 'rotation: the session lives on after a reuse within the grace');
+	is($t->psql("SELECT count(*) FROM sessions WHERE prev_refresh_hash = "
+	    . hash_lit($s->{refresh_token}) . " AND id = $id"), 1,
+	    'rotation: old refresh token recorded as the one spent last');
+	is(substr($n->{refresh_token}, 0, 12), substr($s->{refresh_token}, 0, 12),
+	    'rotation: the new refresh token keeps the family of the old one');
+	is($t->psql("SELECT count(*) FROM spent_refresh_tokens"), 0,
+	    'rotation: no row per spent token');
 
 	# a chain of rotations, each replacing both tokens
 	my $cur = $n;
@@ -290,8 +294,7 @@ access_ok($sys->{access_token}, 'system-level access token', 'SystemAdmin');
 	my $b = refresh_ok($a->{refresh_token}, 'reuse (moved): rotation');
 	refresh_401($a->{refresh_token}, 'reuse (moved): within grace');
 	ok(!revoked($id), 'reuse (moved): within grace, session lives');
-	$t->psql("UPDATE spent_refresh_tokens SET spent_at = now() - interval '1 minute' "
-	    . "WHERE session_id = $id");
+	$t->psql("UPDATE sessions SET refreshed_at = now() - interval '1 minute' WHERE id = $id");
 	refresh_401($a->{refresh_token}, 'reuse (moved): after grace');
 	ok(revoked($id), 'reuse (moved): session revoked');
 	access_401($b->{access_token}, 'reuse (moved): newest access token refused');
@@ -301,6 +304,62 @@ access_ok($sys->{access_token}, 'system-level access token', 'SystemAdmin');
 	    'reuse (moved): one refresh_reuse audit row');
 	# presenting it again does not need to write another revocation
 	refresh_401($a->{refresh_token}, 'reuse (moved): spent token of a revoked session');
+}
+
+###############################################################################
+# spent tokens need no row each (their family names the session): a long
+# chain keeps spent_refresh_tokens empty, and any spent token of it, however
+# old, still revokes the session after the grace
+
+{
+	my $a = sign_in('bob', 't1.test', 'long chain');
+	my $id = session_of_access($a->{access_token});
+	my @chain = ($a);
+	push @chain, refresh_ok($chain[-1]{refresh_token}, "long chain: rotation $_") for 1 .. 30;
+	is($t->psql("SELECT count(*) FROM spent_refresh_tokens"), 0,
+	    'long chain: 30 rotations, no spent token row');
+	is(scalar(grep { substr($_->{refresh_token}, 0, 12) eq substr($a->{refresh_token}, 0, 12) }
+	    @chain), 31, 'long chain: every refresh token carries the session\'s family');
+	$t->psql("UPDATE sessions SET refreshed_at = now() - interval '1 minute' WHERE id = $id");
+	refresh_401($chain[10]{refresh_token}, 'long chain: a token 20 rotations old, after the grace');
+	ok(revoked($id), 'long chain: the session is revoked');
+	access_401($chain[-1]{access_token}, 'long chain: the newest access token is refused');
+	is($t->psql("SELECT count(*) FROM audit_log WHERE event = 'refresh_reuse' "
+	    . "AND username = 'bob'"), 2, 'long chain: a refresh_reuse audit row');
+
+	# a token the server never issued, with a live session's family: only
+	# a holder of a token of that session knows the family; taken as reuse
+	my $b = sign_in('bob', 't1.test', 'forged family');
+	my $bid = session_of_access($b->{access_token});
+	my $c = refresh_ok($b->{refresh_token}, 'forged family: rotation');
+	$t->psql("UPDATE sessions SET refreshed_at = now() - interval '1 minute' WHERE id = $bid");
+	my $forged = substr($b->{refresh_token}, 0, 12) . substr(random_token(), 12);
+	refresh_401($forged, 'forged family: 401');
+	ok(revoked($bid), 'forged family: the session is revoked');
+
+	# a token of an unknown family revokes nothing
+	my $d = sign_in('bob', 't1.test', 'unknown family');
+	my $did = session_of_access($d->{access_token});
+	refresh_401(random_token(), 'unknown family: 401');
+	ok(!revoked($did), 'unknown family: no session revoked');
+
+	# tokens spent before 0006 have a row, and still revoke
+	my $legacy = random_token();
+	$t->psql("INSERT INTO spent_refresh_tokens (token_hash, session_id, spent_at) VALUES ("
+	    . hash_lit($legacy) . ", $did, now() - interval '1 minute')");
+	refresh_401($legacy, 'a token spent before 0006: 401');
+	ok(revoked($did), 'a token spent before 0006: the session is revoked');
+
+	# a session from before 0006 (no family) adopts the family of its token
+	my $e = sign_in('bob', 't1.test', 'session without family');
+	my $eid = session_of_access($e->{access_token});
+	$t->psql("UPDATE sessions SET refresh_family = NULL WHERE id = $eid");
+	my $f = refresh_ok($e->{refresh_token}, 'session without family: rotation');
+	is($t->psql("SELECT refresh_family FROM sessions WHERE id = $eid"),
+	    substr($e->{refresh_token}, 0, 12), 'session without family: adopted its token\'s');
+	$t->psql("UPDATE sessions SET refreshed_at = now() - interval '1 minute' WHERE id = $eid");
+	refresh_401($e->{refresh_token}, 'session without family: its spent token, after the grace');
+	ok(revoked($eid), 'session without family: revoked');
 }
 
 ###############################################################################
@@ -662,8 +721,12 @@ sub race {
 		my $c = refresh_ok($w->{refresh_token}, "$name: the winner's refresh token works");
 		access_ok($c->{access_token}, "$name: and the next access token works");
 		ok(!revoked($id), "$name: the session still lives");
-		is($t->psql("SELECT count(*) FROM spent_refresh_tokens WHERE session_id = $id"), 3,
-		    "$name: three spent refresh tokens (two rotations and the race)");
+		is($t->psql("SELECT count(*) FROM spent_refresh_tokens WHERE session_id = $id"), 0,
+		    "$name: no row per spent refresh token (two rotations and the race)");
+		for my $old ($a, $b, $w) {
+			refresh_401($old->{refresh_token}, "$name: a spent token of the chain, in the grace");
+		}
+		ok(!revoked($id), "$name: in the grace, the spent tokens do not revoke");
 		is(sign_out($c->{access_token})->{status}, 200, "$name: sign_out");
 	}
 

@@ -7,26 +7,34 @@
 
 #include "handlers.h"
 
+/*
+ * The last column is the worker class (router.h): PA_CLASS_HASH for every
+ * route that verifies or sets a password; nginx routes by it (deploy/nginx).
+ */
+#define REQ PA_CLASS_REQUEST
+#define HASH PA_CLASS_HASH
 const pa_route_t pa_routes[] = {
-	{ "GET", "/api/info", PA_BODY_NONE, pa_handle_info },
-	{ "POST", "/api/auth/sign_in", PA_BODY_JSON, pa_handle_sign_in },
-	{ "POST", "/api/auth/refresh_token", PA_BODY_JSON, pa_handle_refresh_token },
-	{ "POST", "/api/auth/sign_out", PA_BODY_NONE, pa_handle_sign_out },
-	{ "GET", "/api/auth/user", PA_BODY_NONE, pa_handle_auth_user },
-	{ "POST", "/api/login", PA_BODY_JSON, pa_handle_login },
-	{ "GET", "/api/login", PA_BODY_NONE, pa_handle_login_status },
-	{ "POST", "/api/logout", PA_BODY_NONE, pa_handle_logout },
-	{ "POST", "/api/auth/sign_in/{provider}", PA_BODY_JSON, pa_handle_sign_in_provider },
-	{ "POST", "/api/login/by_microsoft", PA_BODY_FORM, pa_handle_login_by_microsoft },
-	{ "GET", "/api/auth/callback/microsoft", PA_BODY_NONE, pa_handle_ms365_callback },
-	{ "POST", "/api/auth/callback/microsoft", PA_BODY_FORM, pa_handle_ms365_callback },
-	{ "POST", "/api/auth/forget_password", PA_BODY_JSON, pa_handle_forget_password },
-	{ "POST", "/api/auth/reset_password", PA_BODY_JSON, pa_handle_reset_password },
-	{ "POST", "/api/auth/send_otp", PA_BODY_JSON, pa_handle_send_otp },
-	{ "POST", "/api/auth/verify_otp", PA_BODY_JSON, pa_handle_verify_otp },
-	{ "GET", "/api/auth/verify", PA_BODY_NONE, pa_handle_gate_verify },
-	{ "POST", "/api/auth/introspect", PA_BODY_FORM, pa_handle_introspect },
+	{ "GET", "/api/info", PA_BODY_NONE, pa_handle_info, REQ },
+	{ "POST", "/api/auth/sign_in", PA_BODY_JSON, pa_handle_sign_in, HASH },
+	{ "POST", "/api/auth/refresh_token", PA_BODY_JSON, pa_handle_refresh_token, REQ },
+	{ "POST", "/api/auth/sign_out", PA_BODY_NONE, pa_handle_sign_out, REQ },
+	{ "GET", "/api/auth/user", PA_BODY_NONE, pa_handle_auth_user, REQ },
+	{ "POST", "/api/login", PA_BODY_JSON, pa_handle_login, HASH },
+	{ "GET", "/api/login", PA_BODY_NONE, pa_handle_login_status, REQ },
+	{ "POST", "/api/logout", PA_BODY_NONE, pa_handle_logout, REQ },
+	{ "POST", "/api/auth/sign_in/{provider}", PA_BODY_JSON, pa_handle_sign_in_provider, REQ },
+	{ "POST", "/api/login/by_microsoft", PA_BODY_FORM, pa_handle_login_by_microsoft, REQ },
+	{ "GET", "/api/auth/callback/microsoft", PA_BODY_NONE, pa_handle_ms365_callback, REQ },
+	{ "POST", "/api/auth/callback/microsoft", PA_BODY_FORM, pa_handle_ms365_callback, REQ },
+	{ "POST", "/api/auth/forget_password", PA_BODY_JSON, pa_handle_forget_password, REQ },
+	{ "POST", "/api/auth/reset_password", PA_BODY_JSON, pa_handle_reset_password, HASH },
+	{ "POST", "/api/auth/send_otp", PA_BODY_JSON, pa_handle_send_otp, REQ },
+	{ "POST", "/api/auth/verify_otp", PA_BODY_JSON, pa_handle_verify_otp, REQ },
+	{ "GET", "/api/auth/verify", PA_BODY_NONE, pa_handle_gate_verify, REQ },
+	{ "POST", "/api/auth/introspect", PA_BODY_FORM, pa_handle_introspect, REQ },
 };
+#undef REQ
+#undef HASH
 const size_t pa_nroutes = PA_NELEM(pa_routes);
 
 void

@@ -129,11 +129,13 @@ const waitVisible = (page, sel, timeout = 10000) => page.waitForFunction((s) => 
 	return e && !e.closest('[hidden]') && e.getClientRects().length > 0;
 }, { timeout }, sel).then(() => true, () => false);
 // waits until the element's text is not empty (and not the "busy" text)
-async function waitText(page, sel, timeout = 10000) {
-	await page.waitForFunction((s) => {
+// The text of sel once it is shown and is not `busy` (a transient
+// "Looking up…" message, say).
+async function waitText(page, sel, timeout = 10000, busy = null) {
+	await page.waitForFunction((s, b) => {
 		const e = document.querySelector(s);
-		return e && !e.hidden && e.textContent.trim() !== '';
-	}, { timeout }, sel).catch(() => {});
+		return e && !e.hidden && e.textContent.trim() !== '' && e.textContent.trim() !== b;
+	}, { timeout }, sel, busy).catch(() => {});
 	return text(page, sel);
 }
 
@@ -211,7 +213,8 @@ async function tenantAndErrors() {
 	ok(!await visible(page, '#microsoft-submit'), 'no Microsoft button for a tenant without it');
 	await type(page, '#domain', 'nowhere.example');
 	await page.keyboard.press('Tab');
-	is(await waitText(page, '#tenant-status'), fill('tenant.unknown', { domain: 'nowhere.example' }),
+	is(await waitText(page, '#tenant-status', 10000, fill('tenant.loading', { domain: 'nowhere.example' })),
+	    fill('tenant.unknown', { domain: 'nowhere.example' }),
 	    'an unknown domain is said so');
 
 	await signInForm(page, 'acme.example', 'alice', 'not-her-password');

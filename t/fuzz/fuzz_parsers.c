@@ -357,24 +357,24 @@ fuzz_json(pa_arena_t *a, const unsigned char *s, size_t n)
 }
 
 static const pa_route_t routes[] = {
-	{ "GET", "/api/info", PA_BODY_NONE, NULL },
-	{ "POST", "/api/auth/sign_in", PA_BODY_JSON, NULL },
-	{ "POST", "/api/auth/sign_in/{provider}", PA_BODY_JSON, NULL },
-	{ "GET", "/api/auth/callback/microsoft", PA_BODY_NONE, NULL },
-	{ "POST", "/api/auth/callback/microsoft", PA_BODY_FORM, NULL },
-	{ "DELETE", "/api/tenants/{tenant}/users/{user}", PA_BODY_NONE, NULL },
-	{ "GET", "/api/tenants/{tenant}/users/{user}", PA_BODY_NONE, NULL },
-	{ "PATCH", "/api/tenants/{tenant}/users/{user}", PA_BODY_JSON, NULL },
-	{ "GET", "/x/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}", PA_BODY_NONE, NULL },
-	{ "GET", "/y/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}", PA_BODY_NONE, NULL },	/* > 8 */
-	{ "PUT", "/", PA_BODY_NONE, NULL },
-	{ "OPTIONS", "/api/{}", PA_BODY_NONE, NULL },
+	{ "GET", "/api/info", PA_BODY_NONE, NULL, PA_CLASS_HASH },
+	{ "POST", "/api/auth/sign_in", PA_BODY_JSON, NULL, PA_CLASS_REQUEST },
+	{ "POST", "/api/auth/sign_in/{provider}", PA_BODY_JSON, NULL, PA_CLASS_REQUEST },
+	{ "GET", "/api/auth/callback/microsoft", PA_BODY_NONE, NULL, PA_CLASS_REQUEST },
+	{ "POST", "/api/auth/callback/microsoft", PA_BODY_FORM, NULL, PA_CLASS_REQUEST },
+	{ "DELETE", "/api/tenants/{tenant}/users/{user}", PA_BODY_NONE, NULL, PA_CLASS_REQUEST },
+	{ "GET", "/api/tenants/{tenant}/users/{user}", PA_BODY_NONE, NULL, PA_CLASS_REQUEST },
+	{ "PATCH", "/api/tenants/{tenant}/users/{user}", PA_BODY_JSON, NULL, PA_CLASS_REQUEST },
+	{ "GET", "/x/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}", PA_BODY_NONE, NULL, PA_CLASS_REQUEST },
+	{ "GET", "/y/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}", PA_BODY_NONE, NULL, PA_CLASS_REQUEST },	/* > 8 */
+	{ "PUT", "/", PA_BODY_NONE, NULL, PA_CLASS_REQUEST },
+	{ "OPTIONS", "/api/{}", PA_BODY_NONE, NULL, PA_CLASS_REQUEST },
 	/* Methods that contain each other, and one method twice, for the Allow list. */
-	{ "XGET", "/api/m/{x}", PA_BODY_NONE, NULL },
-	{ "GETX", "/api/m/{x}", PA_BODY_NONE, NULL },
-	{ "POST", "/api/m/{x}", PA_BODY_FORM, NULL },
-	{ "GET", "/api/m/{y}", PA_BODY_NONE, NULL },
-	{ "POST", "/api/{m}/{y}", PA_BODY_JSON, NULL },
+	{ "XGET", "/api/m/{x}", PA_BODY_NONE, NULL, PA_CLASS_REQUEST },
+	{ "GETX", "/api/m/{x}", PA_BODY_NONE, NULL, PA_CLASS_REQUEST },
+	{ "POST", "/api/m/{x}", PA_BODY_FORM, NULL, PA_CLASS_REQUEST },
+	{ "GET", "/api/m/{y}", PA_BODY_NONE, NULL, PA_CLASS_REQUEST },
+	{ "POST", "/api/{m}/{y}", PA_BODY_JSON, NULL, PA_CLASS_REQUEST },
 };
 
 /* Rebuilds the path from the route's pattern and the params; true when equal. */

@@ -16,7 +16,8 @@ static const char *const env_vars[] = {
 	"PBX_AUTH_DATABASE", "PBX_AUTH_LISTEN", "PBX_AUTH_LISTEN_MODE", "PBX_AUTH_LISTEN_BACKLOG",
 	"PBX_AUTH_WORKERS", "PBX_AUTH_USER", "PBX_AUTH_LOG_LEVEL", "PBX_AUTH_RETRY_AFTER",
 	"PBX_AUTH_MIGRATIONS_DIR", "PBX_AUTH_MS365_AUTHORITY_GLOBAL",
-	"PBX_AUTH_MS365_AUTHORITY_CHINA", "PBX_AUTH_TENANT_CACHE_SIZE",
+	"PBX_AUTH_MS365_AUTHORITY_CHINA", "PBX_AUTH_TENANT_CACHE_SIZE", "PBX_AUTH_HASH_LISTEN",
+	"PBX_AUTH_HASH_WORKERS", "PBX_AUTH_HASH_QUEUE_MAX", "PBX_AUTH_HASH_NICE",
 };
 
 static void
@@ -239,7 +240,51 @@ test_workers(void)
 	pa_config_free(c);
 	is_int(parse("database = x\n", &c, err, sizeof(err)), PA_OK, "workers unset");
 	ok(c->workers >= 1, "the default workers resolves too");
+	if (cpus >= 1 && cpus <= 256)
+		is_int(c->hash_workers, cpus, "hash_workers unset is the number of CPUs");
+	is_int(c->hash_queue_max, 64, "default hash_queue_max");
+	is_int(c->hash_nice, 10, "default hash_nice");
+	is_str(c->hash_listen, PA_RUNSTATEDIR "/pbx-auth/fcgi-hash.sock", "default hash_listen");
 	pa_config_free(c);
+}
+
+/* hash_listen's default, derived from listen; and what is refused. */
+static void
+test_hash_listen(void)
+{
+	static const struct {
+		const char *text, *want;
+	} ok_cases[] = {
+		{ "listen = /tmp/a.sock\n", "/tmp/a-hash.sock" },
+		{ "listen = /tmp/fcgi\n", "/tmp/fcgi-hash" },
+		{ "listen = 127.0.0.1:9000\n", "127.0.0.1:9001" },
+		{ "listen = [::1]:9000\n", "[::1]:9001" },
+		{ "listen = :9000\n", ":9001" },
+		{ "listen = /tmp/a.sock\nhash_listen = 127.0.0.1:7000\n", "127.0.0.1:7000" },
+	}, bad_cases[] = {
+		{ "listen = 127.0.0.1:65535\n", "hash_listen: cannot be derived" },
+		{ "listen = 127.0.0.1:http\n", "hash_listen: cannot be derived" },
+		{ "listen = /tmp/a.sock\nhash_listen = /tmp/a.sock\n", "must differ" },
+		{ "hash_listen = relative.sock\n", "expected an absolute unix socket path" },
+		{ "hash_nice = 20\n", "hash_nice = '20': out of range" },
+		{ "hash_queue_max = 0\n", "hash_queue_max = '0': out of range" },
+	};
+	pa_config_t *c;
+	char err[256], text[256];
+
+	for (size_t i = 0; i < PA_NELEM(ok_cases); i++) {
+		snprintf(text, sizeof(text), "database = x\n%s", ok_cases[i].text);
+		is_int(parse(text, &c, err, sizeof(err)), PA_OK, "%s: accepted", ok_cases[i].want);
+		is_str(c->hash_listen, ok_cases[i].want, "hash_listen %s", ok_cases[i].want);
+		pa_config_free(c);
+	}
+	for (size_t i = 0; i < PA_NELEM(bad_cases); i++) {
+		snprintf(text, sizeof(text), "database = x\n%s", bad_cases[i].text);
+		is_int(parse(text, &c, err, sizeof(err)), PA_EINPUT, "refused: %s", bad_cases[i].want);
+		ok(strstr(err, bad_cases[i].want) != NULL, "message '%s' has '%s'", err,
+		    bad_cases[i].want);
+		pa_config_free(c);
+	}
 }
 
 static void
@@ -536,6 +581,7 @@ main(void)
 	test_syntax();
 	test_errors();
 	test_workers();
+	test_hash_listen();
 	test_env();
 	test_authorities();
 	test_auth_keys();

@@ -12,11 +12,11 @@
 #include "tap.h"
 
 static const pa_route_t routes[] = {
-	{ "GET", "/api/info", PA_BODY_NONE, NULL },
-	{ "POST", "/api/auth/sign_in", PA_BODY_JSON, NULL },
-	{ "POST", "/api/auth/sign_in/{provider}", PA_BODY_JSON, NULL },
-	{ "GET", "/api/auth/callback/microsoft", PA_BODY_NONE, NULL },
-	{ "POST", "/api/auth/callback/microsoft", PA_BODY_FORM, NULL },
+	{ "GET", "/api/info", PA_BODY_NONE, NULL, PA_CLASS_REQUEST },
+	{ "POST", "/api/auth/sign_in", PA_BODY_JSON, NULL, PA_CLASS_HASH },
+	{ "POST", "/api/auth/sign_in/{provider}", PA_BODY_JSON, NULL, PA_CLASS_REQUEST },
+	{ "GET", "/api/auth/callback/microsoft", PA_BODY_NONE, NULL, PA_CLASS_REQUEST },
+	{ "POST", "/api/auth/callback/microsoft", PA_BODY_FORM, NULL, PA_CLASS_REQUEST },
 };
 
 struct match_case {
@@ -109,10 +109,10 @@ test_table(pa_arena_t *a)
 
 /* Several params; a method listed by two routes of one path appears once in Allow. */
 static const pa_route_t routes2[] = {
-	{ "GET", "/t/{tenant}/users/{id}", PA_BODY_NONE, NULL },
-	{ "GET", "/t/{tenant}/users/me", PA_BODY_NONE, NULL },
-	{ "DELETE", "/t/{tenant}/users/{id}", PA_BODY_NONE, NULL },
-	{ "PATCH", "/t/{tenant}/users/{id}", PA_BODY_JSON, NULL },
+	{ "GET", "/t/{tenant}/users/{id}", PA_BODY_NONE, NULL, PA_CLASS_REQUEST },
+	{ "GET", "/t/{tenant}/users/me", PA_BODY_NONE, NULL, PA_CLASS_REQUEST },
+	{ "DELETE", "/t/{tenant}/users/{id}", PA_BODY_NONE, NULL, PA_CLASS_REQUEST },
+	{ "PATCH", "/t/{tenant}/users/{id}", PA_BODY_JSON, NULL, PA_CLASS_REQUEST },
 };
 
 static void

@@ -118,10 +118,21 @@ sub fcgi_sock { $_[0]{fcgi_sock} }
 # configured `listen` so.
 sub fcgi_listen { $_[0]{conf}{listen} // $_[0]{fcgi_sock} }
 
-# A connection to pbx-authd's FastCGI socket, or undef.
-sub fcgi_connect {
+# Where the hashing workers listen: `hash_listen`, or its default derived
+# from `listen` as pbx-authd derives it (x.sock -> x-hash.sock, port + 1).
+sub hash_listen {
 	my ($self) = @_;
+	return $self->{conf}{hash_listen} if defined $self->{conf}{hash_listen};
 	my $l = $self->fcgi_listen;
+	return $l =~ m{^/} ? ($l =~ s/\.sock\z//r) . ($l =~ /\.sock\z/ ? '-hash.sock' : '-hash')
+	    : $l =~ s/:(\d+)\z/':' . ($1 + 1)/er;
+}
+
+# A connection to pbx-authd's FastCGI socket (or to $listen, e.g. the
+# hash_listen one), or undef.
+sub fcgi_connect {
+	my ($self, $listen) = @_;
+	my $l = $listen // $self->fcgi_listen;
 	return IO::Socket::UNIX->new(Peer => $l, Type => SOCK_STREAM) if $l =~ m{^/};
 	return IO::Socket::INET->new(PeerAddr => $l, Proto => 'tcp', Timeout => 5);
 }
@@ -181,6 +192,7 @@ sub config_text {
 		listen         => $self->{fcgi_sock},
 		listen_mode    => '0666',
 		workers        => 2,
+		hash_workers   => 2,
 		log_level      => 'info',
 		migrations_dir => $self->{migrations},
 		%{$self->{conf}},
@@ -203,6 +215,7 @@ sub write_config {
 		$self->{conf}{$k} = $o{$k};
 	}
 	$self->{workers} = $self->{conf}{workers} // 2;
+	$self->{hash_workers} = $self->{conf}{hash_workers} // 2;
 	return $self->write_file($self->{conf_file}, $self->config_text);
 }
 
@@ -489,7 +502,9 @@ sub authd {
 sub start_daemon {
 	my ($self, %o) = @_;
 	die "Test::PbxAuth: daemon already running\n" if $self->{authd_pid};
-	unlink $self->{fcgi_sock} unless -e $self->{fcgi_sock} && !-S _;
+	for my $sock ($self->{fcgi_sock}, $self->hash_listen) {
+		unlink $sock unless $sock !~ m{^/} || -e $sock && !-S _;
+	}
 	my @cmd = ($self->{authd}, '-f', '-c', $self->{conf_file});
 	unshift @cmd, $self->_valgrind('authd');
 	my $h = $self->spawn(\@cmd,
@@ -515,12 +530,33 @@ sub start_daemon {
 		sleep 0.05;
 	}
 	# wait for the workers to exist so that tests can inspect them
-	$self->wait_until(sub { $self->worker_pids >= $self->{workers} }, 10)
+	$self->wait_until(sub { $self->worker_pids >= $self->{workers}
+	    && $self->hash_worker_pids >= $self->{hash_workers} }, 10)
 	    or Test::More::diag('pbx-authd: fewer worker processes than configured');
 	return $self;
 }
 
 sub daemon_pid { $_[0]{authd_pid} }
+
+# $t->peer($name, %conf): a second pbx-authd instance of the same database,
+# as behind one nginx `upstream`: its own configuration ($name.conf, %conf
+# over this instance's settings), socket ($name.sock) and log
+# (pbx-authd-$name.log), in this test's directory.  It has the daemon
+# methods (start_daemon, stop_daemon, signal, daemon_pid, worker_pids,
+# fcgi_listen, fcgi_request); start_nginx then passes to an upstream of
+# every instance; stop_all and check_logs cover it.
+sub peer {
+	my ($self, $name, %conf) = @_;
+	my $p = bless { %$self, conf => { %{$self->{conf}} }, started => {}, responses => [],
+	    peers => [], smtp_sinks => [], spawn_seq => 1_000_000 * (1 + @{$self->{peers} || []}),
+	    fcgi_sock => "$self->{dir}/$name.sock", conf_file => "$self->{dir}/$name.conf",
+	    authd_log => "$self->{dir}/pbx-authd-$name.log" }, ref $self;
+	delete @$p{qw(authd_pid authd_h nginx_pid http_ka)};
+	delete $p->{conf}{listen};
+	$p->write_config(%conf);
+	push @{$self->{peers}}, $p;
+	return $p;
+}
 
 # Live (non-zombie) children of a pid, read from /proc/*/stat.
 sub children_of {
@@ -540,8 +576,10 @@ sub children_of {
 	return @kids;    # an array: its count in scalar context
 }
 
-# The process name (comm) the mailer child gives itself (src/mailer.h).
+# The process names (comm) the mailer child and the hashing workers give
+# themselves (src/mailer.h, src/worker.h).
 use constant MAILER_COMM => 'pbx-authd-mail';
+use constant HASH_COMM => 'pbx-authd-hash';
 
 sub _comm {
 	my ($pid) = @_;
@@ -551,10 +589,19 @@ sub _comm {
 	return $c;
 }
 
-# The request workers: the daemon's children except the mailer.
+# The request workers: the daemon's children except the mailer and the
+# hashing workers.
 sub worker_pids {
 	my ($self) = @_;
-	my @pids = grep { _comm($_) ne MAILER_COMM } $self->children_of($self->{authd_pid});
+	my @pids = grep { my $c = _comm($_); $c ne MAILER_COMM && $c ne HASH_COMM }
+	    $self->children_of($self->{authd_pid});
+	return @pids;
+}
+
+# The hashing workers.
+sub hash_worker_pids {
+	my ($self) = @_;
+	my @pids = grep { _comm($_) eq HASH_COMM } $self->children_of($self->{authd_pid});
 	return @pids;
 }
 
@@ -679,19 +726,36 @@ sub nginx_dir {
 #       sign in far faster than one client does (t/nginx.t tests the
 #       shipped values)
 #   fcgi_pass => 'unix:/path' or 'host:port': another upstream server
+#   fcgi_pass_hash => the same for the hashing workers (default: hash_listen)
 #   server_extra => '...': lines added to our server block (it has no other
 #       directives, so the snippet's own ones cannot clash)
 #   conf => '...': a whole nginx.conf instead (TLS in t/nginx.t); it is
 #       started the same way, on the port given by port => N
+#   www => 1 | DIR: the sign-in pages too (the shipped pbx-auth-www.conf, with
+#       this tree's www/ or DIR), form_action => 'origin ...' for their CSP
 sub start_nginx {
 	my ($self, %o) = @_;
 	my $d = $self->nginx_dir;
 	my $user = $self->{root} ? "user root;\n" : '';
-	my $l = $self->fcgi_listen;
+	my $unix = sub { $_[0] =~ m{^/} ? "unix:$_[0]" : $_[0] };
+	my @inst = ($self, @{$self->{peers} || []});
+	my @pass = map { $unix->($_->fcgi_listen) } @inst;
+	my @hpass = map { $unix->($_->hash_listen) } @inst;
 	my %limits = $o{shipped_limits} ? ()
 	    : (PA_LOGIN_RATE => '10000r/s', PA_LOGIN_BURST => 10000);
 	my $http_part = $self->render_nginx('pbx-auth-http.conf.in',
-	    PA_FCGI_PASS => $o{fcgi_pass} // ($l =~ m{^/} ? "unix:$l" : $l), %limits);
+	    PA_FCGI_PASS => $o{fcgi_pass} // $pass[0],
+	    PA_FCGI_PASS_HASH => $o{fcgi_pass_hash} // $hpass[0], %limits);
+	if (@inst > 1 && !defined $o{fcgi_pass}) {
+		# More instances (peer()): one `server` line each in the shipped
+		# upstreams, as their comment tells an operator to add them.
+		my $text = $self->read_file($http_part);
+		for my $p (\@pass, \@hpass) {
+			$text =~ s/^(\s*server \Q$p->[0]\E\b[^;\n]*;\n)/$1 . join('', map { "    server $_;\n" } @{$p}[1 .. $#$p])/me
+			    or die "Test::PbxAuth: no upstream server line $p->[0] in $http_part\n";
+		}
+		$self->write_file($http_part, $text);
+	}
 	my $locations = $self->render_nginx('pbx-auth-locations.conf.in', %limits);
 	my $extra = $o{server_extra} // '';
 	my $www = !$o{www} ? '' : '        include ' . $self->render_nginx('pbx-auth-www.conf.in',
@@ -1029,8 +1093,59 @@ sub fcgi_params {
 	};
 }
 
-# $t->fcgi_request(params => {...}, stdin => $bytes [, pause => sub {...}])
+# Connections waiting in the daemon's listen queue (ss: Recv-Q of the
+# listening socket), or undef when it does not listen.
+sub fcgi_backlog {
+	my ($self) = @_;
+	my $l = $self->fcgi_listen;
+	my $unix = $l =~ m{^/};
+	for (split /\n/, `ss -lnH @{[ $unix ? '-x' : '-t' ]} 2>/dev/null`) {
+		my @f = split ' ';
+		return $f[$unix ? 2 : 1] if @f > 4 && $f[$unix ? 4 : 3] eq $l;
+	}
+	return undef;
+}
+
+# $t->fcgi_begin([$params]): a FastCGI POST to the daemon's socket, sent
+# up to its parameters: the worker that accepts it then waits for the body,
+# busy.  $t->fcgi_end($h) sends the body and reads the answer to EOF;
+# returns (END_REQUEST seen, status).
+sub fcgi_begin {
+	my ($self, $params) = @_;
+	my $body = '{"refresh_token":"held"}';
+	$params //= $self->fcgi_params(method => 'POST', path => '/api/auth/refresh_token',
+	    content_type => 'application/json', content_length => length $body);
+	my $s = $self->fcgi_connect or die "Test::PbxAuth: connect " . $self->fcgi_listen . ": $!\n";
+	my $p = join '', map { _fcgi_len($_) . _fcgi_len($params->{$_}) . $_ . $params->{$_} }
+	    sort keys %$params;
+	syswrite($s, _fcgi_record(FCGI_BEGIN_REQUEST, pack('nCx5', FCGI_RESPONDER, 0))
+	    . _fcgi_record(FCGI_PARAMS, $p) . _fcgi_record(FCGI_PARAMS, ''));
+	return [ $s, $body ];
+}
+
+sub fcgi_end {
+	my ($self, $h) = @_;
+	my ($s, $body) = @$h;
+	local $SIG{PIPE} = 'IGNORE';
+	syswrite($s, _fcgi_record(FCGI_STDIN, $body) . _fcgi_record(FCGI_STDIN, ''));
+	my $in = '';
+	while (sysread($s, my $buf, 65536)) { $in .= $buf }
+	close $s;
+	my ($end, $status) = (0, '');
+	while (length $in >= 8) {
+		my (undef, $type, undef, $clen, $plen) = unpack('CCnnC', $in);
+		my $c = substr($in, 8, $clen);
+		substr($in, 0, 8 + $clen + $plen, '');
+		$end = 1 if $type == FCGI_END_REQUEST;
+		($status) = $c =~ /^Status: (\d+)/m if $type == FCGI_STDOUT && !$status;
+	}
+	return ($end, $status);
+}
+
+# $t->fcgi_request(params => {...}, stdin => $bytes [, pause => sub {...}]
+#     [, listen => $t->hash_listen])
 # With pause, the sub runs after the parameters are sent and before stdin.
+# With listen, the request goes to that socket instead of `listen`.
 # Returns { status, headers (lower-case names), body, json, stderr,
 # complete (END_REQUEST seen), app_status }.
 sub fcgi_request {
@@ -1038,8 +1153,8 @@ sub fcgi_request {
 	my $params = $o{params} // $self->fcgi_params;
 	my $stdin = $o{stdin} // '';
 	$self->_track_request('FastCGI request', {}, $stdin);
-	my $s = $self->fcgi_connect
-	    or die "Test::PbxAuth: connect " . $self->fcgi_listen . ": $!\n";
+	my $s = $self->fcgi_connect($o{listen})
+	    or die "Test::PbxAuth: connect " . ($o{listen} // $self->fcgi_listen) . ": $!\n";
 
 	my $out = _fcgi_record(FCGI_BEGIN_REQUEST, pack('nCx5', FCGI_RESPONDER, 0));
 	my $p = '';
@@ -1224,6 +1339,7 @@ sub stop_all {
 	local ($?, $!, $@);
 	return if $$ != $CREATOR;
 	eval { $self->stop_nginx; 1 } or Test::More::diag("stop nginx: $@");
+	$_->stop_all for grep { defined } @{$self->{peers} || []};
 	eval {
 		if ($self->{authd_pid}) {
 			my $st = $self->stop_daemon;
@@ -1242,7 +1358,8 @@ sub stop_all {
 # The end-of-test checks over the logs.
 sub check_logs {
 	my ($self) = @_;
-	my $log = $self->read_file($self->{authd_log});
+	my $log = join "\n", map { $self->read_file($_->{authd_log}) }
+	    $self, @{$self->{peers} || []};
 	my $ctl = $self->read_file($self->{ctl_log});
 	my @san = grep { /AddressSanitizer|LeakSanitizer|runtime error:|ThreadSanitizer/ }
 	    split /\n/, $log . "\n" . $ctl;
