@@ -165,23 +165,22 @@ sub warm {
 	return 0;
 }
 
-# After a revocation: the token is refused within 1 s, then by every worker.
+# After a revocation: every worker refuses the token within 1 s (a worker
+# reads its notifications before each request; they reach it within
+# milliseconds), and none accepts it again.
 sub refused_everywhere {
 	my ($token, $name, %o) = @_;
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	my $t0 = time;
-	my $ok = $t->wait_until(sub { pbx($token, %o)->{status} == 401 }, 1);
-	ok($ok, "$name: refused within 1 s") or return;
-	my $from = $t->log_offset;
-	my ($bad, $n) = (0, 0);
-	while ($n++ < 300) {
-		$bad++ if pbx($token, %o)->{status} != 401;
+	my ($from, $t0, $done) = ($t->log_offset, time, 0);
+	while (!$done && time - $t0 < 1) {
+		pbx($token, %o);
 		my $w = verify_by_worker($from);
-		last if keys %$w >= $WORKERS;
+		$done = keys %$w >= $WORKERS && !grep { $_->[-1] != 401 } values %$w;
 	}
-	my $w = verify_by_worker($from);
-	is(scalar(keys %$w), $WORKERS, "$name: every worker asked");
-	is($bad, 0, "$name: every worker refuses it");
+	ok($done, "$name: every worker refuses it within 1 s")
+	    or diag(explain(verify_by_worker($from)));
+	my $bad = grep { pbx($token, %o)->{status} != 401 } 1 .. 3 * $WORKERS;
+	is($bad, 0, "$name: and keeps refusing it");
 }
 
 ###############################################################################
