@@ -18,12 +18,13 @@
 
 #define NIL UINT32_MAX
 
+/* 88 bytes: with 100000 entries, 8.4 MiB plus the names. */
 struct entry {
 	unsigned char key[PA_SHA256_LEN];	/* SHA-256 of the token */
 	long long session_id, user_id, exp, iat;
 	char *names;		/* "username\0domain\0role\0" (malloc) */
-	size_t names_len;
 	uint32_t prev, next;	/* insertion order; next also links free entries */
+	uint16_t names_len;
 	bool used, cookie, force_reset;
 };
 
@@ -267,7 +268,8 @@ insert(pa_gate_t *g, const unsigned char *key, bool cookie, const pa_gate_who_t 
 	uint32_t idx;
 	char *names;
 
-	if (g->max == 0 || NAMES_COST(n) > g->max_bytes || (names = malloc(n)) == NULL)
+	if (g->max == 0 || n > UINT16_MAX || NAMES_COST(n) > g->max_bytes ||
+	    (names = malloc(n)) == NULL)
 		return;		/* not cached: the next request asks PostgreSQL again */
 	memcpy(names, w->username, ul + 1);
 	memcpy(names + ul + 1, w->domain, dl + 1);
@@ -278,7 +280,7 @@ insert(pa_gate_t *g, const unsigned char *key, bool cookie, const pa_gate_who_t 
 	e = &g->e[idx];
 	g->free = e->next;
 	*e = (struct entry){ .session_id = w->session_id, .user_id = w->user_id, .exp = w->exp,
-		.iat = w->iat, .names = names, .names_len = n, .prev = g->tail, .next = NIL,
+		.iat = w->iat, .names = names, .names_len = (uint16_t)n, .prev = g->tail, .next = NIL,
 		.used = true, .cookie = cookie, .force_reset = w->force_reset };
 	memcpy(e->key, key, PA_SHA256_LEN);
 	if (g->tail != NIL)
