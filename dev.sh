@@ -30,12 +30,13 @@ demo_admin_password=admin-demo-password
 packages=(build-essential autoconf automake pkg-config perl libfcgi-dev libjson-c-dev
 	libpq-dev libcrypt-dev libcurl4-openssl-dev libssl-dev postgresql nginx-light curl valgrind mandoc
 	clang clang-tools libcryptx-perl libio-socket-ssl-perl debhelper dpkg-dev lintian systemd openssl chromium
-	iproute2)
+	iproute2 prometheus)
 
 # Tests that dev.sh test runs a second time with pbx-authd, and the pbx-authctl
 # calls they make, under valgrind.
 valgrind_tests=(t/info.t t/info_cache.t t/http.t t/db_outage.t t/sign_in.t t/tokens.t t/cookie.t
-	t/ctl.t t/ctl_users.t t/ctl_ms365.t t/ms365.t t/reset_password.t t/otp.t t/mailer.t)
+	t/ctl.t t/ctl_users.t t/ctl_ms365.t t/ms365.t t/reset_password.t t/otp.t t/mailer.t
+	t/ctl_audit.t t/ctl_delete.t)
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "dev.sh: $*"; exit 1; }
@@ -208,10 +209,15 @@ cmd_up() {
 	as_pg "$bin/psql" -X -q -h "$pgsock" -p "$pg_port" -U postgres -d postgres -tAc \
 		"SELECT 1 FROM pg_database WHERE datname = 'pbxauth'" | grep -q 1 ||
 		as_pg "$bin/createdb" -h "$pgsock" -p "$pg_port" -U postgres pbxauth
+	# pbx-authd runs as the runtime role migration 0005 grants (README "Database guide").
+	as_pg "$bin/psql" -X -q -h "$pgsock" -p "$pg_port" -U postgres -d postgres -c \
+		"DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pbx_auth_runtime')
+		THEN CREATE ROLE pbx_auth_runtime LOGIN; END IF; END \$\$" >/dev/null
 
 	cat >"$var/pbx-auth.conf" <<-CONF
 	# Written by ./dev.sh up
-	database = host=$pgsock port=$pg_port dbname=pbxauth user=postgres
+	database = host=$pgsock port=$pg_port dbname=pbxauth user=pbx_auth_runtime
+	ctl_database = host=$pgsock port=$pg_port dbname=pbxauth user=postgres
 	listen = $var/run/fcgi.sock
 	listen_mode = 0666
 	workers = 2

@@ -5,15 +5,22 @@
 
 #include "audit.h"
 #include "log.h"
+#include "metrics.h"
 
 void
 pa_audit_log(const pa_audit_t *e)
 {
-	/* Every value here passed the input rules (domain, username) or is ours. */
-	pa_log_info("audit event=%s outcome=%s domain=%s user=%s addr=%s%s%s", e->event,
-	    e->outcome, e->domain ? e->domain : "-", e->username ? e->username : "-",
-	    e->client_addr && *e->client_addr ? e->client_addr : "-",
-	    e->detail ? " detail=" : "", e->detail ? e->detail : "");
+	const char *d = e->domain ? e->domain : "-", *u = e->username ? e->username : "-",
+		*addr = e->client_addr && *e->client_addr ? e->client_addr : "-";
+
+	pa_metrics_audit(e->event, e->outcome, e->detail);
+	/* log.c escapes every value; the keys are in the format, so two formats. */
+	if (e->detail != NULL)
+		pa_log_info("audit event=%s outcome=%s domain=%s user=%s addr=%s detail=%s",
+		    e->event, e->outcome, d, u, addr, e->detail);
+	else
+		pa_log_info("audit event=%s outcome=%s domain=%s user=%s addr=%s", e->event,
+		    e->outcome, d, u, addr);
 }
 
 enum pa_err

@@ -28,7 +28,7 @@
 #define MAX_CONFIG_SIZE (1024 * 1024)
 
 enum type { T_STR, T_INT, T_OCTAL, T_LOGLEVEL, T_AUTHORITY, T_BOOL, T_ORIGINS, T_NAME,
-	T_SUBJECT, T_BODY, T_TLS };
+	T_SUBJECT, T_BODY, T_TLS, T_LOGFORMAT, T_CIDRS };
 
 struct key {
 	const char *name;
@@ -41,6 +41,7 @@ struct key {
 #define OFF(f) offsetof(pa_config_t, f)
 static const struct key keys[] = {
 	{ "database", T_STR, OFF(database), NULL, 0, 0 },
+	{ "ctl_database", T_STR, OFF(ctl_database), NULL, 0, 0 },
 	{ "listen", T_STR, OFF(listen), PA_RUNSTATEDIR "/pbx-auth/fcgi.sock", 0, 0 },
 	{ "listen_mode", T_OCTAL, OFF(listen_mode), "0660", 0, 0777 },
 	{ "listen_backlog", T_INT, OFF(listen_backlog), "1024", 1, 65535 },
@@ -53,6 +54,7 @@ static const struct key keys[] = {
 	{ "listen_group", T_STR, OFF(listen_group), NULL, 0, 0 },
 	{ "pidfile", T_STR, OFF(pidfile), NULL, 0, 0 },
 	{ "log_level", T_LOGLEVEL, OFF(log_level), "info", 0, 0 },
+	{ "log_format", T_LOGFORMAT, OFF(log_format), "text", 0, 0 },
 	{ "retry_after", T_INT, OFF(retry_after), "5", 1, 3600 },
 	{ "migrations_dir", T_STR, OFF(migrations_dir), PA_MIGRATIONS_DIR, 0, 0 },
 	{ "ms365_authority_global", T_AUTHORITY, OFF(ms365_authority_global),
@@ -83,6 +85,7 @@ static const struct key keys[] = {
 	{ "throttle_account_failures", T_INT, OFF(throttle_account_failures), "10", 0, 100000 },
 	{ "throttle_account_window", T_INT, OFF(throttle_account_window), "600", 1, 86400 },
 	{ "throttle_account_block", T_INT, OFF(throttle_account_block), "900", 1, 604800 },
+	{ "throttle_exempt", T_CIDRS, OFF(throttle_exempt), NULL, 0, 0 },
 	{ "cookie_name", T_NAME, OFF(cookie_name), "pbx_session", 0, 0 },
 	{ "cookie_secure", T_BOOL, OFF(cookie_secure), "on", 0, 0 },
 	{ "allowed_origins", T_ORIGINS, OFF(allowed_origins), NULL, 0, 0 },
@@ -117,6 +120,7 @@ static const struct key keys[] = {
 	{ "smtp_retry_base", T_INT, OFF(smtp_retry_base), "30", 1, 3600 },
 	{ "cleanup_interval", T_INT, OFF(cleanup_interval), "300", 1, 86400 },
 	{ "mail_keep_days", T_INT, OFF(mail_keep_days), "7", 0, 3650 },
+	{ "audit_keep_days", T_INT, OFF(audit_keep_days), "365", 0, 36500 },
 };
 
 const char *
@@ -313,6 +317,21 @@ check_smtp(const pa_config_t *c)
 	return NULL;
 }
 
+/* Parses throttle_exempt into c, which keeps its blocks when v is wrong. */
+static const char *
+set_cidrs(pa_config_t *c, const char *v)
+{
+	pa_cidr_t nets[PA_CIDR_MAX];
+	const char *why;
+	size_t n;
+
+	if ((why = pa_cidr_parse_list(v, nets, &n)) != NULL)
+		return why;
+	memcpy(c->throttle_exempt_nets, nets, sizeof(nets));
+	c->throttle_exempt_n = n;
+	return NULL;
+}
+
 static const struct key *
 find_key(const char *name)
 {
@@ -329,6 +348,7 @@ pa_config_set(pa_config_t *c, const char *name, const char *value, char *err, si
 	void *field;
 	const char *msg = NULL;
 	enum pa_log_level level;
+	enum pa_log_format lf;
 	char *s = NULL;
 	long n;
 
@@ -341,14 +361,18 @@ pa_config_set(pa_config_t *c, const char *name, const char *value, char *err, si
 	case T_STR:
 	case T_AUTHORITY:
 	case T_ORIGINS:
+	case T_CIDRS:
 	case T_NAME:
 	case T_SUBJECT:
 	case T_BODY:
-		if (*value == '\0' && k->type != T_STR && k->type != T_ORIGINS) {
+		if (*value == '\0' && k->type != T_STR && k->type != T_ORIGINS &&
+		    k->type != T_CIDRS) {
 			msg = "must not be empty";
 			break;
 		}
 		if (*value == '\0') {	/* "key =" unsets */
+			if (k->type == T_CIDRS)
+				c->throttle_exempt_n = 0;
 			free(*(char **)field);
 			*(char **)field = NULL;
 			return PA_OK;
@@ -361,6 +385,8 @@ pa_config_set(pa_config_t *c, const char *name, const char *value, char *err, si
 			msg = check_authority(s);
 		else if (k->type == T_ORIGINS)
 			msg = check_origins(s);
+		else if (k->type == T_CIDRS)	/* throttle_exempt is the only one */
+			msg = set_cidrs(c, s);
 		else if (k->type == T_NAME)
 			msg = check_name(s);
 		else if (k->type == T_SUBJECT || k->type == T_BODY)
@@ -402,6 +428,12 @@ pa_config_set(pa_config_t *c, const char *name, const char *value, char *err, si
 		else
 			msg = "expected debug, info, warn or error";
 		break;
+	case T_LOGFORMAT:
+		if (pa_log_parse_format(value, &lf))
+			*(enum pa_log_format *)field = lf;
+		else
+			msg = "expected text or json";
+		break;
 	}
 	free(s);
 	if (msg != NULL) {
@@ -435,7 +467,7 @@ pa_config_free(pa_config_t *c)
 		return;
 	for (size_t i = 0; i < PA_NELEM(keys); i++)
 		if (keys[i].type == T_STR || keys[i].type == T_AUTHORITY ||
-		    keys[i].type == T_ORIGINS || keys[i].type == T_NAME ||
+		    keys[i].type == T_ORIGINS || keys[i].type == T_NAME || keys[i].type == T_CIDRS ||
 		    keys[i].type == T_SUBJECT || keys[i].type == T_BODY)
 			free(*(char **)((char *)c + keys[i].offset));
 	free(c);

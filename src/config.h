@@ -11,9 +11,11 @@
 
 #include "log.h"
 #include "pa.h"
+#include "valid.h"
 
 typedef struct {
 	char *database;			/* libpq connection string */
+	char *ctl_database;		/* pbx-authctl's connection string (the owner role); NULL: database */
 	char *listen;			/* unix socket path, or host:port */
 	int listen_mode;		/* mode of the unix socket */
 	int listen_backlog;
@@ -31,6 +33,7 @@ typedef struct {
 	char *listen_group;		/* group of the unix socket; NULL: user's primary group */
 	char *pidfile;			/* the master's pid, or NULL for none */
 	enum pa_log_level log_level;
+	enum pa_log_format log_format;	/* text (logfmt) or json */
 	int retry_after;		/* seconds, in 503 responses */
 	char *migrations_dir;
 	char *ms365_authority_global;	/* scheme://host[:port], no trailing slash */
@@ -58,6 +61,9 @@ typedef struct {
 	/* Failed sign-in throttling; failures 0 turns a limit off. */
 	int throttle_ip_failures, throttle_ip_window, throttle_ip_block;
 	int throttle_account_failures, throttle_account_window, throttle_account_block;
+	char *throttle_exempt;		/* address blocks never blocked per address, or NULL */
+	pa_cidr_t throttle_exempt_nets[PA_CIDR_MAX];	/* throttle_exempt, parsed */
+	size_t throttle_exempt_n;
 	/* The session cookie of the web portal. */
 	char *cookie_name;
 	bool cookie_secure;
@@ -84,6 +90,7 @@ typedef struct {
 	int smtp_retry_base;		/* seconds before the 2nd attempt; doubles each time */
 	int cleanup_interval;		/* seconds between deletions of expired rows */
 	int mail_keep_days;		/* sent and failed mail is deleted after this */
+	int audit_keep_days;		/* audit rows are deleted after this; 0: never */
 } pa_config_t;
 
 /* smtp_starttls: STARTTLS on smtp:// URLs (smtps:// is TLS from the start). */

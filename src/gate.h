@@ -6,7 +6,7 @@
  * Bounded by entries and by the bytes of the names it keeps; when full, the
  * oldest entry goes (entries of one access TTL expire in insertion order, so
  * the oldest is the nearest to expiry).  Notifications on the cache channel
- * (0009_gate.sql) drop entries: "session <id>", "user <id>", "tenant
+ * (0010_gate.sql) drop entries: "session <id>", "user <id>", "tenant
  * <domain>", "all".  While the database connection is lost, cached entries
  * keep answering for gate_offline_ttl seconds; a new connection empties the
  * cache, since notifications may have been missed meanwhile.

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -521,6 +522,31 @@ read_body(pa_req_t *req)
 	return PA_OK;
 }
 
+/*
+ * Takes nginx's $request_id (32 hex digits) when it is a sane token; else
+ * (a bare FastCGI client, or a bad value) makes one, so that every request
+ * has an id to log and echo.
+ */
+static void
+set_request_id(pa_req_t *req)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *id = pa_http_env(req, "REQUEST_ID");
+	unsigned char r[16];
+
+	if (id != NULL && pa_log_request_id_valid(id)) {
+		memcpy(req->request_id, id, strlen(id) + 1);
+		return;
+	}
+	if (getrandom(r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+		memset(r, 0, sizeof(r));
+	for (size_t i = 0; i < sizeof(r); i++) {
+		req->request_id[2 * i] = hex[r[i] >> 4];
+		req->request_id[2 * i + 1] = hex[r[i] & 15];
+	}
+	req->request_id[2 * sizeof(r)] = '\0';
+}
+
 enum pa_err
 pa_http_request_init(pa_req_t *req, pa_http_conn_t *c, pa_arena_t *a)
 {
@@ -539,6 +565,8 @@ pa_http_request_init(pa_req_t *req, pa_http_conn_t *c, pa_arena_t *a)
 		req->content_type = NULL;
 	if (req->remote_addr == NULL)
 		req->remote_addr = "";
+	set_request_id(req);
+	req->route = -1;
 
 	/* nginx gives the decoded, normalised path in DOCUMENT_URI. */
 	if ((p = pa_http_env(req, "DOCUMENT_URI")) != NULL && *p != '\0') {
@@ -612,23 +640,33 @@ pa_http_error_code(int status)
 void
 pa_http_add_header(pa_req_t *req, const char *fmt, ...)
 {
-	char line[1024];
+	pa_buf_t line = PA_BUF_INIT;
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
+	pa_buf_vprintf(&line, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(line) || strpbrk(line, "\r\n") != NULL) {
+	if (pa_buf_failed(&line) || line.len > PA_HTTP_MAX_HEADER ||
+	    strpbrk(line.p, "\r\n") != NULL) {
 		pa_log_error("refusing a malformed or oversized response header");
-		return;
+		req->headers.failed = true;
+	} else {
+		pa_buf_append(&req->headers, line.p, line.len);
+		pa_buf_append(&req->headers, "\r\n", 2);
 	}
-	pa_buf_append(&req->headers, line, (size_t)n);
-	pa_buf_append(&req->headers, "\r\n", 2);
+	if (line.p != NULL)
+		explicit_bzero(line.p, line.cap);	/* a Location may carry tokens */
+	pa_buf_free(&line);
 }
 
 void
 pa_http_reply(pa_req_t *req, int status, const char *body, size_t len)
+{
+	pa_http_reply_typed(req, status, "application/json; charset=utf-8", body, len);
+}
+
+void
+pa_http_reply_typed(pa_req_t *req, int status, const char *type, const char *body, size_t len)
 {
 	FCGX_Stream *out = req->conn->rq.out;
 	char head[256];
@@ -639,18 +677,31 @@ pa_http_reply(pa_req_t *req, int status, const char *body, size_t len)
 		    req->status);
 		return;
 	}
+	if (pa_buf_failed(&req->headers)) {
+		/* A refused header (logged): never a 302 without its Location. */
+		static const char err[] = "{\"errors\":[{\"code\":\"UNKNOWN\",\"message\":"
+		    "\"Internal error\",\"detail\":null}]}";
+
+		pa_buf_free(&req->headers);
+		status = 500;
+		body = err;
+		len = sizeof(err) - 1;
+	}
 	req->status = status;
 	n = snprintf(head, sizeof(head), "Status: %d %s\r\n"
-	    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n", status,
-	    status_text(status));
+	    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s%s%s", status,
+	    status_text(status), req->request_id[0] ? "X-Request-Id: " : "", req->request_id,
+	    req->request_id[0] ? "\r\n" : "");
 	FCGX_PutStr(head, n, out);
 	if (req->headers.len > 0)
 		FCGX_PutStr(req->headers.p, (int)req->headers.len, out);
 	if (body != NULL) {
-		n = snprintf(head, sizeof(head), "Content-Type: application/json; charset=utf-8\r\n"
-		    "Content-Length: %zu\r\n\r\n", len);
+		n = snprintf(head, sizeof(head), "Content-Type: %s\r\n"
+		    "Content-Length: %zu\r\n\r\n", type, len);
 		FCGX_PutStr(head, n, out);
-		FCGX_PutStr(body, (int)len, out);
+		/* HEAD: the headers GET would have, Content-Length included, no body. */
+		if (strcmp(req->method, "HEAD") != 0)
+			FCGX_PutStr(body, (int)len, out);
 	} else {
 		FCGX_PutStr("\r\n", 2, out);
 	}

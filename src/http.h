@@ -15,6 +15,12 @@
 #include "pa.h"
 
 #define PA_HTTP_MAX_BODY (64 * 1024)
+/*
+ * Bytes of one response header line: a Location with a 2048-byte
+ * callback_url and its tokens fits with room to spare.  nginx must buffer the
+ * whole header block (fastcgi_buffer_size, 8k in the shipped configuration).
+ */
+#define PA_HTTP_MAX_HEADER 8192
 
 /* A decoded name/value pair of a query string, form body or Cookie header. */
 typedef struct {
@@ -35,6 +41,13 @@ typedef struct {
 	char *body;			/* NUL-terminated; body_len bytes */
 	size_t body_len;
 	const char *remote_addr;
+	/*
+	 * nginx's $request_id (the REQUEST_ID parameter) when it is a sane
+	 * token, else one made here; echoed as X-Request-Id and logged.
+	 */
+	char request_id[65];
+	const char *user_id;		/* set by handlers once a user is known; logged */
+	int route;			/* index of the matched route; -1: none (metrics) */
 	pa_param_t *path_params;	/* {name} segments of the matched route */
 	size_t npath_params;
 	struct pa_json *json;		/* the parsed body of a JSON route */
@@ -106,10 +119,17 @@ bool pa_utf8_valid(const char *s, size_t n);
 /* True when the Content-Type's media type (parameters ignored) equals type. */
 bool pa_http_media_type_is(const char *content_type, const char *type);
 
-/* Adds a response header line ("Allow: GET"); it must not contain CR or LF. */
+/*
+ * Adds a response header line ("Allow: GET").  One longer than
+ * PA_HTTP_MAX_HEADER or holding CR or LF is refused (logged), and the
+ * response then becomes a 500: never a 302 without its Location.
+ */
 void pa_http_add_header(pa_req_t *req, const char *fmt, ...) PA_PRINTF(2, 3);
 /* Sends a response; body may be NULL (no Content-Type then).  Once per request. */
 void pa_http_reply(pa_req_t *req, int status, const char *body, size_t len);
+/* The same with a Content-Type other than JSON. */
+void pa_http_reply_typed(pa_req_t *req, int status, const char *type, const char *body,
+    size_t len);
 /*
  * Sends {"errors":[{"code","message","detail"}]}.  code NULL picks the
  * contract's code for the status; detail_json is raw JSON or NULL (null).

@@ -22,6 +22,7 @@
 #include "buf.h"
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 #include "mail.h"
 #include "mailer.h"
 #include "smtp.h"
@@ -31,6 +32,7 @@
 #define CLEAN_BATCH "1000"	/* rows per DELETE */
 #define CLEAN_GRACE "3600"	/* seconds expired rows are kept */
 #define IDLE_WAKE 60		/* seconds: the longest sleep without a notification */
+#define SAMPLE_WAKE 10		/* seconds between outbox counts when idle (metrics) */
 #define PASSWORD_MAX 1024
 #define PAUSE_MAX 60		/* seconds deliveries pause after a server failure */
 
@@ -187,13 +189,15 @@ deliver_one(struct mailer *m)
 		rv = 0;
 		goto out;
 	}
-	id = pa_db_value(r, 0, PA_MC_ID);
-	rcpt = pa_db_value(r, 0, PA_MC_RECIPIENT);
-	attempt = atoi(pa_db_value(r, 0, PA_MC_ATTEMPTS)) + 1;
+	id = pa_db_value(r, 0, PA_COL_MAIL_CLAIM_ID);
+	/* Lines about this message carry the id of the request that queued it. */
+	pa_log_set_request_id(pa_db_value(r, 0, PA_COL_MAIL_CLAIM_REQUEST_ID));
+	rcpt = pa_db_value(r, 0, PA_COL_MAIL_CLAIM_RECIPIENT);
+	attempt = atoi(pa_db_value(r, 0, PA_COL_MAIL_CLAIM_ATTEMPTS)) + 1;
 	msg = (pa_mail_msg_t){ strtoll(id, NULL, 10),
-		strtoll(pa_db_value(r, 0, PA_MC_CREATED_US), NULL, 10), cfg->smtp_from,
-		cfg->smtp_from_name, rcpt, pa_db_value(r, 0, PA_MC_SUBJECT),
-		pa_db_value(r, 0, PA_MC_BODY), time(NULL) };
+		strtoll(pa_db_value(r, 0, PA_COL_MAIL_CLAIM_CREATED_US), NULL, 10), cfg->smtp_from,
+		cfg->smtp_from_name, rcpt, pa_db_value(r, 0, PA_COL_MAIL_CLAIM_SUBJECT),
+		pa_db_value(r, 0, PA_COL_MAIL_CLAIM_BODY), time(NULL) };
 	pa_buf_reset(&m->msg);
 	if ((frv = pa_mail_format(&m->msg, &msg)) == PA_ENOMEM)
 		goto out;
@@ -215,28 +219,44 @@ deliver_one(struct mailer *m)
 	if (pa_db_exec(m->db, m->arena, PA_STMT_MAIL_RESULT, params, &r) != PA_OK ||
 	    pa_db_rows(r) != 1 || pa_db_commit(m->db) != PA_OK) {
 		if (srv == PA_OK)
-			pa_log_error("mail id=%s was delivered but could not be recorded as sent;"
-			    " it will be sent again", id);
+			pa_log_error("mail was delivered but could not be recorded as sent;"
+			    " it will be sent again id=%s", id);
 		goto out;
 	}
 	status = pa_db_value(r, 0, 0);
+	pa_metrics_inc(PA_M_MAIL_DELIVERY + (strcmp(status, "sent") == 0 ? 0 :
+	    strcmp(status, "queued") == 0 ? 1 : 2));
 	if (strcmp(status, "sent") == 0)
-		pa_log_info("mail sent id=%s domain=%s attempt=%d reply=\"%s\"", id,
+		pa_log_info("mail sent id=%s domain=%s attempt=%d reply=%s", id,
 		    log_domain(rcpt), attempt, reply);
 	else if (strcmp(status, "queued") == 0)
-		pa_log_warn("mail deferred id=%s domain=%s attempt=%d retry_in=%s reply=\"%s\"", id,
+		pa_log_warn("mail deferred id=%s domain=%s attempt=%d retry_in=%s reply=%s", id,
 		    log_domain(rcpt), attempt, pa_db_value(r, 0, 1), reply);
 	else if (frv == PA_EINPUT)	/* the data's fault, not the service's */
-		pa_log_warn("mail failed id=%s domain=%s attempt=%d reply=\"%s\"", id,
+		pa_log_warn("mail failed id=%s domain=%s attempt=%d reply=%s", id,
 		    log_domain(rcpt), attempt, reply);
 	else
-		pa_log_error("mail failed id=%s domain=%s attempt=%d reply=\"%s\"", id,
+		pa_log_error("mail failed id=%s domain=%s attempt=%d reply=%s", id,
 		    log_domain(rcpt), attempt, reply);
 	rv = srv == PA_EUPSTREAM && pa_smtp_server_failed(m->smtp) ? 2 : 1;
 out:
 	pa_db_rollback(m->db);	/* a no-op after COMMIT */
+	pa_log_set_request_id(NULL);
 	pa_arena_reset(m->arena);
 	return rv;
+}
+
+/* Counts the outbox for the metrics (scrapes never query: they read this). */
+static void
+sample_outbox(struct mailer *m)
+{
+	pa_db_res_t *r;
+
+	if (pa_db_exec(m->db, m->arena, PA_STMT_MAIL_STATS, NULL, &r) == PA_OK &&
+	    pa_db_rows(r) == 1)
+		pa_metrics_outbox(atol(pa_db_value(r, 0, 0)), atol(pa_db_value(r, 0, 1)),
+		    atol(pa_db_value(r, 0, 2)), atol(pa_db_value(r, 0, 3)));
+	pa_arena_reset(m->arena);
 }
 
 /* Seconds until the next queued message is due (at least 1), or -1: none queued. */
@@ -254,30 +274,33 @@ next_due(struct mailer *m)
 	return rv;
 }
 
-/* Deletes expired flows, sessions, throttle rows, and old sent or failed mail. */
+/* Deletes expired flows, sessions, throttle rows, old sent or failed mail and old audit rows. */
 static void
 cleanup(struct mailer *m)
 {
 	static const struct { enum pa_stmt st; const char *what; } jobs[] = {
 		{ PA_STMT_CLEAN_FLOWS, "flows" }, { PA_STMT_CLEAN_SESSIONS, "sessions" },
 		{ PA_STMT_CLEAN_THROTTLE, "throttle" }, { PA_STMT_CLEAN_MAIL, "mail" },
+		{ PA_STMT_CLEAN_AUDIT, "audit" },
 	};
 	const pa_config_t *cfg = m->cfg;
-	char window[16], days[16], line[256];
+	char window[16], days[16], audit_days[16];
 	long total[PA_NELEM(jobs)] = { 0 };
 	bool any = false;
-	size_t off = 0;
 
 	snprintf(window, sizeof(window), "%d",
 	    cfg->throttle_ip_window > cfg->throttle_account_window ? cfg->throttle_ip_window
 	    : cfg->throttle_account_window);
 	snprintf(days, sizeof(days), "%d", cfg->mail_keep_days);
+	snprintf(audit_days, sizeof(audit_days), "%d", cfg->audit_keep_days);
 	for (size_t j = 0; j < PA_NELEM(jobs); j++) {
 		const char *grace[] = { CLEAN_BATCH, CLEAN_GRACE };
 		const char *throttle[] = { CLEAN_BATCH, window, CLEAN_GRACE };
 		const char *mail[] = { CLEAN_BATCH, days };
+		const char *audit[] = { CLEAN_BATCH, audit_days };
 		const char *const *params = jobs[j].st == PA_STMT_CLEAN_THROTTLE ? throttle :
-		    jobs[j].st == PA_STMT_CLEAN_MAIL ? mail : grace;
+		    jobs[j].st == PA_STMT_CLEAN_MAIL ? mail : jobs[j].st == PA_STMT_CLEAN_AUDIT ?
+		    audit : grace;
 		pa_db_res_t *r;
 		long n;
 
@@ -291,15 +314,12 @@ cleanup(struct mailer *m)
 			pa_arena_reset(m->arena);
 		} while (n >= atol(CLEAN_BATCH) && !should_stop(m));
 	}
-	for (size_t j = 0; j < PA_NELEM(jobs); j++) {
+	for (size_t j = 0; j < PA_NELEM(jobs); j++)
 		any |= total[j] > 0;
-		off += (size_t)snprintf(line + off, sizeof(line) - off, " %s=%ld", jobs[j].what,
-		    total[j]);
-	}
-	if (any)
-		pa_log_info("cleanup deleted%s", line);
-	else
-		pa_log_debug("cleanup deleted%s", line);
+	/* The keys are in the format: log.c takes them from there. */
+	pa_log_write(any ? PA_LOG_INFO : PA_LOG_DEBUG, NULL, 0,
+	    "cleanup deleted flows=%ld sessions=%ld throttle=%ld mail=%ld audit=%ld", total[0],
+	    total[1], total[2], total[3], total[4]);
 }
 
 static time_t
@@ -317,7 +337,7 @@ pa_mailer_run(const pa_config_t *cfg)
 	static const char *const tls[PA_SMTP_TLS__MAX] = { "required", "optional", "off" };
 	struct mailer m = { .cfg = cfg, .msg = PA_BUF_INIT };
 	char *password = NULL;
-	time_t next_cleanup = 0, paused_until = 0;
+	time_t next_cleanup = 0, paused_until = 0, next_sample = 0;
 	int rv = 1;
 
 	/* First: ps and the tests tell the mailer from the workers by it. */
@@ -383,6 +403,16 @@ pa_mailer_run(const pa_config_t *cfg)
 			else if ((due = next_due(&m)) > 0 && due < wait)
 				wait = due;
 		}
+		/*
+		 * The outbox gauges: after activity at most once a second, and
+		 * every SAMPLE_WAKE seconds when idle, so their age stays bounded.
+		 */
+		if (mono() >= next_sample) {
+			sample_outbox(&m);
+			next_sample = mono() + 1;
+		}
+		if (wait > SAMPLE_WAKE)
+			wait = SAMPLE_WAKE;
 		if (paused_until > mono() && paused_until - mono() < wait)
 			wait = (int)(paused_until - mono());
 		if (next_cleanup - mono() < wait)

@@ -238,6 +238,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	pa_log_set_level(cfg->log_level);
+	pa_log_set_format(cfg->log_format);
 	/* Before binding: listening would unlink a running daemon's socket. */
 	if (pidfile != NULL && !pidfile_free(pidfile))
 		goto out;

@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "outbound.h"
 #include "valid.h"
 
@@ -129,6 +130,7 @@ pa_outbound_fetch(pa_arena_t *a, const pa_outbound_req_t *req, pa_outbound_res_t
 	}
 	cc = curl_easy_perform(c);
 	if (s.too_big || cc == CURLE_FILESIZE_EXCEEDED) {
+		pa_metrics_inc(PA_M_OUTBOUND_ERROR + PA_M_OUT_INVALID);
 		pa_log_warn("%s %s: response larger than %zu bytes", what, where, req->max_size);
 		goto out;
 	}
@@ -137,6 +139,9 @@ pa_outbound_fetch(pa_arena_t *a, const pa_outbound_req_t *req, pa_outbound_res_t
 		goto out;
 	}
 	if (cc != CURLE_OK) {
+		pa_metrics_inc(PA_M_OUTBOUND_ERROR + (cc == CURLE_OPERATION_TIMEDOUT ?
+		    PA_M_OUT_TIMEOUT : cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ?
+		    PA_M_OUT_CONNECT : PA_M_OUT_OTHER));
 		pa_log_warn("%s %s failed: %s", what, where,
 		    errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
 		goto out;

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "mailer.h"
 #include "notify.h"
+#include "metrics.h"
 #include "pool.h"
 #include "worker.h"
 
@@ -91,8 +92,10 @@ spawn(const pa_config_t *cfg, const int fds[PA_CLASS__MAX], const sigset_t *orig
 		pa_log_error("no free worker slot");
 		return false;
 	}
+	pa_metrics_slot_start((size_t)i);
 	if ((pid = fork()) < 0) {
 		pa_log_syserr("fork");
+		pa_metrics_slot_retire((size_t)i);
 		return false;
 	}
 	if (pid == 0) {
@@ -103,6 +106,7 @@ spawn(const pa_config_t *cfg, const int fds[PA_CLASS__MAX], const sigset_t *orig
 		for (int c = 0; c < PA_CLASS__MAX; c++)
 			if (c != (int)kind)
 				close(fds[c]);
+		pa_metrics_attach((size_t)i);
 		if (kind == MAILER) {
 			/* It sets its own signal mask. */
 			rv = pa_mailer_run(cfg);
@@ -122,8 +126,8 @@ stop_child(struct child *c, time_t now)
 	if (c->stop_sent == 0)
 		c->stop_sent = now;
 	if (now - c->stop_sent >= STOP_GRACE) {
-		pa_log_warn("%s pid=%d did not stop in %d s, killing it", kind_name[c->kind],
-		    (int)c->pid, STOP_GRACE);
+		pa_log_warn("%s did not stop in %d s, killing it child_pid=%d", kind_name[c->kind],
+		    STOP_GRACE, (int)c->pid);
 		kill(c->pid, SIGKILL);
 	} else {
 		/*
@@ -168,16 +172,19 @@ reap(time_t now)
 				continue;
 			k = kind_name[c->kind];
 			if (c->stop_sent != 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-				pa_log_info("%s exited pid=%d status=0", k, (int)pid);
+				pa_log_info("%s exited child_pid=%d status=0", k, (int)pid);
 			} else if (WIFSIGNALED(status)) {
-				pa_log_warn("%s exited pid=%d signal=%d", k, (int)pid,
+				pa_log_warn("%s exited child_pid=%d signal=%d", k, (int)pid,
 				    WTERMSIG(status));
 				note_crash(now);
+				pa_metrics_inc(PA_M_CHILD_RESTART + (c->kind == MAILER));
 			} else {
-				pa_log_warn("%s exited pid=%d status=%d", k, (int)pid,
+				pa_log_warn("%s exited child_pid=%d status=%d", k, (int)pid,
 				    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 				note_crash(now);
+				pa_metrics_inc(PA_M_CHILD_RESTART + (c->kind == MAILER));
 			}
+			pa_metrics_slot_retire((size_t)i);
 			c->pid = 0;
 		}
 	}
@@ -242,6 +249,7 @@ reload(const char *path, pa_config_t **cfg, time_t now)
 	pa_config_free(*cfg);
 	*cfg = nc;
 	pa_log_set_level(nc->log_level);
+	pa_log_set_format(nc->log_format);
 	generation++;
 	for (int i = 0; i < MAX_CHILDREN; i++)
 		if (children[i].pid != 0 && children[i].gen != generation)
@@ -275,6 +283,8 @@ pa_pool_run(const char *path, pa_config_t **cfg, const int fds[PA_CLASS__MAX])
 	sigaddset(&block, SIGALRM);
 	sigprocmask(SIG_BLOCK, &block, &orig);
 	clamp_workers(*cfg);
+	if (!pa_metrics_init(MAX_CHILDREN))
+		return 1;
 	pa_log_info("master started workers=%d listen=%s hash_workers=%d hash_listen=%s",
 	    (*cfg)->workers, (*cfg)->listen, (*cfg)->hash_workers, (*cfg)->hash_listen);
 

@@ -4,7 +4,9 @@
  */
 #include "autoconfig.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -270,4 +272,99 @@ pa_valid_email(const char *s)
 		}
 	}
 	return label > 0;
+}
+
+/* Parses one "address[/bits]" of len bytes.  Returns NULL, or what is wrong. */
+static const char *
+cidr_parse(const char *s, size_t len, pa_cidr_t *net)
+{
+	char buf[64], *slash, *end;
+	long bits;
+	int max;
+
+	if (len >= sizeof(buf))
+		return "an address block is too long";
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if ((slash = strchr(buf, '/')) != NULL)
+		*slash = '\0';
+	if (inet_pton(AF_INET, buf, net->addr) == 1) {
+		net->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, buf, net->addr) == 1) {
+		net->family = AF_INET6;
+		max = 128;
+	} else {
+		return "expected IPv4 or IPv6 addresses with an optional /prefix length";
+	}
+	bits = max;
+	if (slash != NULL) {
+		bits = strtol(slash + 1, &end, 10);
+		if (slash[1] < '0' || slash[1] > '9' || *end != '\0' || bits > max)
+			return "a prefix length is out of range";
+	}
+	net->bits = (int)bits;
+	for (int i = net->bits; i < max; i++)
+		if (net->addr[i / 8] & (0x80 >> (i % 8)))
+			return "an address block has host bits set (write the network address)";
+	return NULL;
+}
+
+const char *
+pa_cidr_parse_list(const char *s, pa_cidr_t *nets, size_t *n)
+{
+	const char *why;
+
+	*n = 0;
+	while (*s != '\0') {
+		size_t len;
+
+		s += strspn(s, ", \t");
+		if ((len = strcspn(s, ", \t")) == 0)
+			break;
+		if (*n == PA_CIDR_MAX)
+			return "too many address blocks";
+		if ((why = cidr_parse(s, len, &nets[*n])) != NULL)
+			return why;
+		(*n)++;
+		s += len;
+	}
+	return NULL;
+}
+
+/* Whether the first bits of a and b agree. */
+static bool
+prefix_equal(const unsigned char *a, const unsigned char *b, int bits)
+{
+	int whole = bits / 8, rest = bits % 8;
+
+	if (memcmp(a, b, (size_t)whole) != 0)
+		return false;
+	return rest == 0 || ((a[whole] ^ b[whole]) & (0xff << (8 - rest)) & 0xff) == 0;
+}
+
+bool
+pa_cidr_match(const pa_cidr_t *nets, size_t n, const char *addr)
+{
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	unsigned char bin[16];
+	int family;
+
+	if (n == 0 || addr == NULL)
+		return false;
+	if (inet_pton(AF_INET, addr, bin) == 1) {
+		family = AF_INET;
+	} else if (inet_pton(AF_INET6, addr, bin) == 1) {
+		family = AF_INET6;
+		if (memcmp(bin, mapped, sizeof(mapped)) == 0) {
+			memmove(bin, bin + 12, 4);
+			family = AF_INET;
+		}
+	} else {
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (nets[i].family == family && prefix_equal(bin, nets[i].addr, nets[i].bits))
+			return true;
+	return false;
 }

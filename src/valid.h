@@ -11,6 +11,23 @@
 #define PA_DOMAIN_MAX 280
 #define PA_USERNAME_MAX 64
 
+/* An address block: family AF_INET or AF_INET6, the address, prefix bits. */
+typedef struct {
+	int family;
+	unsigned char addr[16];
+	int bits;
+} pa_cidr_t;
+#define PA_CIDR_MAX 64
+
+/*
+ * A list of address blocks (192.0.2.0/24, 2001:db8::/32, 198.51.100.7),
+ * separated by commas or spaces, into nets[0..*n) (at most PA_CIDR_MAX).
+ * Host bits must be zero.  Returns NULL, or what is wrong.
+ */
+const char *pa_cidr_parse_list(const char *s, pa_cidr_t *nets, size_t *n);
+/* Whether the address text addr lies in one of nets[0..n) (IPv4-mapped IPv6 as IPv4). */
+bool pa_cidr_match(const pa_cidr_t *nets, size_t n, const char *addr);
+
 /* A tenant SIP domain: 1..280 characters of an FQDN or IP address ([A-Za-z0-9.-_:[]]). */
 bool pa_valid_domain(const char *s);
 /* True for localhost, 127.0.0.0/8 and [::1] (host[0..n) without port). */

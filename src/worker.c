@@ -27,6 +27,7 @@
 #include "http.h"
 #include "log.h"
 #include "meta.h"
+#include "metrics.h"
 #include "oidc.h"
 #include "outbound.h"
 #include "router.h"
@@ -94,28 +95,7 @@ now_us(void)
 	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* Copies s for a log line: at most 200 bytes, unsafe bytes as %XX. */
-static void
-log_safe(char *out, size_t outlen, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t j = 0;
-
-	for (; *s && j + 4 < outlen && j < 200; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '%') {
-			out[j++] = '%';
-			out[j++] = hex[c >> 4];
-			out[j++] = hex[c & 15];
-		} else {
-			out[j++] = (char)c;
-		}
-	}
-	out[j] = '\0';
-}
-
-/* "session <id>" and "user <id>" concern only the gate (0009_gate.sql). */
+/* "session <id>" and "user <id>" concern only the gate (0010_gate.sql). */
 static void
 on_notify(void *arg, const char *payload)
 {
@@ -156,7 +136,7 @@ serve(pa_http_conn_t *conn, pa_ctx_t *ctx, pa_arena_t *arena, enum pa_class cls)
 	long long t0 = now_us();
 	unsigned long hashings = pa_passwd_hashings();
 	const pa_route_t *r = NULL;
-	char method[32], path[256];
+	const char *method, *path, *addr;
 	pa_req_t req;
 
 	if (!pa_db_poll(ctx->db, on_notify, ctx)) {
@@ -168,19 +148,32 @@ serve(pa_http_conn_t *conn, pa_ctx_t *ctx, pa_arena_t *arena, enum pa_class cls)
 	} else {
 		pa_gate_offline(ctx->gate, false);
 	}
-	/* Before the request: it may be the retry the database must know of. */
-	if (pa_session_lost_pending())
-		pa_session_mark_lost(ctx->db, arena, ctx->cfg);
-	if (pa_http_request_init(&req, conn, arena) != PA_OK)
+	if (pa_http_request_init(&req, conn, arena) != PA_OK) {
 		pa_http_reply_error(&req, 500, NULL, "Internal error", NULL);
-	else
+	} else {
+		pa_log_set_request_id(req.request_id);
+		/* Before the request: it may be the retry the database must know of. */
+		if (pa_session_lost_pending())
+			pa_session_mark_lost(ctx->db, arena, ctx->cfg);
 		r = pa_router_dispatch(pa_routes, pa_nroutes, &req, ctx);
+	}
 	check_class(r, cls, pa_passwd_hashings() - hashings);
-	log_safe(method, sizeof(method), req.method);
-	log_safe(path, sizeof(path), req.path ? req.path : "");
+	/* The CGI parameters die with the request: copies for the access line. */
+	method = req.method ? pa_strndup(arena, req.method, strnlen(req.method, 64)) : NULL;
+	path = req.path ? pa_strndup(arena, req.path, strnlen(req.path, 512)) : NULL;
+	addr = req.remote_addr && *req.remote_addr ?
+	    pa_strndup(arena, req.remote_addr, strnlen(req.remote_addr, 64)) : NULL;
 	pa_http_finish(conn);
-	pa_log_info("request method=%s path=%s status=%d us=%lld", method, path, req.status,
-	    now_us() - t0);
+	pa_metrics_request(req.route, req.status, now_us() - t0);
+	/*
+	 * log.c escapes method and path (and cuts them to its value limit).
+	 * Probes and scrapes come every few seconds: not worth a line each.
+	 */
+	pa_log_write(path != NULL && (strncmp(path, "/api/health/", 12) == 0 ||
+	    strcmp(path, "/api/metrics") == 0) ? PA_LOG_DEBUG : PA_LOG_INFO, NULL, 0, "request method=%s path=%s status=%d us=%lld addr=%s user=%s",
+	    method ? method : "", path ? path : "", req.status, now_us() - t0,
+	    addr ? addr : "-", req.user_id ? req.user_id : "-");
+	pa_log_set_request_id(NULL);
 	pa_buf_free(&req.headers);
 	pa_arena_reset(arena);
 }

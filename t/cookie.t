@@ -352,7 +352,7 @@ status_ok(get_login($sam_cookie), 'GET /api/login, system account', role => 'Sys
 	is($t->psql("SELECT detail FROM audit_log WHERE event = 'sign_out' "
 	    . "ORDER BY id DESC LIMIT 1"), 'cookie', 'sign_out audit row: detail cookie');
 	my $line = $t->wait_for_log(qr/ audit event=sign_out /, 2, $log_at);
-	like($line // '', qr/ detail=cookie$/,
+	like($line // '', qr/ detail=cookie request_id=[0-9a-f]{32}$/,
 	    'sign_out audit log line: detail cookie, as in the audit row') or diag($line);
 	$t->is_error(get_login($c), 401, 'INVALID_TOKEN', 'GET /api/login after sign_out');
 	$t->is_error(auth_user($a), 401, 'INVALID_TOKEN', 'the access token after sign_out');
@@ -424,8 +424,8 @@ status_ok(get_login($sam_cookie), 'GET /api/login, system account', role => 'Sys
 	for my $m (qw(PUT DELETE)) {
 		my $r = $t->request($m, '/api/login');
 		$t->is_error($r, 405, 'METHOD_NOT_ALLOWED', "$m /api/login");
-		is(join(',', sort split /,\s*/, $r->{headers}{allow} // ''), 'GET,POST',
-		    "$m /api/login: Allow lists GET and POST");
+		is(join(',', sort split /,\s*/, $r->{headers}{allow} // ''), 'GET,HEAD,POST',
+		    "$m /api/login: Allow lists GET, HEAD and POST");
 	}
 	$r = $t->request('GET', '/api/logout');
 	$t->is_error($r, 405, 'METHOD_NOT_ALLOWED', 'GET /api/logout');

@@ -10,6 +10,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
+use JSON::PP ();
 use Test::More;
 
 use Test::PbxAuth;
@@ -39,9 +40,9 @@ sub fails {
 	return ($rc, $out, $err);
 }
 
-# key=value lines into [ [key, value], ... ]
+# key<TAB>value lines into [ [key, value], ... ]
 sub kv {
-	return [ map { /^([^=]*)=(.*)$/ ? [ $1, $2 ] : [ $_, undef ] } split /\n/, $_[0] ];
+	return [ map { /^([^\t]*)\t(.*)$/ ? [ $1, $2 ] : [ $_, undef ] } split /\n/, $_[0] ];
 }
 
 sub kvh { return { map { @$_ } @{ kv($_[0]) } } }
@@ -126,9 +127,9 @@ ok_ctl('tenant', 'add', 'Zeta.example', '--name', 'Zeta');
 ok_ctl('tenant', 'add', 'beta.example', '--name', 'Beta Corp');
 ok_ctl('tenant', 'disable', 'beta.example');
 is(ok_ctl('tenant', 'list'),
-    "acme.example\tenabled\tAcme\n"
-    . "beta.example\tdisabled\tBeta Corp\n"
-    . "Zeta.example\tenabled\tZeta\n",
+    "acme.example\tenabled\tAcme\t0\n"
+    . "beta.example\tdisabled\tBeta Corp\t0\n"
+    . "Zeta.example\tenabled\tZeta\t0\n",
     'tenant list: sorted, tab separated');
 
 fails([1], qr/already exists/, 'tenant', 'add', 'ACME.EXAMPLE', '--name', 'Dup');
@@ -209,7 +210,7 @@ is(row("SELECT website FROM tenants WHERE domain = 'evil.example'"),
     q{https://evil.example/?a='1';--}, 'hostile website stored exactly');
 is(kvh(ok_ctl('tenant', 'show', 'evil.example'))->{name}, $evil,
     'tenant show prints the hostile name exactly');
-like(ok_ctl('tenant', 'list'), qr/^evil\.example\tenabled\t\Q$evil\E$/m,
+like(ok_ctl('tenant', 'list'), qr/^evil\.example\tenabled\t\Q$evil\E\t0$/m,
     'tenant list prints the hostile name exactly');
 ok_ctl('tenant', 'set', 'evil.example', "name='; DROP TABLE tenants; --");
 is(row("SELECT name FROM tenants WHERE domain = 'evil.example'"),
@@ -244,10 +245,44 @@ is($rc, 2, 'unknown command: exit 2');
 like($herr, qr/frobnicate|usage/i, 'unknown command: message');
 ($rc, undef, $herr) = $t->ctl('tenant', 'frobnicate');
 is($rc, 2, 'unknown tenant subcommand: exit 2');
+like($herr, qr/unknown subcommand 'frobnicate' of tenant/, 'unknown subcommand: named');
+($rc, undef, $herr) = $t->ctl('system', 'frob');
+like($herr, qr/unknown subcommand 'frob' of system/, 'unknown system subcommand: named');
 ($rc, undef, $herr) = $t->ctl();
 is($rc, 2, 'no command: exit 2');
 ($rc, undef, $herr) = $t->ctl('tenant', 'enable');
 is($rc, 2, 'tenant enable without a domain: exit 2');
+
+###############################################################################
+# output for people and programs: TSV when piped, --json, a table on a terminal
+
+my $tsv = ok_ctl('tenant', 'list');
+is(ok_ctl('tenant', 'list', '--tsv'), $tsv, '--tsv: the same as piped');
+unlike($tsv, qr/DOMAIN/, 'piped: no header');
+my $json = JSON::PP->new->decode(ok_ctl('tenant', 'list', '--json'));
+is(ref $json, 'ARRAY', 'tenant list --json: an array');
+my ($acme) = grep { $_->{domain} eq 'acme.example' } @$json;
+is_deeply([ sort keys %$acme ], [qw(domain name status users)],
+    'tenant list --json: one object per tenant, named fields') or diag(explain($acme));
+is($acme->{users}, '0', 'tenant list --json: users');
+my $show = JSON::PP->new->decode(ok_ctl('tenant', 'show', 'acme.example', '--json'));
+is($show->{domain}, 'acme.example', 'tenant show --json: an object');
+is($show->{ms365_directory_id}, undef, 'tenant show --json: null for none');
+like(JSON::PP->new->decode(ok_ctl('system', 'show', '--json'))->{enable_ipv6},
+    qr/^(?:true|false)$/, 'system show --json');
+($rc, undef, $herr) = $t->ctl('tenant', 'list', '--tsv', '--json');
+is($rc, 2, '--tsv with --json: exit 2');
+
+# On a terminal (script(1) gives one): a header row and aligned columns.
+my $cmd = join(' ', map { "'$_'" } $t->authctl_bin, '-c', $t->conf_file, 'tenant', 'list');
+my $tty = `script -qec "$cmd" /dev/null 2>&1`;
+$tty =~ s/\r//g;
+my @rows = split /\n/, $tty;
+like($rows[0], qr/^DOMAIN +STATUS +NAME +USERS$/, 'terminal: a header row') or diag($tty);
+my $col = index($rows[0], 'STATUS');
+ok($col > 0 && !(grep { substr($_, $col - 2, 2) ne '  ' || substr($_, $col, 1) eq ' ' }
+    @rows[1 .. $#rows]), 'terminal: the columns are aligned') or diag($tty);
+is(scalar @rows, 1 + scalar @$json, 'terminal: a row per tenant');
 
 # A configuration it cannot use is a failure, not a crash.
 my $badconf = $t->write_file('unreachable.conf', $t->config_text(

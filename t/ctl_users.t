@@ -47,7 +47,7 @@ sub row { return $t->psql($_[0]) }
 sub sqlq { my $s = shift; $s =~ s/'/''/g; return "'$s'" }
 
 sub kvh {
-	return { map { /^([^=]*)=(.*)$/ ? ($1, $2) : ($_, undef) } split /\n/, $_[0] };
+	return { map { /^([^\t]*)\t(.*)$/ ? ($1, $2) : ($_, undef) } split /\n/, $_[0] };
 }
 
 # The SQL condition for a user: [domain] username, as stored (exact case).
@@ -104,9 +104,13 @@ like($h, qr/^\$y\$/, 'user add: yescrypt hash');
 ok(verifies($PW, $h), 'user add: the hash verifies the password (libcrypt)');
 ok(!verifies('wrong password', $h), 'user add: the hash refuses another password');
 is(row("SELECT tenant_domain, username, event, outcome, detail, client_addr IS NULL,"
-    . " user_id = (SELECT id FROM users WHERE username = 'bob') FROM audit_log"),
-    'acme.example|bob|password_set|success|pbx-authctl user add|t|t',
-    'user add: audit row');
+    . " user_id = (SELECT id FROM users WHERE username = 'bob') FROM audit_log"
+    . " WHERE username = 'bob'"),
+    'acme.example|bob|user_add|success|role: - -> StandardUser, email: - -> bob@acme.example,'
+    . ' two_factor: - -> false; password set|t|t',
+    'user add: audit row (what the user has, never the hash)');
+like(row("SELECT operator FROM audit_log WHERE username = 'bob'"), qr/^operator=\S+$/,
+    'user add: the audit row names the operator');
 
 ok_ctl('user', 'add', 'sysop', { stdin => "$PW\n" });
 is(row("SELECT role, tenant_id IS NULL FROM users WHERE username = 'sysop'"),
@@ -156,7 +160,7 @@ for my $name ('b.o.b', "o'neil", "a'b", $u64, '_x-', 'x', "'") {
 	is(row('SELECT username FROM users WHERE ' . user_cond('acme.example', $name)), $name,
 	    "username '$name' stored exactly");
 }
-like(ok_ctl('user', 'show', '--domain', 'acme.example', "A'B"), qr/^username=a'b$/m,
+like(ok_ctl('user', 'show', '--domain', 'acme.example', "A'B"), qr/^username\ta'b$/m,
     "user show a'b (other case)");
 for my $name ('.bob', 'bob.', '.', 'u' x 65, 'x;drop', 'bob smith', "j\xc3\xb6hn", '',
     'a"b', 'x;drop table users;--', 'tab	x') {
@@ -433,7 +437,7 @@ fails([2], qr/usage/, 'user', 'list', 'extra');
 
 $out = ok_ctl('user', 'show', '--domain', 'acme.example', 'ALICE');
 $h = kvh($out);
-is_deeply([ map { /^([^=]*)=/ } split /\n/, $out ],
+is_deeply([ map { /^([^\t]*)\t/ } split /\n/, $out ],
     [ qw(domain username role email enabled two_factor password_force_reset
       password_verified password_set last_sign_in_at created_at updated_at
       active_sessions ms365_oid ms365_upn) ], 'user show: keys in order');
@@ -457,7 +461,7 @@ $h = kvh(ok_ctl('user', 'show', 'sysop'));
 is($h->{domain}, '', 'user show system-level: empty domain');
 fails([1], qr/no such user/, 'user', 'show', '--domain', 'beta.example', 'alice');
 fails([2], qr/usage/, 'user', 'show');
-fails([2], qr/usage/, 'user', 'frobnicate');
+fails([2], qr/unknown subcommand 'frobnicate' of user/, 'user', 'frobnicate');
 
 ###############################################################################
 # session list / revoke
@@ -553,21 +557,21 @@ my $total = row('SELECT count(*) FROM audit_log');
 $out = ok_ctl('audit');
 @lines = split /\n/, $out;
 is(scalar @lines, $total, 'audit: every row');
-is($lines[0], "2020-01-02T03:04:05Z\told.example\tghost\t198.51.100.7\tsign_in\tfailure\t-",
+is($lines[0], "2020-01-02T03:04:05Z\told.example\tghost\t198.51.100.7\tsign_in\tfailure\t-\t-",
     'audit: the oldest first, format');
-like($lines[1], qr/^$TS\tBeta\.Example\tbob\t-\tsign_in\tsuccess\tbearer$/,
+like($lines[1], qr/^$TS\tBeta\.Example\tbob\t-\tsign_in\tsuccess\tbearer\t-$/,
     'audit: second line');
-like($lines[-1], qr/^$TS\t-\tsysop\t-\tsession_revoke\tsuccess\tsession $y1$/,
-    'audit: newest last, system-level domain -');
-is(scalar(() = $out =~ /\tpassword_set\tsuccess\tpbx-authctl user add$/mg),
-    row("SELECT count(*) FROM audit_log WHERE detail = 'pbx-authctl user add'"),
+like($lines[-1], qr/^$TS\t-\tsysop\t-\tsession_revoke\tsuccess\tsession $y1\toperator=\S+$/,
+    'audit: newest last, system-level domain -, the operator last');
+is(scalar(() = $out =~ /\tuser_add\tsuccess\t[^\t]*; password set\toperator=\S+$/mg),
+    row("SELECT count(*) FROM audit_log WHERE event = 'user_add'"),
     'audit: the user add rows');
 
 is(ok_ctl('audit', '--limit', '2'), join('', map { "$_\n" } @lines[-2, -1]),
     'audit --limit 2: the newest two, newest last');
 $out = ok_ctl('audit', '--domain', 'beta.example');
 is(join(',', map { (split /\t/)[2] . '/' . (split /\t/)[4] } split /\n/, $out),
-    'bob/sign_in,bob/password_set', 'audit --domain (case-insensitive)');
+    'bob/sign_in,-/tenant_add,bob/user_add', 'audit --domain (case-insensitive)');
 unlike(ok_ctl('audit', '--since', '1h'), qr/old\.example|Beta\.Example/,
     'audit --since 1h: older rows left out');
 my $n1h = () = ok_ctl('audit', '--since', '1h') =~ /\n/g;
@@ -582,7 +586,7 @@ like(ok_ctl('audit', '--since', '2020-01-02 05:04:05+02'), qr/old\.example/,
     'audit --since timestamp with offset');
 is(ok_ctl('audit', '--since', '2999-01-01'), '', 'audit --since the future: nothing');
 is(ok_ctl('audit', '--domain', 'old.example', '--since', '2019-12-31'),
-    "2020-01-02T03:04:05Z\told.example\tghost\t198.51.100.7\tsign_in\tfailure\t-\n",
+    "2020-01-02T03:04:05Z\told.example\tghost\t198.51.100.7\tsign_in\tfailure\t-\t-\n",
     'audit --domain --since');
 for my $bad ('garbage', '1w', '-1h', 'h', "1h'; DROP TABLE audit_log; --", '99999999999d',
     '2020-13-45') {

@@ -177,7 +177,7 @@ for my $i (0 .. $#evil) {
 }
 is($smtp->transcript, $before, 'no SMTP command was sent for any of them');
 unlike($smtp->transcript, qr/attacker|RSET/, 'no smuggled command ever reached the server');
-like($t->daemon_log, qr/mail failed id=$evil_ids[0] domain=\(invalid address\) attempt=1/,
+like($t->daemon_log, qr/mail failed id=$evil_ids[0] domain="\(invalid address\)" attempt=1/,
     'log: the invalid address is not logged');
 
 $id = queue('carol@example.com', "Hello\r\nBcc: evil\@attacker.test\r\n\r\nInjected body",

@@ -41,7 +41,7 @@ sub copy_dir {
 
 sub table_exists {
 	my ($table, $db) = @_;
-	return $t->psql("SELECT to_regclass('public.$table') IS NOT NULL",
+	return $t->psql("SELECT to_regclass('$table') IS NOT NULL",
 	    $db ? (db => $db) : ()) eq 't';
 }
 
@@ -49,7 +49,7 @@ sub table_exists {
 # a fresh database
 
 my ($rc, $out, $err) = $t->ctl('migrate', '--status');
-is($rc, 0, 'status on a fresh database: exit 0') or diag($err);
+is($rc, 3, 'status on a fresh database: exit 3 (files pending)') or diag($err);
 is($out, lines('pending', @files), 'status on a fresh database: all pending');
 
 ($rc, $out, $err) = $t->ctl('migrate');
@@ -83,7 +83,7 @@ my $dir_extra = copy_dir('mig_extra',
     . "INSERT INTO migrate_test_extra VALUES (42);\n");
 
 ($rc, $out, $err) = $t->ctl('migrate', '--status', '--dir', $dir_extra);
-is($rc, 0, 'status --dir: exit 0') or diag($err);
+is($rc, 3, 'status --dir with a pending file: exit 3') or diag($err);
 is($out, lines('applied', @files) . "pending $extra\n", 'status --dir: one pending');
 ok(!table_exists('migrate_test_extra'), 'status applies nothing');
 
@@ -98,6 +98,7 @@ like($rows_extra, qr/^\Q$rows\E\n/, 'earlier rows untouched');
 
 ($rc, $out, $err) = $t->ctl('migrate', '--status', '--dir', $dir_extra);
 is($out, lines('applied', @files, $extra), 'status --dir: all applied');
+is($rc, 0, 'status --dir, all applied: exit 0');
 ($rc, $out, $err) = $t->ctl('migrate', '--dir', $dir_extra);
 is($out, "database is up to date\n", 'migrate --dir again: up to date');
 
@@ -110,6 +111,10 @@ my $dir_changed = copy_dir('mig_changed',
     $extra => $t->read_file("$dir_extra/$extra"),
     '0001_init.sql' => $init . "\n-- a harmless comment\n",
     $never => "CREATE TABLE migrate_never (id int);\n");
+
+($rc, $out, $err) = $t->ctl('migrate', '--status', '--dir', $dir_changed);
+is($rc, 4, 'status with a changed applied file (and a pending one): exit 4');
+like($out, qr/^changed 0001_init\.sql \(checksum mismatch\)$/m, 'status: the changed file');
 
 ($rc, $out, $err) = $t->ctl('migrate', '--dir', $dir_changed);
 is($rc, 1, 'changed applied file: exit 1');

@@ -405,8 +405,8 @@ user_ok($alice->{access_token}, 'StandardUser', 1, 0, 'alice unaffected by the b
 # methods
 
 for ([ 'GET', '/api/auth/sign_in', 'POST' ], [ 'PUT', '/api/auth/sign_in', 'POST' ],
-    [ 'GET', '/api/auth/sign_out', 'POST' ], [ 'POST', '/api/auth/user', 'GET' ],
-    [ 'DELETE', '/api/auth/user', 'GET' ])
+    [ 'GET', '/api/auth/sign_out', 'POST' ], [ 'POST', '/api/auth/user', 'GET, HEAD' ],
+    [ 'DELETE', '/api/auth/user', 'GET, HEAD' ])
 {
 	my ($m, $p, $allow) = @$_;
 	$r = $t->request($m, $p);
@@ -740,7 +740,7 @@ ok(!(grep { $_->[3] eq 'sign_in' && $_->[4] eq 'success' && $_->[1] eq 'carol' }
 	my @lines = split /\n/, $o;
 	my @f = map { [ split /\t/, $_, -1 ] } @lines;
 	ok(@lines >= @audit, 'pbx-authctl audit: a line per row') or diag($o);
-	ok(!(grep { @$_ != 7 } @f), 'pbx-authctl audit: 7 tab-separated fields')
+	ok(!(grep { @$_ != 8 } @f), 'pbx-authctl audit: 8 tab-separated fields (operator last)')
 	    or diag($o);
 	ok((grep { $_->[0] =~ /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z$/
 	    && $_->[1] eq 't1.test' && $_->[2] eq 'alice' && $_->[3] eq '127.0.0.1'

@@ -206,7 +206,7 @@ for my $w (@before) {
 	my @after = $t->worker_pids;
 	is(scalar @after, 2, 'two workers again');
 	ok(!grep({ $_ == $victim } @after), 'the killed worker is gone');
-	like($t->daemon_log, qr/worker exited pid=$victim\b/, 'worker exited line');
+	like($t->daemon_log, qr/worker exited child_pid=$victim\b/, 'worker exited line');
 	is(ms_endpoint(), "https://login-a.test/$DIR/oauth2/v2.0/authorize",
 	    'requests served after the replacement');
 }

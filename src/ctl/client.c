@@ -1,7 +1,7 @@
 /*
  * pbx-authctl client add|list|remove: the credentials of RFC 7662
  * introspection clients.  A secret is 256 random bits, printed once; only
- * its SHA-256 is stored (0009_gate.sql says why no slow hash).
+ * its SHA-256 is stored (0010_gate.sql says why no slow hash).
  */
 #include "autoconfig.h"
 
@@ -20,7 +20,8 @@ usage(FILE *f)
 	    "       pbx-authctl client remove NAME\n"
 	    "  add creates an introspection client (POST /api/auth/introspect) and prints\n"
 	    "  its secret once, on a line of its own; it cannot be shown again.  NAME:\n"
-	    "  1-64 of A-Z a-z 0-9 _ . -.  list prints name and creation time (UTC).\n");
+	    "  1-64 of A-Z a-z 0-9 _ . -.  list prints name and creation time (UTC)\n"
+	    "  (--tsv, --json as for the other lists).\n");
 }
 
 static bool
@@ -36,10 +37,10 @@ valid_name(const char *s)
 static bool
 audit(ctl_t *c, const char *event, const char *name)
 {
-	const char *params[2] = { event, name };
+	char detail[80];
 
-	return pa_db_query(c->db, "INSERT INTO audit_log (event, outcome, detail)"
-	    " VALUES ($1, 'success', 'client ' || $2)", 2, params, NULL) == PA_OK;
+	snprintf(detail, sizeof(detail), "client %s", name);
+	return ctl_audit_event(c, event, NULL, detail);
 }
 
 static int
@@ -74,6 +75,7 @@ add(ctl_t *c, const char *name)
 static int
 list(ctl_t *c)
 {
+	static const char *const keys[] = { "name", "created" };
 	pa_db_res_t *r;
 
 	if (pa_db_query(c->db, "SELECT name, " CTL_SQL_RFC3339("created_at")
@@ -81,8 +83,7 @@ list(ctl_t *c)
 		ctl_err("cannot list the clients: %s", pa_db_error(c->db));
 		return CTL_FAIL;
 	}
-	for (int i = 0; i < pa_db_rows(r); i++)
-		printf("%s\t%s\n", pa_db_value(r, i, 0), pa_db_value(r, i, 1));
+	ctl_print_rows(r, keys, 2);
 	pa_db_res_free(r);
 	return CTL_OK;
 }

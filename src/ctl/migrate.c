@@ -28,9 +28,21 @@ struct mfile {
 	enum { PENDING, APPLIED, UNRECORDED, CHANGED } state;
 };
 
+/*
+ * The schema pbx_auth (0005) first, so that a new database gets every table
+ * there from 0001 on (pbx-authctl connects with search_path pbx_auth,
+ * public); creating it needs CREATE on the database, which a DBA may
+ * instead use to create it for the owner role.  schema_migrations is
+ * created only when there is none on the search path: before 0005 moves it,
+ * an older database has it in public.
+ */
 static const char create_sql[] =
-    "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
-    " name text NOT NULL, checksum text, applied_at timestamptz NOT NULL DEFAULT now())";
+    "DO $$ BEGIN"
+    " IF to_regnamespace('pbx_auth') IS NULL THEN CREATE SCHEMA pbx_auth; END IF;"
+    " IF to_regclass('schema_migrations') IS NULL THEN"
+    "  CREATE TABLE pbx_auth.schema_migrations (version integer PRIMARY KEY,"
+    "  name text NOT NULL, checksum text, applied_at timestamptz NOT NULL DEFAULT now());"
+    " END IF; END $$";
 
 static void
 usage(FILE *f)
@@ -39,7 +51,9 @@ usage(FILE *f)
 	    "  Applies the pending migration files of DIR (default: migrations_dir of the\n"
 	    "  configuration) in order, each in one transaction.  An applied file that has\n"
 	    "  changed since stops the run before anything is applied.\n"
-	    "  --status   list each file as applied, pending or changed; apply nothing\n");
+	    "  --status   list each file as applied, pending or changed; apply nothing.\n"
+	    "             Exit status 0: up to date, 3: files pending, 4: an applied file\n"
+	    "             changed (for deployment scripts).\n");
 }
 
 /* NNNN_name.sql, with a lower-case name: returns the version, or -1. */
@@ -283,7 +297,9 @@ ctl_migrate(ctl_t *c, int argc, char **argv)
 			    files[i].state == CHANGED ? " (checksum mismatch)" :
 			    files[i].state == UNRECORDED ? " (no checksum recorded)" : "");
 			if (files[i].state == CHANGED)
-				rv = CTL_FAIL;
+				rv = CTL_MIGRATE_CHANGED;
+			else if (files[i].state == PENDING && rv == CTL_OK)
+				rv = CTL_MIGRATE_PENDING;
 		}
 	} else {
 		rv = apply(c, files, n);

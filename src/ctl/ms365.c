@@ -29,6 +29,13 @@ static const char *const file_opt[F__MAX] = {
 	"--client-secret-file", "--certificate", "--private-key"
 };
 
+/* What the audit row of ms365 set compares: paths, never the files' contents. */
+#define SNAPSHOT_SQL \
+    "SELECT to_jsonb(t) FROM tenants t WHERE lower(t.domain) = lower($1) FOR UPDATE"
+static const char *const audit_keys[] = { "ms365_enabled", "ms365_directory_id",
+	"ms365_application_id", "ms365_client_secret_file", "ms365_certificate_file",
+	"ms365_private_key_file", "ms365_national_cloud" };
+
 static void
 usage(FILE *f)
 {
@@ -54,14 +61,6 @@ has_control(const char *s)
 		if ((unsigned char)*s < 0x20 || *s == 0x7f)
 			return true;
 	return false;
-}
-
-/* Prints s on stdout with control characters as '?' (rows written by plain SQL). */
-static void
-put_safe(const char *s)
-{
-	for (; s != NULL && *s; s++)
-		putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
 }
 
 /*
@@ -217,7 +216,7 @@ set(ctl_t *c, int argc, char **argv)
 	char abs[F__MAX][PATH_MAX];
 	char *dir = NULL, *app = NULL, *cloud = NULL;
 	const char *enable = NULL, *domain, *params[8];
-	char missing[128] = "";
+	char missing[128] = "", *before = NULL, *detail = NULL;
 	pa_db_res_t *r = NULL;
 	bool on, only_disable;
 	int ch, li, given = 0, rv = CTL_FAIL;
@@ -301,6 +300,8 @@ set(ctl_t *c, int argc, char **argv)
 	params[7] = enable;
 	if (!ctl_exec(c, "BEGIN"))
 		return CTL_FAIL;
+	if (!ctl_snapshot(c, SNAPSHOT_SQL, domain, &before))
+		goto rollback;
 	if (pa_db_query(c->db, update_sql, 8, params, &r) != PA_OK)
 		goto rollback;
 	if (pa_db_rows(r) == 0) {
@@ -319,16 +320,20 @@ set(ctl_t *c, int argc, char **argv)
 		    domain, missing + 1);
 		goto rollback;
 	}
-	if (!ctl_exec(c, "COMMIT"))
-		goto out;
+	if (!ctl_commit_change(c, SNAPSHOT_SQL, domain, "ms365_set", NULL, before, audit_keys,
+	    PA_NELEM(audit_keys), NULL, &detail))
+		goto rollback;
 	printf("Microsoft 365 sign-in for %s: %s\n", pa_db_value(r, 0, 0),
 	    on ? "enabled" : "disabled (--enable switches it on)");
+	printf("changed: %s\n", detail ? detail : "nothing");
 	rv = CTL_OK;
 	goto out;
 rollback:
 	(void)ctl_exec(c, "ROLLBACK");
 out:
 	pa_db_res_free(r);
+	free(before);
+	free(detail);
 	return rv;
 }
 
@@ -354,7 +359,12 @@ show(ctl_t *c, const char *domain)
 	enum { S_DOMAIN, S_ENABLED, S_READY, S_DIR, S_APP, S_CLOUD, S_SECRET, S_CERT, S_KEY,
 		S_TENANT_ENABLED };
 	const char *params[1] = { domain };
-	const char *secret, *cert, *key, *dir, *cloud;
+	static const char *const keys[] = { "domain", "enabled", "active", "directory_id",
+		"application_id", "national_cloud", "credential", "client_secret_file",
+		"client_secret_file_readable", "certificate_file", "certificate_file_readable",
+		"private_key_file", "private_key_file_readable", "authorization_endpoint" };
+	const char *secret, *cert, *key, *dir, *cloud, *vals[PA_NELEM(keys)];
+	pa_buf_t url = PA_BUF_INIT;
 	pa_db_res_t *r;
 	bool ready;
 
@@ -380,37 +390,26 @@ show(ctl_t *c, const char *domain)
 	secret = pa_db_value(r, 0, S_SECRET);
 	cert = pa_db_value(r, 0, S_CERT);
 	key = pa_db_value(r, 0, S_KEY);
-	printf("domain=");
-	put_safe(pa_db_value(r, 0, S_DOMAIN));
-	printf("\nenabled=%s\n", pa_db_bool(r, 0, S_ENABLED) ? "true" : "false");
-	/* in effect: switched on, complete, and the tenant enabled */
-	printf("active=%s\n", ready && pa_db_bool(r, 0, S_TENANT_ENABLED) ? "true" : "false");
-	printf("directory_id=");
-	put_safe(dir);
-	printf("\napplication_id=");
-	put_safe(pa_db_value(r, 0, S_APP));
-	printf("\nnational_cloud=");
-	put_safe(cloud);
-	printf("\ncredential=%s\n", secret != NULL ? "client_secret" :
-	    cert != NULL && key != NULL ? "certificate" : "none");
-	printf("client_secret_file=");
-	put_safe(secret);
-	printf("\nclient_secret_file_readable=%s\n", readable(secret));
-	printf("certificate_file=");
-	put_safe(cert);
-	printf("\ncertificate_file_readable=%s\n", readable(cert));
-	printf("private_key_file=");
-	put_safe(key);
-	printf("\nprivate_key_file_readable=%s\n", readable(key));
-	printf("authorization_endpoint=");
-	if (ready && dir != NULL) {
-		pa_buf_t url = PA_BUF_INIT;
-
+	if (ready && dir != NULL)
 		pa_ms365_authorize_endpoint(&url, c->cfg, cloud, dir);
-		put_safe(pa_buf_failed(&url) ? NULL : url.p);
-		pa_buf_free(&url);
-	}
-	putchar('\n');
+	vals[0] = pa_db_value(r, 0, S_DOMAIN);
+	vals[1] = pa_db_bool(r, 0, S_ENABLED) ? "true" : "false";
+	/* in effect: switched on, complete, and the tenant enabled */
+	vals[2] = ready && pa_db_bool(r, 0, S_TENANT_ENABLED) ? "true" : "false";
+	vals[3] = dir;
+	vals[4] = pa_db_value(r, 0, S_APP);
+	vals[5] = cloud;
+	vals[6] = secret != NULL ? "client_secret" : cert != NULL && key != NULL ? "certificate" :
+	    "none";
+	vals[7] = secret;
+	vals[8] = readable(secret);
+	vals[9] = cert;
+	vals[10] = readable(cert);
+	vals[11] = key;
+	vals[12] = readable(key);
+	vals[13] = ready && dir != NULL && !pa_buf_failed(&url) ? url.p : NULL;
+	ctl_print_record(keys, vals, PA_NELEM(keys));
+	pa_buf_free(&url);
 	pa_db_res_free(r);
 	return CTL_OK;
 }
@@ -429,6 +428,8 @@ ctl_ms365(ctl_t *c, int argc, char **argv)
 		return set(c, argc - 1, argv + 1);
 	if (strcmp(sub, "show") == 0 && argc == 3)
 		return show(c, argv[2]);
+	if (strcmp(sub, "show") != 0)
+		return ctl_unknown("ms365", argc, argv);
 	usage(stderr);
 	return CTL_USAGE;
 }

@@ -5,10 +5,12 @@
 #include "autoconfig.h"
 
 #include <getopt.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl/ctl.h"
 #include "log.h"
@@ -16,19 +18,25 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: pbx-authctl [-c CONFIG] COMMAND [ARGS…]\n"
+	fprintf(f, "usage: pbx-authctl [-c CONFIG] COMMAND [ARGS…] [--tsv | --json]\n"
 	    "\n"
 	    "  -c CONFIG   configuration file (default %s)\n"
+	    "  --tsv       list and show print tab-separated lines without a header\n"
+	    "              (the default when standard output is not a terminal)\n"
+	    "  --json      list and show print JSON\n"
 	    "\n"
 	    "commands:\n"
 	    "  migrate [--status] [--dir DIR]      apply pending schema migrations\n"
 	    "  system show | set KEY=VALUE…        system metadata\n"
-	    "  tenant add|set|show|list|enable|disable …   tenants\n"
-	    "  user add|passwd|set|list|show …     users and system-level accounts\n"
+	    "  tenant add|set|show|list|enable|disable|delete …   tenants\n"
+	    "  user add|passwd|set|list|show|delete …   users and system-level accounts\n"
 	    "  session list|revoke …               signed-in sessions\n"
 	    "  client add|list|remove …            introspection clients (RFC 7662)\n"
 	    "  ms365 set|show …                    a tenant's Microsoft 365 sign-in\n"
-	    "  audit [--domain D] [--since WHEN]   the audit trail\n"
+	    "  status                              readiness: database, migrations, queue (exit 1: not ready)\n"
+	    "  throttle list | clear …             failed sign-in blocks\n"
+	    "  audit [--domain D] [--user U] [--event E] [--outcome O] [--since WHEN]\n"
+	    "                                      the audit trail\n"
 	    "\n"
 	    "Each command takes --help.\n", pa_config_default_path());
 }
@@ -152,16 +160,85 @@ ctl_query_quiet(ctl_t *c, const char *sql, int nparams, const char *const *param
 }
 
 int
+ctl_unknown(const char *cmd, int argc, char **argv)
+{
+	if (argc >= 2)
+		ctl_err("unknown subcommand '%s' of %s (see pbx-authctl %s --help)", argv[1], cmd,
+		    cmd);
+	else
+		ctl_err("usage: pbx-authctl %s SUBCOMMAND … (see pbx-authctl %s --help)", cmd, cmd);
+	return CTL_USAGE;
+}
+
+/*
+ * The operator as audit rows name it: the login name of the effective
+ * user, and the user sudo names (SUDO_USER, set by sudo and by anyone who
+ * can set the environment: a hint, not a proof) with characters outside
+ * [A-Za-z0-9._@-] replaced.
+ */
+static void
+operator_name(char *buf, size_t size)
+{
+	struct passwd *pw = getpwuid(geteuid());
+	const char *sudo = getenv("SUDO_USER");
+	size_t n;
+
+	if (pw != NULL && pw->pw_name != NULL)
+		n = (size_t)snprintf(buf, size, "operator=%s", pw->pw_name);
+	else
+		n = (size_t)snprintf(buf, size, "operator=uid:%u", (unsigned)geteuid());
+	if (sudo != NULL && *sudo != '\0' && n < size) {
+		snprintf(buf + n, size - n, " sudo_user=%.64s", sudo);
+		for (char *p = buf + n + 11; *p; p++)
+			if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-",
+			    *p) == NULL)
+				*p = '?';
+	}
+}
+
+/* Takes --tsv and --json out of argv (anywhere after the command); false if both. */
+static bool
+output_options(int *argc, char **argv)
+{
+	bool tsv = false, json = false;
+	int n = 0;
+
+	for (int i = 0; i < *argc; i++) {
+		if (strcmp(argv[i], "--tsv") == 0)
+			tsv = true;
+		else if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else
+			argv[n++] = argv[i];
+	}
+	argv[n] = NULL;
+	*argc = n;
+	ctl_format = json ? CTL_FMT_JSON : tsv || !isatty(STDOUT_FILENO) ? CTL_FMT_TSV :
+	    CTL_FMT_TABLE;
+	return !(tsv && json);
+}
+
+int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static const struct {
+		const char *name;
+		int (*fn)(ctl_t *, int, char **);
+	} cmds[] = {
+		{ "migrate", ctl_migrate }, { "system", ctl_system }, { "tenant", ctl_tenant },
+		{ "user", ctl_user }, { "session", ctl_session }, { "audit", ctl_audit },
+		{ "ms365", ctl_ms365 }, { "throttle", ctl_throttle }, { "status", ctl_status },
+		{ "client", ctl_client },
+	};
 	const char *path = pa_config_default_path();
+	const char *params[1];
 	ctl_t c = { NULL, NULL };
-	char err[512];
-	int ch, rv = CTL_FAIL;
+	char err[512], op[160];
+	int ch, cmd = -1, rv = CTL_FAIL;
 
 	pa_log_init("pbx-authctl");
 	pa_log_set_level(PA_LOG_WARN);
@@ -183,6 +260,18 @@ main(int argc, char **argv)
 		usage(stdout);
 		return CTL_OK;
 	}
+	for (size_t i = 0; i < PA_NELEM(cmds); i++)
+		if (strcmp(argv[0], cmds[i].name) == 0)
+			cmd = (int)i;
+	if (cmd < 0) {
+		ctl_err("unknown command '%s'", argv[0]);
+		usage(stderr);
+		return CTL_USAGE;
+	}
+	if (!output_options(&argc, argv)) {
+		ctl_err("--tsv and --json exclude each other");
+		return CTL_USAGE;
+	}
 	if ((c.cfg = pa_config_new()) == NULL) {
 		ctl_err("out of memory");
 		return CTL_FAIL;
@@ -192,32 +281,22 @@ main(int argc, char **argv)
 		ctl_err("%s", err);
 		goto out;
 	}
-	if ((c.db = pa_db_new(c.cfg->database ? c.cfg->database : "", "pbx-authctl", 0)) == NULL) {
+	/* ctl_database: the owner role; pbx-authd's runtime role may not change tenants. */
+	if ((c.db = pa_db_new(c.cfg->ctl_database ? c.cfg->ctl_database : c.cfg->database ?
+	    c.cfg->database : "", "pbx-authctl", 0)) == NULL) {
 		ctl_err("out of memory");
 		goto out;
 	}
 	optind = 0;	/* (GNU: re-initialise) commands parse their own options with getopt */
-	if (strcmp(argv[0], "migrate") == 0) {
-		rv = ctl_migrate(&c, argc, argv);
-	} else if (strcmp(argv[0], "system") == 0) {
-		rv = ctl_system(&c, argc, argv);
-	} else if (strcmp(argv[0], "tenant") == 0) {
-		rv = ctl_tenant(&c, argc, argv);
-	} else if (strcmp(argv[0], "user") == 0) {
-		rv = ctl_user(&c, argc, argv);
-	} else if (strcmp(argv[0], "session") == 0) {
-		rv = ctl_session(&c, argc, argv);
-	} else if (strcmp(argv[0], "audit") == 0) {
-		rv = ctl_audit(&c, argc, argv);
-	} else if (strcmp(argv[0], "ms365") == 0) {
-		rv = ctl_ms365(&c, argc, argv);
-	} else if (strcmp(argv[0], "client") == 0) {
-		rv = ctl_client(&c, argc, argv);
-	} else {
-		ctl_err("unknown command '%s'", argv[0]);
-		usage(stderr);
-		rv = CTL_USAGE;
+	if (!ctl_wants_help(argc, argv)) {
+		/* Every audit row this connection writes names the operator (0005). */
+		operator_name(op, sizeof(op));
+		params[0] = op;
+		if (pa_db_query(c.db, "SELECT set_config('pbx_auth.operator', $1, false)", 1,
+		    params, NULL) != PA_OK)
+			goto out;
 	}
+	rv = cmds[cmd].fn(&c, argc, argv);
 out:
 	pa_db_free(c.db);
 	pa_config_free(c.cfg);

@@ -57,6 +57,8 @@ list(ctl_t *c, int argc, char **argv)
 		{ "domain", required_argument, NULL, 'd' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static const char *const keys[] = { "id", "domain", "username", "flavour",
+		"client_addr", "created_at", "refreshed_at", "expires_at" };
 	const char *domain = NULL, *params[2];
 	char tid[CTL_ID_LEN], uid[CTL_ID_LEN] = "";
 	pa_db_res_t *r;
@@ -89,10 +91,7 @@ list(ctl_t *c, int argc, char **argv)
 	    " AND ($2::bigint IS NULL OR u.id = $2::bigint)"
 	    " ORDER BY s.created_at, s.id", 2, params, &r) != PA_OK)
 		return CTL_FAIL;
-	for (int i = 0; i < pa_db_rows(r); i++) {
-		for (int k = 0; k < 8; k++)
-			printf("%s%c", pa_db_value(r, i, k), k == 7 ? '\n' : '\t');
-	}
+	ctl_print_rows(r, keys, (int)PA_NELEM(keys));
 	pa_db_res_free(r);
 	return CTL_OK;
 }
@@ -214,6 +213,5 @@ ctl_session(ctl_t *c, int argc, char **argv)
 		return list(c, argc - 1, argv + 1);
 	if (strcmp(sub, "revoke") == 0)
 		return revoke(c, argc - 1, argv + 1);
-	usage(stderr);
-	return CTL_USAGE;
+	return ctl_unknown("session", argc, argv);
 }

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctl/ctl.h"
@@ -30,6 +31,9 @@ static const ctl_field_t fields[] = {
 	{ "public_base_url", K_URL,
 	    "UPDATE system_settings SET public_base_url = $1, updated_at = now()" },
 };
+
+/* The system row as JSON for the audit trail, locked. */
+#define SNAPSHOT_SQL "SELECT to_jsonb(s) FROM system_settings s FOR UPDATE"
 
 static void
 usage(FILE *f)
@@ -75,6 +79,7 @@ check(int kind, const char *v, const char **out)
 static int
 show(ctl_t *c)
 {
+	const char *keys[PA_NELEM(fields)], *vals[PA_NELEM(fields)];
 	pa_db_res_t *r;
 
 	if (pa_db_query(c->db, "SELECT web_domain, private_ipv4, public_ipv4, enable_ipv6,"
@@ -87,12 +92,12 @@ show(ctl_t *c)
 		return CTL_FAIL;
 	}
 	for (size_t i = 0; i < PA_NELEM(fields); i++) {
-		const char *v = pa_db_value(r, 0, (int)i);
-
+		keys[i] = fields[i].key;
+		vals[i] = pa_db_value(r, 0, (int)i);
 		if (fields[i].kind == K_BOOL)
-			v = pa_db_bool(r, 0, (int)i) ? "true" : "false";
-		printf("%s=%s\n", fields[i].key, v ? v : "");
+			vals[i] = pa_db_bool(r, 0, (int)i) ? "true" : "false";
 	}
+	ctl_print_record(keys, vals, PA_NELEM(fields));
 	pa_db_res_free(r);
 	return CTL_OK;
 }
@@ -101,7 +106,8 @@ static int
 set(ctl_t *c, int argc, char **argv)
 {
 	const ctl_field_t *todo[PA_NELEM(fields)];
-	const char *vals[PA_NELEM(fields)];
+	const char *vals[PA_NELEM(fields)], *keys[PA_NELEM(fields)];
+	char *before = NULL, *detail = NULL;
 	size_t n;
 	int rv;
 
@@ -112,14 +118,26 @@ set(ctl_t *c, int argc, char **argv)
 	if ((rv = ctl_assignments(argc, argv, fields, PA_NELEM(fields), check, todo, vals, &n))
 	    != CTL_OK)
 		return rv;
-	if (!ctl_exec(c, "BEGIN"))
-		return CTL_FAIL;
 	for (size_t i = 0; i < n; i++)
-		if (pa_db_query(c->db, todo[i]->sql, 1, &vals[i], NULL) != PA_OK) {
-			(void)ctl_exec(c, "ROLLBACK");
-			return CTL_FAIL;
-		}
-	return ctl_exec(c, "COMMIT") ? CTL_OK : CTL_FAIL;
+		keys[i] = todo[i]->key;
+	rv = CTL_FAIL;
+	if (!ctl_exec(c, "BEGIN") || !ctl_snapshot(c, SNAPSHOT_SQL, NULL, &before))
+		goto rollback;
+	for (size_t i = 0; i < n; i++)
+		if (pa_db_query(c->db, todo[i]->sql, 1, &vals[i], NULL) != PA_OK)
+			goto rollback;
+	if (!ctl_commit_change(c, SNAPSHOT_SQL, NULL, "system_set", NULL, before, keys, n, NULL,
+	    &detail))
+		goto rollback;
+	printf("system: %s\n", detail ? detail : "nothing changed");
+	rv = CTL_OK;
+	goto out;
+rollback:
+	(void)ctl_exec(c, "ROLLBACK");
+out:
+	free(before);
+	free(detail);
+	return rv;
 }
 
 int
@@ -133,6 +151,8 @@ ctl_system(ctl_t *c, int argc, char **argv)
 		return show(c);
 	if (argc >= 2 && strcmp(argv[1], "set") == 0)
 		return set(c, argc - 2, argv + 2);
+	if (argc < 2 || strcmp(argv[1], "show") != 0)
+		return ctl_unknown("system", argc, argv);
 	usage(stderr);
 	return CTL_USAGE;
 }

@@ -36,6 +36,8 @@ static const ctl_field_t fields[] = {
 	    " updated_at = now() WHERE id = $1" },
 };
 #define F_ROLE (&fields[1])
+/* What a new user's audit row shows. */
+static const char *const audit_keys[] = { "role", "email", "two_factor" };
 #define F_ENABLED (&fields[2])
 
 /*
@@ -48,6 +50,12 @@ static const char lookup_sql[] =
     " LEFT JOIN tenants t ON lower(t.domain) = lower(q.d)"
     " LEFT JOIN users u ON lower(u.username) = lower($2::text)"
     " AND (u.tenant_id = t.id OR (q.d IS NULL AND u.tenant_id IS NULL))";
+
+/* The user $1 as JSON for the audit trail, without the password hash, locked. */
+#define USER_SNAPSHOT_SQL \
+    "SELECT to_jsonb(u) - 'password_hash' || jsonb_build_object('domain', t.domain)" \
+    " FROM users u LEFT JOIN tenants t ON t.id = u.tenant_id WHERE u.id = $1::bigint" \
+    " FOR UPDATE OF u"
 
 /* An audit row about user $1 (names copied from the user and tenant), detail $2. */
 #define AUDIT_PASSWORD_SET_SQL \
@@ -66,6 +74,7 @@ usage(FILE *f)
 	    "       pbx-authctl user show [--domain D] USERNAME\n"
 	    "       pbx-authctl user bind-ms365 --domain D USERNAME OID|UPN\n"
 	    "       pbx-authctl user unbind-ms365 --domain D USERNAME\n"
+	    "       pbx-authctl user delete [--domain D] USERNAME\n"
 	    "  Without --domain: a system-level account (roles SystemAdmin, Dealer); with it,\n"
 	    "  a user of that tenant (roles Admin, StandardUser, StandardInternationalUser,\n"
 	    "  QueueManager).  The default role is SystemAdmin or StandardUser.\n"
@@ -76,7 +85,10 @@ usage(FILE *f)
 	    "  bind-ms365 lets a Microsoft 365 account of the tenant's directory sign in as the\n"
 	    "  tenant user: by its object id (a GUID), or by a user principal name (name@domain)\n"
 	    "  whose object id is recorded at its first sign-in.  It replaces an earlier\n"
-	    "  binding; unbind-ms365 removes it.\n");
+	    "  binding; unbind-ms365 removes it.\n"
+	    "  delete removes the user with its sessions, flows, binding, queued mail and\n"
+	    "  sign-in throttle count; the audit trail keeps the name.\n"
+	    "  Every change writes an audit row naming the operator.\n");
 }
 
 static bool
@@ -396,7 +408,9 @@ add(ctl_t *c, int argc, char **argv)
 	const char *domain = NULL, *email = NULL, *role = NULL, *username;
 	const char *params[6];
 	char tid[CTL_ID_LEN], uid[CTL_ID_LEN], hash[PA_HASH_MAX];
+	char *detail = NULL;
 	bool two_factor = false;
+	pa_db_res_t *r;
 	enum pa_err err;
 	int ch, rv = CTL_FAIL;
 
@@ -441,24 +455,33 @@ add(ctl_t *c, int argc, char **argv)
 	params[3] = hash;
 	params[4] = role;
 	params[5] = two_factor ? "true" : "false";
-	/* One statement: the user and its audit row, or neither. */
-	err = ctl_query_quiet(c, "WITH n AS (INSERT INTO users (tenant_id, username, email,"
-	    " password_hash, role, two_factor) VALUES ($1::bigint, $2, $3, $4, $5, $6::boolean)"
-	    " RETURNING id, tenant_id, username)"
-	    " INSERT INTO audit_log (tenant_domain, username, user_id, event, outcome, detail)"
-	    " SELECT (SELECT domain FROM tenants WHERE id = n.tenant_id), n.username, n.id,"
-	    " 'password_set', 'success', 'pbx-authctl user add' FROM n", 6, params, NULL);
-	if (err == PA_ECONFLICT)
+	/* The user and its audit row, or neither. */
+	if (!ctl_exec(c, "BEGIN"))
+		goto out;
+	err = ctl_query_quiet(c, "INSERT INTO users (tenant_id, username, email, password_hash,"
+	    " role, two_factor) VALUES ($1::bigint, $2, $3, $4, $5, $6::boolean) RETURNING id",
+	    6, params, &r);
+	if (err == PA_ECONFLICT) {
+		(void)ctl_exec(c, "ROLLBACK");
 		goto exists;
+	}
 	if (err != PA_OK) {
 		report_db(c, "user add");
-		goto out;
+		goto rollback;
 	}
+	snprintf(uid, sizeof(uid), "%s", pa_db_value(r, 0, 0));
+	pa_db_res_free(r);
+	if (!ctl_commit_change(c, USER_SNAPSHOT_SQL, uid, "user_add", uid, NULL, audit_keys,
+	    PA_NELEM(audit_keys), "password set", &detail))
+		goto rollback;
 	if (domain != NULL)
 		printf("added user %s in tenant %s\n", username, domain);
 	else
 		printf("added system-level user %s\n", username);
 	rv = CTL_OK;
+	goto out;
+rollback:
+	(void)ctl_exec(c, "ROLLBACK");
 	goto out;
 exists:
 	if (domain != NULL)
@@ -469,6 +492,7 @@ exists:
 		    " case-insensitively)", username);
 out:
 	explicit_bzero(hash, sizeof(hash));
+	free(detail);
 	return rv;
 }
 
@@ -567,9 +591,9 @@ static int
 set(ctl_t *c, int argc, char **argv)
 {
 	const ctl_field_t *todo[PA_NELEM(fields)];
-	const char *vals[PA_NELEM(fields)];
+	const char *vals[PA_NELEM(fields)], *keys[PA_NELEM(fields)];
 	const char *domain, *username;
-	char id[CTL_ID_LEN];
+	char id[CTL_ID_LEN], *before = NULL, *detail = NULL;
 	bool disable = false;
 	char **rest;
 	long revoked = 0;
@@ -588,37 +612,44 @@ set(ctl_t *c, int argc, char **argv)
 			return CTL_FAIL;
 		if (todo[i] == F_ENABLED && strcmp(vals[i], "false") == 0)
 			disable = true;
+		keys[i] = todo[i]->key;
 	}
 	if (ctl_user_find(c, domain, username, id) != CTL_OK)
 		return CTL_FAIL;
+	rv = CTL_FAIL;
 	if (!ctl_exec(c, "BEGIN"))
 		return CTL_FAIL;
+	if (!ctl_snapshot(c, USER_SNAPSHOT_SQL, id, &before))
+		goto rollback;
+	if (before == NULL) {
+		ctl_err("user '%s' was deleted meanwhile", username);
+		goto rollback;
+	}
 	for (size_t i = 0; i < n; i++) {
 		const char *params[2] = { id, vals[i] };
-		pa_db_res_t *r;
-		long touched;
 
-		if (ctl_query_quiet(c, todo[i]->sql, 2, params, &r) != PA_OK) {
+		if (ctl_query_quiet(c, todo[i]->sql, 2, params, NULL) != PA_OK) {
 			report_db(c, todo[i]->key);
-			goto rollback;
-		}
-		touched = pa_db_affected(r);
-		pa_db_res_free(r);
-		if (touched == 0) {
-			ctl_err("user '%s' was deleted meanwhile", username);
 			goto rollback;
 		}
 	}
 	if (disable && !ctl_revoke_user_sessions(c, id, "user disabled", &revoked))
 		goto rollback;
-	if (!ctl_exec(c, "COMMIT"))
-		return CTL_FAIL;
+	if (!ctl_commit_change(c, USER_SNAPSHOT_SQL, id, "user_set", id, before, keys, n, NULL,
+	    &detail))
+		goto rollback;
+	printf("user %s%s%s: %s\n", username, domain ? " in tenant " : "", domain ? domain : "",
+	    detail ? detail : "nothing changed");
 	if (revoked > 0)
 		printf("%ld session%s revoked\n", revoked, revoked == 1 ? "" : "s");
-	return CTL_OK;
+	rv = CTL_OK;
+	goto out;
 rollback:
 	(void)ctl_exec(c, "ROLLBACK");
-	return CTL_FAIL;
+out:
+	free(before);
+	free(detail);
+	return rv;
 }
 
 static int
@@ -628,6 +659,7 @@ list(ctl_t *c, int argc, char **argv)
 		{ "domain", required_argument, NULL, 'd' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static const char *const keys[] = { "username", "role", "status", "email", "flags" };
 	const char *domain = NULL, *params[1];
 	char tid[CTL_ID_LEN];
 	pa_db_res_t *r;
@@ -639,19 +671,15 @@ list(ctl_t *c, int argc, char **argv)
 	if (ctl_tenant_find(c, domain, tid) != CTL_OK)
 		return CTL_FAIL;
 	params[0] = tid[0] ? tid : NULL;
-	if (pa_db_query(c->db, "SELECT username, role, enabled, coalesce(email, '-'), two_factor,"
-	    " password_force_reset FROM users WHERE tenant_id = $1::bigint"
+	if (pa_db_query(c->db, "SELECT username, role,"
+	    " CASE WHEN enabled THEN 'enabled' ELSE 'disabled' END, email,"
+	    " nullif(concat_ws(',', CASE WHEN two_factor THEN 'two_factor' END,"
+	    " CASE WHEN password_force_reset THEN 'force_reset' END), '')"
+	    " FROM users WHERE tenant_id = $1::bigint"
 	    " OR ($1::bigint IS NULL AND tenant_id IS NULL) ORDER BY lower(username), username",
 	    1, params, &r) != PA_OK)
 		return CTL_FAIL;
-	for (int i = 0; i < pa_db_rows(r); i++) {
-		bool tf = pa_db_bool(r, i, 4), fr = pa_db_bool(r, i, 5);
-
-		printf("%s\t%s\t%s\t%s\t%s\n", pa_db_value(r, i, 0), pa_db_value(r, i, 1),
-		    pa_db_bool(r, i, 2) ? "enabled" : "disabled", pa_db_value(r, i, 3),
-		    tf && fr ? "two_factor,force_reset" : tf ? "two_factor" :
-		    fr ? "force_reset" : "-");
-	}
+	ctl_print_rows(r, keys, (int)PA_NELEM(keys));
 	pa_db_res_free(r);
 	return CTL_OK;
 }
@@ -663,7 +691,7 @@ show(ctl_t *c, int argc, char **argv)
 		"two_factor", "password_force_reset", "password_verified", "password_set",
 		"last_sign_in_at", "created_at", "updated_at", "active_sessions", "ms365_oid",
 		"ms365_upn" };
-	const char *domain, *username, *params[1];
+	const char *domain, *username, *params[1], *vals[PA_NELEM(keys)];
 	char id[CTL_ID_LEN];
 	pa_db_res_t *r;
 	char **rest;
@@ -689,14 +717,70 @@ show(ctl_t *c, int argc, char **argv)
 		return CTL_FAIL;
 	}
 	for (size_t i = 0; i < PA_NELEM(keys); i++) {
-		const char *v = pa_db_value(r, 0, (int)i);
-
+		vals[i] = pa_db_value(r, 0, (int)i);
 		if (i >= 4 && i <= 8)
-			v = pa_db_bool(r, 0, (int)i) ? "true" : "false";
-		printf("%s=%s\n", keys[i], v ? v : "");
+			vals[i] = pa_db_bool(r, 0, (int)i) ? "true" : "false";
 	}
+	ctl_print_record(keys, vals, PA_NELEM(keys));
 	pa_db_res_free(r);
 	return CTL_OK;
+}
+
+/*
+ * Deletes the user: its sessions (and their spent refresh tokens), flows
+ * and Microsoft 365 binding go with the row (ON DELETE CASCADE); queued
+ * mail to it and its throttle count are deleted here.  Audit rows keep the
+ * names they copied; the user_delete row is written in the same
+ * transaction.
+ */
+static int
+delete_user(ctl_t *c, int argc, char **argv)
+{
+	static const char *const keys[] = { "role", "email" };
+	const char *domain, *username, *params[1];
+	char id[CTL_ID_LEN], note[96], *before = NULL, *detail = NULL;
+	pa_db_res_t *r = NULL;
+	char **rest;
+	int nrest, rv;
+
+	if ((rv = user_args(argc, argv, &domain, &username, 0, 0, &rest, &nrest)) != CTL_OK)
+		return rv;
+	if (ctl_user_find(c, domain, username, id) != CTL_OK)
+		return CTL_FAIL;
+	rv = CTL_FAIL;
+	if (!ctl_exec(c, "BEGIN") || !ctl_snapshot(c, USER_SNAPSHOT_SQL, id, &before))
+		goto rollback;
+	if (before == NULL) {
+		ctl_err("user '%s' was deleted meanwhile", username);
+		goto rollback;
+	}
+	params[0] = id;
+	if (pa_db_query(c->db, "WITH u AS (SELECT u.id, 'account ' || lower(coalesce(t.domain, ''))"
+	    " || ' ' || lower(u.username) AS key FROM users u LEFT JOIN tenants t"
+	    " ON t.id = u.tenant_id WHERE u.id = $1::bigint),"
+	    " m AS (DELETE FROM mail_outbox WHERE user_id = $1::bigint AND status = 'queued'),"
+	    " th AS (DELETE FROM throttle WHERE key IN (SELECT key FROM u)),"
+	    " s AS (SELECT count(*) AS n FROM sessions WHERE user_id = $1::bigint"
+	    "  AND revoked_at IS NULL AND refresh_expires_at > now()),"
+	    " d AS (DELETE FROM users WHERE id = $1::bigint RETURNING id)"
+	    " SELECT (SELECT n FROM s), (SELECT count(*) FROM d)", 1, params, &r) != PA_OK)
+		goto rollback;
+	snprintf(note, sizeof(note), "deleted with %s active session%s", pa_db_value(r, 0, 0),
+	    strcmp(pa_db_value(r, 0, 0), "1") == 0 ? "" : "s");
+	if (!ctl_audit_change(c, "user_delete", id, before, NULL, keys, PA_NELEM(keys), note,
+	    &detail) || !ctl_exec(c, "COMMIT"))
+		goto rollback;
+	printf("deleted user %s%s%s (%s)\n", username, domain ? " of tenant " : "",
+	    domain ? domain : "", note);
+	rv = CTL_OK;
+	goto out;
+rollback:
+	(void)ctl_exec(c, "ROLLBACK");
+out:
+	pa_db_res_free(r);
+	free(before);
+	free(detail);
+	return rv;
 }
 
 /*
@@ -807,6 +891,7 @@ ctl_user(ctl_t *c, int argc, char **argv)
 		return show(c, argc - 1, argv + 1);
 	if (strcmp(sub, "bind-ms365") == 0 || strcmp(sub, "unbind-ms365") == 0)
 		return bind_ms365(c, argc - 1, argv + 1, sub[0] == 'b');
-	usage(stderr);
-	return CTL_USAGE;
+	if (strcmp(sub, "delete") == 0)
+		return delete_user(c, argc - 1, argv + 1);
+	return ctl_unknown("user", argc, argv);
 }

@@ -384,6 +384,42 @@ test_prefixes(void)
 		    "prefix %s %s %s", c[i].prefix, c[i].ok ? "admits" : "refuses", c[i].url);
 }
 
+/* throttle_exempt: address blocks parsed, checked and matched. */
+static void
+test_cidrs(void)
+{
+	static const struct { const char *list, *addr; bool in; } m[] = {
+		{ "192.0.2.0/24", "192.0.2.77", true },
+		{ "192.0.2.0/24", "192.0.3.1", false },
+		{ "198.51.100.7", "198.51.100.7", true },
+		{ "198.51.100.7", "198.51.100.8", false },
+		{ "10.0.0.0/9", "10.127.255.255", true },
+		{ "10.0.0.0/9", "10.128.0.0", false },
+		{ "0.0.0.0/0", "203.0.113.9", true },
+		{ "2001:db8::/32", "2001:db8:ffff::1", true },
+		{ "2001:db8::/32", "2001:db9::1", false },
+		{ "192.0.2.0/24", "::ffff:192.0.2.5", true },
+		{ "::1, 127.0.0.0/8", "127.0.0.1", true },
+		{ "192.0.2.0/24", "2001:db8::1", false },
+		{ "192.0.2.0/24", "not an address", false },
+	};
+	static const char *const bad[] = { "10.0.0.1/8", "300.0.0.0/8", "10.0.0.0/33",
+		"10.0.0.0/", "10.0.0.0/x", "example.com", "2001:db8::1/129" };
+	pa_cidr_t nets[PA_CIDR_MAX];
+	size_t n;
+
+	for (size_t i = 0; i < PA_NELEM(m); i++) {
+		ok(pa_cidr_parse_list(m[i].list, nets, &n) == NULL, "cidr: '%s' parses", m[i].list);
+		ok(pa_cidr_match(nets, n, m[i].addr) == m[i].in, "cidr: %s %s %s", m[i].addr,
+		    m[i].in ? "in" : "not in", m[i].list);
+	}
+	for (size_t i = 0; i < PA_NELEM(bad); i++)
+		ok(pa_cidr_parse_list(bad[i], nets, &n) != NULL, "cidr: '%s' refused", bad[i]);
+	ok(pa_cidr_parse_list("", nets, &n) == NULL && n == 0, "cidr: empty list");
+	ok(pa_cidr_parse_list(" 192.0.2.0/24 ,, 198.51.100.0/24 ", nets, &n) == NULL && n == 2,
+	    "cidr: commas and spaces separate");
+}
+
 int
 main(void)
 {
@@ -397,5 +433,6 @@ main(void)
 	test_roles();
 	test_passwords();
 	test_emails();
+	test_cidrs();
 	return done_testing();
 }
