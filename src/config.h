@@ -45,6 +45,9 @@ typedef struct {
 	int ms365_metadata_ttl;		/* seconds discovery documents and keys are cached */
 	char *portal_url;		/* where cookie-flavour Microsoft sign-ins land */
 	int tenant_cache_size;		/* entries of the per-worker /api/info cache */
+	int gate_cache_size;		/* entries of the per-worker verified-token cache */
+	int gate_cache_memory;		/* MiB its names may take, per worker */
+	int gate_offline_ttl;		/* seconds cached tokens answer without PostgreSQL */
 	/* Sessions and tokens (seconds). */
 	int access_token_ttl;
 	int refresh_token_ttl;		/* also the lifetime of a cookie session */

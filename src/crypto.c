@@ -190,6 +190,25 @@ pa_base64url_decode(const char *s, size_t n, unsigned char *out, size_t *outlen)
 	return true;
 }
 
+bool
+pa_base64_decode(const char *s, size_t n, unsigned char *out, size_t *outlen)
+{
+	char url[512];
+	size_t pad = 0;
+
+	*outlen = 0;
+	if (n % 4 != 0 || n > sizeof(url))
+		return false;
+	while (pad < 2 && n > pad && s[n - 1 - pad] == '=')
+		pad++;
+	for (size_t i = 0; i < n - pad; i++) {
+		if (s[i] == '-' || s[i] == '_' || s[i] == '=')
+			return false;
+		url[i] = s[i] == '+' ? '-' : s[i] == '/' ? '_' : s[i];
+	}
+	return pa_base64url_decode(url, n - pad, out, outlen);
+}
+
 enum pa_err
 pa_token_new(char out[PA_TOKEN_LEN + 1])
 {

@@ -53,6 +53,12 @@ void pa_base64url(const void *p, size_t n, char *out);
  */
 bool pa_base64url_decode(const char *s, size_t n, unsigned char *out, size_t *outlen);
 
+/*
+ * Decodes standard base64 (RFC 4648 section 4, padded; HTTP Basic) s[0..n)
+ * into out, which has room for n bytes.  False when malformed.
+ */
+bool pa_base64_decode(const char *s, size_t n, unsigned char *out, size_t *outlen);
+
 /* A new random token (PA_TOKEN_LEN characters and a NUL).  PA_OK or PA_ESYS. */
 enum pa_err pa_token_new(char out[PA_TOKEN_LEN + 1]) PA_MUSTCHECK;
 /*

@@ -28,6 +28,16 @@ struct stmt {
 /* A timestamptz column as RFC 3339 UTC text: 2026-11-28T10:00:00Z. */
 #define PA_RFC3339(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
+/* The PA_COL_GATE_* columns, given the SQL of EXP and IAT, and the joins. */
+#define GATE_COLUMNS(EXP, IAT) \
+	"s.id, s.user_id, u.role, u.password_force_reset, t.domain, u.username," \
+	" floor(extract(epoch FROM " EXP "))::bigint, floor(extract(epoch FROM " IAT "))::bigint" \
+	" FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN tenants t ON t.id = u.tenant_id"
+/* A session not revoked, not past EXPIRY, of an enabled user of an enabled tenant. */
+#define GATE_LIVE(EXPIRY) \
+	"s.revoked_at IS NULL AND " EXPIRY " > now() AND s.refresh_expires_at > now()" \
+	" AND u.enabled AND (u.tenant_id IS NULL OR t.enabled)"
+
 static const struct stmt stmts[PA_STMT__MAX] = {
 	[PA_STMT_SYSTEM_INFO] = { "system_info",
 	    "SELECT web_domain, private_ipv4, public_ipv4, enable_ipv6, private_ipv6, public_ipv6,"
@@ -529,6 +539,21 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	[PA_STMT_CLEAN_AUDIT] = { "clean_audit",
 	    "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log"
 	    " WHERE $2::int > 0 AND at < now() - $2::int * interval '1 day' LIMIT $1)", 2, 0, true },
+
+	/*
+	 * The gate: who holds a live access token or session cookie.  EXP is
+	 * the earlier of the token's and the session's end.
+	 */
+	[PA_STMT_GATE_ACCESS] = { "gate_access",
+	    "SELECT " GATE_COLUMNS("least(s.access_expires_at, s.refresh_expires_at)",
+	    "coalesce(s.refreshed_at, s.created_at)")
+	    " WHERE s.access_hash = decode($1, 'hex') AND " GATE_LIVE("s.access_expires_at"), 1, PA_COL_GATE__MAX, true },
+	[PA_STMT_GATE_COOKIE] = { "gate_cookie",
+	    "SELECT " GATE_COLUMNS("s.refresh_expires_at", "s.created_at")
+	    " WHERE s.refresh_hash = decode($1, 'hex') AND s.flavour = 'cookie' AND "
+	    GATE_LIVE("s.refresh_expires_at"), 1, PA_COL_GATE__MAX, true },
+	[PA_STMT_CLIENT_SECRET] = { "client_secret",
+	    "SELECT encode(secret_hash, 'hex') FROM introspection_clients WHERE name = $1", 1, 1, true },
 };
 
 struct pa_db {
@@ -756,6 +781,12 @@ pa_db_connect(pa_db_t *db)
 }
 
 bool
+pa_db_connected(const pa_db_t *db)
+{
+	return db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK;
+}
+
+bool
 pa_db_poll(pa_db_t *db, pa_db_notify_fn *fn, void *arg)
 {
 	bool fresh = db->fresh;
@@ -781,15 +812,19 @@ pa_db_poll(pa_db_t *db, pa_db_notify_fn *fn, void *arg)
 		disconnect(db);
 		return false;
 	}
-	if (!(p.revents & POLLIN))
-		return !fresh;
-	if (!PQconsumeInput(db->conn) || PQstatus(db->conn) != CONNECTION_OK) {
+	if ((p.revents & POLLIN) &&
+	    (!PQconsumeInput(db->conn) || PQstatus(db->conn) != CONNECTION_OK)) {
 		set_error(db, PQerrorMessage(db->conn));
 		pa_log_warn("lost the PostgreSQL connection: %s", db->errmsg);
 		disconnect(db);
 		return false;
 	}
-	/* Only the channels this connection listens to arrive. */
+	/*
+	 * Only the channels this connection listens to arrive.  Drained even
+	 * when nothing new is readable: a notification that came with the
+	 * result of this connection's own statement (its own revocation, say)
+	 * sits in libpq's buffer already.
+	 */
 	while ((n = PQnotifies(db->conn)) != NULL) {
 		fn(arg, n->extra);
 		PQfreemem(n);

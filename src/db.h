@@ -67,6 +67,10 @@ enum pa_stmt {
 	PA_STMT_HEALTH_PING,	/* () -> 1 */
 	PA_STMT_HEALTH_MIGRATIONS,	/* () -> version, checksum of each applied migration */
 	PA_STMT_CLEAN_AUDIT,	/* (limit, days): audit rows (days 0: none) */
+	/* The gate and introspection (gate.c, handlers/verify.c). */
+	PA_STMT_GATE_ACCESS,	/* (access hash) -> PA_COL_GATE_* row of a live session */
+	PA_STMT_GATE_COOKIE,	/* (cookie hash) -> PA_COL_GATE_* row of a live cookie session */
+	PA_STMT_CLIENT_SECRET,	/* (client name) -> secret hash (hex) */
 	PA_STMT__MAX
 };
 /* Columns of PA_STMT_MAIL_CLAIM. */
@@ -107,6 +111,13 @@ enum { PA_COL_MS365_FLOW_TENANT_ID, PA_COL_MS365_FLOW_DOMAIN, PA_COL_MS365_FLOW_
 /* Columns of PA_STMT_SESSION_ACCESS. */
 enum { PA_COL_SESSION_ACCESS_ID, PA_COL_SESSION_ACCESS_USER_ID, PA_COL_SESSION_ACCESS_FLAVOUR, PA_COL_SESSION_ACCESS_ROLE, PA_COL_SESSION_ACCESS_VERIFIED,
 	PA_COL_SESSION_ACCESS_FORCE_RESET, PA_COL_SESSION_ACCESS_DOMAIN, PA_COL_SESSION_ACCESS_USERNAME, PA_COL_SESSION_ACCESS__MAX };
+/*
+ * Columns of PA_STMT_GATE_ACCESS and PA_STMT_GATE_COOKIE: EXP and IAT are
+ * Unix times of the token (a cookie's EXP is the session's end).
+ */
+enum { PA_COL_GATE_SESSION_ID, PA_COL_GATE_USER_ID, PA_COL_GATE_ROLE, PA_COL_GATE_FORCE_RESET,
+	PA_COL_GATE_DOMAIN, PA_COL_GATE_USERNAME, PA_COL_GATE_EXP, PA_COL_GATE_IAT,
+	PA_COL_GATE__MAX };
 /* Columns of PA_STMT_REFRESH_FALLBACK. */
 enum { PA_FB_RETRIED, PA_FB_IN_GRACE, PA_FB_REVOKED, PA_FB_WAIT, PA_FB_USER_ID, PA_FB_DOMAIN,
 	PA_FB_USERNAME, PA_FB__MAX };
@@ -153,6 +164,9 @@ enum pa_err pa_db_check_statements(pa_db_t *db, const pa_db_expect_t *override) 
 
 /* Connects unless connected.  PA_OK, or PA_EDB (logged once per outage). */
 enum pa_err pa_db_connect(pa_db_t *db) PA_MUSTCHECK;
+
+/* Whether the connection is up now (no round trip). */
+bool pa_db_connected(const pa_db_t *db);
 
 /* Called with the payload of each notification on the channels listened to. */
 typedef void pa_db_notify_fn(void *arg, const char *payload);

@@ -22,6 +22,7 @@
 #include "arena.h"
 #include "crypto.h"
 #include "db.h"
+#include "gate.h"
 #include "handlers/handlers.h"
 #include "http.h"
 #include "log.h"
@@ -94,10 +95,15 @@ now_us(void)
 	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* "session <id>" and "user <id>" concern only the gate (0010_gate.sql). */
 static void
-on_notify(void *meta, const char *payload)
+on_notify(void *arg, const char *payload)
 {
-	pa_meta_invalidate(meta, payload);
+	pa_ctx_t *ctx = arg;
+
+	pa_gate_invalidate(ctx->gate, payload);
+	if (strncmp(payload, "session ", 8) != 0 && strncmp(payload, "user ", 5) != 0)
+		pa_meta_invalidate(ctx->meta, payload);
 }
 
 /*
@@ -133,8 +139,15 @@ serve(pa_http_conn_t *conn, pa_ctx_t *ctx, pa_arena_t *arena, enum pa_class cls)
 	const char *method, *path, *addr;
 	pa_req_t req;
 
-	if (!pa_db_poll(ctx->db, on_notify, ctx->meta))
+	if (!pa_db_poll(ctx->db, on_notify, ctx)) {
 		pa_meta_flush(ctx->meta);
+		/* Reconnected: notifications may have been missed.  Lost: see gate.h. */
+		if (pa_db_connected(ctx->db))
+			pa_gate_flush(ctx->gate);
+		pa_gate_offline(ctx->gate, !pa_db_connected(ctx->db));
+	} else {
+		pa_gate_offline(ctx->gate, false);
+	}
 	if (pa_http_request_init(&req, conn, arena) != PA_OK) {
 		pa_http_reply_error(&req, 500, NULL, "Internal error", NULL);
 	} else {
@@ -192,7 +205,7 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd, enum pa_class cls)
 	pa_http_conn_t *conn = NULL;
 	pa_arena_t *arena = NULL;
 	sigset_t term;
-	pa_ctx_t ctx = { cfg, NULL, NULL, NULL, NULL };
+	pa_ctx_t ctx = { cfg, NULL, NULL, NULL, NULL, NULL };
 	int rv = 1;
 
 	/* SIGTERM/SIGINT end the accept wait; SIGHUP is the master's. */
@@ -210,7 +223,8 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd, enum pa_class cls)
 		goto out;
 	if ((arena = pa_arena_new()) == NULL ||
 	    (ctx.db = pa_db_new(cfg->database, "pbx-authd", PA_DB_PREPARE | PA_DB_LISTEN)) == NULL ||
-	    (ctx.meta = pa_meta_new(cfg)) == NULL || (ctx.oidc = pa_oidc_new(cfg)) == NULL ||
+	    (ctx.meta = pa_meta_new(cfg)) == NULL || (ctx.gate = pa_gate_new(cfg)) == NULL ||
+	    (ctx.oidc = pa_oidc_new(cfg)) == NULL ||
 	    (conn = pa_http_conn_new(listen_fd)) == NULL) {
 		pa_log_error("out of memory starting a worker");
 		goto out;
@@ -263,6 +277,7 @@ out:
 	pa_http_conn_free(conn);
 	pa_passwd_free(ctx.passwd);
 	pa_meta_free(ctx.meta);
+	pa_gate_free(ctx.gate);
 	pa_oidc_free(ctx.oidc);
 	pa_outbound_cleanup();
 	pa_db_free(ctx.db);

@@ -31,7 +31,7 @@ sub as_rt {
 
 is(row("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables"
     . " WHERE schemaname = 'pbx_auth'"),
-    'audit_log,auth_flows,mail_outbox,schema_migrations,sessions,spent_refresh_tokens,'
+    'audit_log,auth_flows,introspection_clients,mail_outbox,schema_migrations,sessions,spent_refresh_tokens,'
     . 'system_settings,tenants,throttle,users', 'every table is in the schema pbx_auth');
 is(row("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), 0, 'none in public');
 row("INSERT INTO tenants (domain, name) VALUES ('acme.example', 'Acme');"
@@ -60,6 +60,9 @@ for my $c (
     [ 'SELECT detail FROM pbx_auth.audit_log', 'reading the audit trail' ],
     [ 'UPDATE pbx_auth.audit_log SET detail = NULL', 'rewriting the audit trail' ],
     [ 'DELETE FROM pbx_auth.spent_refresh_tokens', 'deleting spent refresh tokens' ],
+    [ "INSERT INTO pbx_auth.introspection_clients (name, secret_hash) VALUES ('x', sha256('x'::bytea))",
+      'adding an introspection client' ],
+    [ 'SELECT created_at FROM pbx_auth.introspection_clients', 'reading introspection clients beyond name and hash' ],
     ) {
 	my ($sql, $what) = @$c;
 	is(as_rt($sql), undef, "runtime role: $what refused");
@@ -72,6 +75,7 @@ for my $c (
 
 for my $c (
     [ 'SELECT count(*) FROM tenants', 'reading tenants (search_path pbx_auth)' ],
+    [ 'SELECT name, secret_hash FROM introspection_clients', 'reading introspection client hashes' ],
     [ 'SELECT web_domain FROM system_settings', 'reading system settings' ],
     [ "UPDATE users SET last_sign_in_at = now(), password_verified = true,"
       . " updated_at = now() WHERE username = 'bob'", 'recording a sign-in' ],

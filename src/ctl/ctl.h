@@ -46,6 +46,7 @@ int ctl_user(ctl_t *c, int argc, char **argv);
 int ctl_session(ctl_t *c, int argc, char **argv);
 int ctl_audit(ctl_t *c, int argc, char **argv);
 int ctl_ms365(ctl_t *c, int argc, char **argv);
+int ctl_client(ctl_t *c, int argc, char **argv);
 int ctl_status(ctl_t *c, int argc, char **argv);
 int ctl_throttle(ctl_t *c, int argc, char **argv);
 

@@ -31,6 +31,7 @@ usage(FILE *f)
 	    "  tenant add|set|show|list|enable|disable|delete …   tenants\n"
 	    "  user add|passwd|set|list|show|delete …   users and system-level accounts\n"
 	    "  session list|revoke …               signed-in sessions\n"
+	    "  client add|list|remove …            introspection clients (RFC 7662)\n"
 	    "  ms365 set|show …                    a tenant's Microsoft 365 sign-in\n"
 	    "  status                              readiness: database, migrations, queue (exit 1: not ready)\n"
 	    "  throttle list | clear …             failed sign-in blocks\n"
@@ -231,6 +232,7 @@ main(int argc, char **argv)
 		{ "migrate", ctl_migrate }, { "system", ctl_system }, { "tenant", ctl_tenant },
 		{ "user", ctl_user }, { "session", ctl_session }, { "audit", ctl_audit },
 		{ "ms365", ctl_ms365 }, { "throttle", ctl_throttle }, { "status", ctl_status },
+		{ "client", ctl_client },
 	};
 	const char *path = pa_config_default_path();
 	const char *params[1];

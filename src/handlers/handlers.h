@@ -9,6 +9,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "db.h"
+#include "gate.h"
 #include "http.h"
 #include "json.h"
 #include "meta.h"
@@ -21,6 +22,7 @@ struct pa_ctx {
 	pa_meta_t *meta;
 	pa_passwd_t *passwd;	/* password hashing settings and the dummy hash */
 	struct pa_oidc *oidc;	/* the Microsoft 365 relying party's caches (oidc.h) */
+	pa_gate_t *gate;	/* verified tokens (gate.h) */
 };
 
 /* The route table of the API. */
@@ -90,6 +92,8 @@ void pa_reply_cookie_session(pa_req_t *req, pa_ctx_t *ctx, const pa_tokens_t *t,
  * request may go on; otherwise it has been answered (403, or 503).
  */
 bool pa_login_origin_ok(pa_req_t *req, pa_ctx_t *ctx);
+/* The value of the session cookie, or NULL. */
+const char *pa_login_cookie(pa_req_t *req, pa_ctx_t *ctx);
 /* Sets the session cookie of a new cookie session, as POST /api/login does. */
 void pa_login_set_cookie(pa_req_t *req, pa_ctx_t *ctx, const char *value);
 
@@ -110,5 +114,7 @@ pa_handler_fn pa_handle_forget_password;
 pa_handler_fn pa_handle_reset_password;
 pa_handler_fn pa_handle_send_otp;
 pa_handler_fn pa_handle_verify_otp;
+pa_handler_fn pa_handle_gate_verify;
+pa_handler_fn pa_handle_introspect;
 
 #endif

@@ -74,9 +74,8 @@ pa_login_origin_ok(pa_req_t *req, pa_ctx_t *ctx)
 	return allowed;
 }
 
-/* The value of the session cookie, or NULL. */
-static const char *
-session_cookie(pa_req_t *req, pa_ctx_t *ctx)
+const char *
+pa_login_cookie(pa_req_t *req, pa_ctx_t *ctx)
 {
 	const char *h = pa_http_env(req, "HTTP_COOKIE");
 	pa_param_t *c;
@@ -137,7 +136,7 @@ pa_handle_login(pa_req_t *req, pa_ctx_t *ctx)
 void
 pa_handle_login_status(pa_req_t *req, pa_ctx_t *ctx)
 {
-	const char *cookie = session_cookie(req, ctx), *role;
+	const char *cookie = pa_login_cookie(req, ctx), *role;
 	pa_tokens_t t;
 	enum pa_err rv;
 
@@ -157,7 +156,7 @@ pa_handle_login_status(pa_req_t *req, pa_ctx_t *ctx)
 void
 pa_handle_logout(pa_req_t *req, pa_ctx_t *ctx)
 {
-	const char *cookie = session_cookie(req, ctx);
+	const char *cookie = pa_login_cookie(req, ctx);
 	enum pa_err rv;
 
 	if (!pa_login_origin_ok(req, ctx))

@@ -34,6 +34,8 @@ const pa_route_t pa_routes[] = {
 	{ "POST", "/api/auth/reset_password", PA_BODY_JSON, pa_handle_reset_password, HASH },
 	{ "POST", "/api/auth/send_otp", PA_BODY_JSON, pa_handle_send_otp, REQ },
 	{ "POST", "/api/auth/verify_otp", PA_BODY_JSON, pa_handle_verify_otp, REQ },
+	{ "GET", "/api/auth/verify", PA_BODY_NONE, pa_handle_gate_verify, REQ },
+	{ "POST", "/api/auth/introspect", PA_BODY_FORM, pa_handle_introspect, REQ },
 };
 #undef REQ
 #undef HASH
