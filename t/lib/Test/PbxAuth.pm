@@ -390,9 +390,10 @@ sub start_pg {
 # promote); stop_all stops it. $t->standby($name, pgport => P) reuses a port.
 sub standby {
 	my ($self, $name, %o) = @_;
+	# one list for the first cluster and its standbys' standbys: its stop_all stops them all
 	my $s = bless { %$self, pgport => $o{pgport} // free_port(), pgdata => "$self->{dir}/$name",
 	    pg_log => "$self->{dir}/pg-$name.log", started => {}, initdb_done => 1, peers => [],
-	    smtp_sinks => [], standbys => [], responses => [] }, ref $self;
+	    smtp_sinks => [], standbys => ($self->{standbys} //= []), responses => [] }, ref $self;
 	delete @$s{qw(authd_pid authd_h nginx_pid http_ka pg_pid)};
 	rmtree($s->pgdata);
 	$self->_pg_run('pg_basebackup', '-h', $self->{dir}, '-p', $self->{pgport}, '-U', 'postgres',
@@ -1456,7 +1457,7 @@ sub stop_all {
 	return if $$ != $CREATOR;
 	eval { $self->stop_nginx; 1 } or Test::More::diag("stop nginx: $@");
 	$_->stop_all for grep { defined } @{$self->{peers} || []};
-	$_->stop_pg for grep { defined } @{$self->{standbys} || []};
+	$_->stop_pg for grep { defined && $_ != $self } @{$self->{standbys} || []};
 	eval {
 		if ($self->{authd_pid}) {
 			my $st = $self->stop_daemon;
