@@ -14,6 +14,7 @@
 #    timeout` without non_idempotent never resends a POST that reached an
 #    instance; that answer is the JSON 503 with Retry-After, and the client's
 #    retry of the same refresh token succeeds (API.md: retryable refresh);
+#    shown for certain with requests held by B's stopped workers when it dies;
 #  - the primary crashed (pg_ctl stop -m immediate) and the standby promoted
 #    under a request stream: only 503 with Retry-After while there is no
 #    primary, /api/health/ready 503 then, every request answered again within
@@ -229,6 +230,62 @@ is(scalar(grep { $_->[2] != 503 || $_->[3] eq '-' } @badpost), 0,
 diag(sprintf 'SIGKILL of instance B: %d requests sent, %d failed (%d GET, %d POST)',
     scalar @$rec, @badget + @badpost, scalar @badget, scalar @badpost);
 refresh_works($final, 'SIGKILL of B: the refresh chain goes on (a lost one was retried)');
+$pb->start_daemon;
+
+# What nginx does with a request B already holds when B dies: B's request
+# workers are stopped (SIGSTOP), so what nginx sends there waits unanswered;
+# two GETs then two POSTs (refreshes) are sent 0.2 s apart, and nginx's round
+# robin gives each pair one of A and one of B.  Then B is killed.  The GET
+# held at B is passed to A (`error`: the connection closed before a header);
+# the POST held at B is not (nginx resends no non-idempotent request it has
+# sent, without `non_idempotent`): its client gets the JSON 503 with
+# Retry-After and retries the same refresh token, which works (B never read
+# it; one B had read would be a lost answer: retryable, refresh_retry_window).
+# B's failure above (max_fails=1) keeps it out for fail_timeout (10 s): a new
+# nginx forgets it
+$t->stop_nginx;
+$t->start_nginx;
+my @held;
+for my $kind (qw(get get refresh refresh)) {
+	my $x = signin('carol');
+	my $tok = $kind eq 'get' ? $x->{access_token} : $x->{refresh_token};
+	push @held, [ $kind, $tok ];
+}
+kill 'STOP', $pb->worker_pids;
+my @hk;
+for my $h (@held) {
+	pipe(my $rd, my $wr) or die "pipe: $!";
+	my $pid = fork() // die "fork: $!";
+	if ($pid == 0) {
+		close $rd;
+		my $http = HTTP::Tiny->new(timeout => 30, keep_alive => 0);
+		my $x = $h->[0] eq 'get'
+		    ? $http->get($t->url('/api/auth/user'),
+			{ headers => { Authorization => "Bearer $h->[1]" } })
+		    : $http->post($t->url('/api/auth/refresh_token'),
+			{ content => $J->encode({ refresh_token => $h->[1] }),
+			headers => { 'Content-Type' => 'application/json' } });
+		print $wr "$x->{status} " . ($x->{headers}{'retry-after'} // '-') . "\n";
+		close $wr;
+		POSIX::_exit(0);
+	}
+	close $wr;
+	push @hk, [ $pid, $rd ];
+	sleep 0.2;
+}
+sleep 0.5;
+{
+	my $pid = $pb->daemon_pid;
+	kill 'KILL', $pid, $pb->children_of($pid);
+	$pb->stop_daemon(timeout => 5);
+}
+my @ans = map { my $fh = $_->[1]; my $l = <$fh> // '0 -'; waitpid($_->[0], 0); chomp $l; [ split ' ', $l ] } @hk;
+is_deeply([ map { $_->[0] } @ans[0, 1] ], [ 200, 200 ],
+    'GETs held by a killed instance: both answered 200 (the one at B by A)');
+is_deeply([ sort map { "$_->[0] $_->[1]" } @ans[2, 3] ], [ '200 -', '503 5' ],
+    'POSTs: the one held by the killed B is answered 503 with Retry-After, not replayed');
+refresh_works($held[$_][1], 'the client retries its refresh after the 503: it works')
+    for grep { $ans[$_][0] == 503 } 2, 3;
 $pb->start_daemon;
 
 ###############################################################################
