@@ -87,22 +87,34 @@ pa_buf_putc(pa_buf_t *b, char c)
 }
 
 void
-pa_buf_printf(pa_buf_t *b, const char *fmt, ...)
+pa_buf_vprintf(pa_buf_t *b, const char *fmt, va_list ap)
 {
-	va_list ap;
+	va_list ap2;
 	int n;
 
 	if (b->failed)
 		return;
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0 || !grow(b, (size_t)n))
+	va_copy(ap2, ap);
+	n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0) {
+		b->failed = true;
 		return;
-	va_start(ap, fmt);
+	}
+	if (!grow(b, (size_t)n))
+		return;
 	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
 	b->len += (size_t)n;
+}
+
+void
+pa_buf_printf(pa_buf_t *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	pa_buf_vprintf(b, fmt, ap);
+	va_end(ap);
 }
 
 void

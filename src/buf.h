@@ -7,6 +7,7 @@
 #ifndef PA_BUF_H
 #define PA_BUF_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -27,6 +28,7 @@ void pa_buf_append(pa_buf_t *b, const void *p, size_t n);
 void pa_buf_puts(pa_buf_t *b, const char *s);
 void pa_buf_putc(pa_buf_t *b, char c);
 void pa_buf_printf(pa_buf_t *b, const char *fmt, ...) PA_PRINTF(2, 3);
+void pa_buf_vprintf(pa_buf_t *b, const char *fmt, va_list ap) PA_PRINTF(2, 0);
 /* Appends s as a JSON string literal with quotes (control chars escaped). */
 void pa_buf_json_str(pa_buf_t *b, const char *s, size_t n);
 /* Appends s as a JSON string literal, or null when s is NULL. */

@@ -12,8 +12,10 @@
 #include "db.h"
 #include "pa.h"
 
+#define PA_CALLBACK_URL_MAX 2048	/* bytes of a callback_url */
+
 /*
- * Checks url for the enabled tenant `domain` (NULL: system-level, only the
+ * Checks url (1..PA_CALLBACK_URL_MAX bytes) for the enabled tenant `domain` (NULL: system-level, only the
  * web_domain origin).  PA_OK when allowed; PA_EINPUT with *why set (a rule
  * fit for a 400 detail) when not; PA_EDB.
  */

@@ -107,25 +107,36 @@ pa_random(void *p, size_t n)
 	return PA_OK;
 }
 
+/* base64 (RFC 4648 section 4) text to base64url (section 5), in place. */
+static void
+to_url(char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		s[i] = s[i] == '+' ? '-' : s[i] == '/' ? '_' : s[i];
+}
+
+/*
+ * OpenSSL's EVP_EncodeBlock does the encoding; it writes standard base64
+ * with padding, so it runs on chunks of 48 bytes into a small buffer whose
+ * alphabet is translated and whose padding is dropped.
+ */
 void
 pa_base64url(const void *p, size_t n, char *out)
 {
 	const unsigned char *s = p;
-	size_t i = 0;
+	unsigned char chunk[64 + 1];
 
-	for (; n - i >= 3; i += 3) {
-		*out++ = b64url[s[i] >> 2];
-		*out++ = b64url[((s[i] & 3) << 4) | (s[i + 1] >> 4)];
-		*out++ = b64url[((s[i + 1] & 15) << 2) | (s[i + 2] >> 6)];
-		*out++ = b64url[s[i + 2] & 63];
-	}
-	if (n - i == 1) {
-		*out++ = b64url[s[i] >> 2];
-		*out++ = b64url[(s[i] & 3) << 4];
-	} else if (n - i == 2) {
-		*out++ = b64url[s[i] >> 2];
-		*out++ = b64url[((s[i] & 3) << 4) | (s[i + 1] >> 4)];
-		*out++ = b64url[(s[i + 1] & 15) << 2];
+	while (n > 0) {
+		size_t take = n < 48 ? n : 48;
+		int len = EVP_EncodeBlock(chunk, s, (int)take);
+
+		while (len > 0 && chunk[len - 1] == '=')
+			len--;
+		memcpy(out, chunk, (size_t)len);
+		to_url(out, (size_t)len);
+		out += len;
+		s += take;
+		n -= take;
 	}
 	*out = '\0';
 }
@@ -138,30 +149,43 @@ b64url_value(char c)
 	return p != NULL ? (int)(p - b64url) : -1;
 }
 
+/*
+ * OpenSSL's EVP_DecodeBlock decodes; it takes standard, padded base64 and
+ * skips surrounding whitespace, so the input is checked here first (the
+ * base64url alphabet only, canonical trailing bits) and fed in padded chunks
+ * of 64 characters in the standard alphabet.
+ */
 bool
 pa_base64url_decode(const char *s, size_t n, unsigned char *out, size_t *outlen)
 {
-	unsigned long acc = 0;
-	size_t bits = 0, j = 0;
+	unsigned char chunk[64], dec[48];
+	size_t j = 0;
+	int last;
 
 	*outlen = 0;
 	if (n % 4 == 1)
 		return false;
-	for (size_t i = 0; i < n; i++) {
-		int v = b64url_value(s[i]);
-
-		if (v < 0)
+	for (size_t i = 0; i < n; i++)
+		if (b64url_value(s[i]) < 0)
 			return false;
-		acc = (acc << 6 | (unsigned long)v) & 0xffffff;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[j++] = (unsigned char)(acc >> bits);
-		}
-	}
 	/* The leftover bits of the last character must be zero (canonical form). */
-	if (bits > 0 && (acc & ((1UL << bits) - 1)) != 0)
+	if (n % 4 != 0 && ((last = b64url_value(s[n - 1])) & (n % 4 == 2 ? 15 : 3)) != 0)
 		return false;
+	while (n > 0) {
+		size_t take = n < 64 ? n : 64, pad = (4 - take % 4) % 4;
+		int len;
+
+		for (size_t i = 0; i < take; i++)
+			chunk[i] = s[i] == '-' ? '+' : s[i] == '_' ? '/' : (unsigned char)s[i];
+		memset(chunk + take, '=', pad);
+		if ((len = EVP_DecodeBlock(dec, chunk, (int)(take + pad))) < 0)
+			return false;
+		len -= (int)pad;	/* EVP_DecodeBlock counts the padding as zero bytes */
+		memcpy(out + j, dec, (size_t)len);
+		j += (size_t)len;
+		s += take;
+		n -= take;
+	}
 	*outlen = j;
 	return true;
 }

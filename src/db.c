@@ -16,50 +16,32 @@
 
 struct stmt {
 	const char *name, *sql;
-	int nparams;
+	int nparams;		/* parameters the code fills ($1..$n) */
+	int ncols;		/* result columns the code reads (0: none) */
 	bool idempotent;	/* safe to run again after a lost connection */
 };
 
-/* The PA_USER_* columns of a tenant user u of tenant t. */
+/* The PA_COL_USER_* columns of a tenant user u of tenant t. */
 #define TENANT_USER_COLUMNS \
 	"u.id, u.password_hash, u.role, u.enabled AND t.enabled, u.two_factor," \
 	" u.password_force_reset, u.password_verified, t.domain, u.username"
 /* A timestamptz column as RFC 3339 UTC text: 2026-11-28T10:00:00Z. */
 #define PA_RFC3339(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
-/*
- * Counts one failure for throttle key K (NULL: not limited) with limit L,
- * window W and block B seconds; returns whether this failure started a block.
- */
-#define THROTTLE_RESTART(W) \
-	"(th.window_start <= now() - " W "::int * interval '1 second'" \
-	" OR th.blocked_until <= now())"
-#define THROTTLE_COUNT(K, L, W, B) \
-	"INSERT INTO throttle AS th (key, failures, window_start, blocked_until)" \
-	" SELECT " K ", 1, now(), CASE WHEN " L "::int <= 1" \
-	" THEN now() + " B "::int * interval '1 second' END WHERE " K "::text IS NOT NULL" \
-	" ON CONFLICT (key) DO UPDATE SET" \
-	" failures = CASE WHEN " THROTTLE_RESTART(W) " THEN 1 ELSE th.failures + 1 END," \
-	" window_start = CASE WHEN " THROTTLE_RESTART(W) " THEN now() ELSE th.window_start END," \
-	" blocked_until = CASE WHEN (CASE WHEN " THROTTLE_RESTART(W) " THEN 1" \
-	"  ELSE th.failures + 1 END) >= " L "::int THEN now() + " B "::int * interval '1 second'" \
-	"  WHEN " THROTTLE_RESTART(W) " THEN NULL ELSE th.blocked_until END" \
-	" RETURNING failures = " L "::int AS blocked"
-
 static const struct stmt stmts[PA_STMT__MAX] = {
 	[PA_STMT_SYSTEM_INFO] = { "system_info",
 	    "SELECT web_domain, private_ipv4, public_ipv4, enable_ipv6, private_ipv6, public_ipv6,"
 	    " primary_dns_server, secondary_dns_server, enable_dataflow, public_base_url"
-	    " FROM system_settings WHERE id", 0, true },
+	    " FROM system_settings WHERE id", 0, 10, true },
 	[PA_STMT_TENANT_INFO] = { "tenant_info",
 	    "SELECT name, domain, website, avatar_url, " PA_DB_MS365_READY("tenants") ","
 	    " ms365_directory_id, ms365_national_cloud FROM tenants"
-	    " WHERE lower(domain) = lower($1) AND enabled", 1, true },
+	    " WHERE lower(domain) = lower($1) AND enabled", 1, 7, true },
 	[PA_STMT_CALLBACK_PREFIXES] = { "callback_prefixes",
 	    "SELECT unnest(callback_prefixes) FROM tenants"
 	    " WHERE lower(domain) = lower($1) AND enabled"
 	    " UNION ALL SELECT 'https://' || web_domain FROM system_settings"
-	    " WHERE id AND web_domain <> ''", 1, true },
+	    " WHERE id AND web_domain <> ''", 1, 1, true },
 
 	/*
 	 * Sign-in.  A tenant user is found through the tenant, so an unknown
@@ -68,15 +50,15 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	[PA_STMT_USER_TENANT] = { "user_tenant",
 	    "SELECT " TENANT_USER_COLUMNS
 	    " FROM tenants t JOIN users u ON u.tenant_id = t.id AND lower(u.username) = lower($2)"
-	    " WHERE lower(t.domain) = lower($1)", 2, true },
+	    " WHERE lower(t.domain) = lower($1)", 2, 9, true },
 	[PA_STMT_USER_SYSTEM] = { "user_system",
 	    "SELECT u.id, u.password_hash, u.role, u.enabled, u.two_factor,"
 	    " u.password_force_reset, u.password_verified, NULL::text, u.username"
-	    " FROM users u WHERE u.tenant_id IS NULL AND lower(u.username) = lower($1)", 1, true },
+	    " FROM users u WHERE u.tenant_id IS NULL AND lower(u.username) = lower($1)", 1, 9, true },
 	/* Only if nobody changed the hash meanwhile. */
 	[PA_STMT_USER_REHASH] = { "user_rehash",
 	    "UPDATE users SET password_hash = $2, updated_at = now()"
-	    " WHERE id = $1 AND password_hash = $3", 3, true },
+	    " WHERE id = $1 AND password_hash = $3", 3, 0, true },
 	/*
 	 * A new session, with its audit row and the account's throttle count
 	 * cleared, atomically.  $1 user id, $2 flavour, $3 access hash, $4
@@ -97,7 +79,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
 	    "  outcome, detail) SELECT (SELECT domain FROM tenants WHERE id = u.tenant_id),"
 	    "  u.username, $1, $7, 'sign_in', 'success', $10 FROM u)"
-	    " SELECT id, " PA_RFC3339("access_expires_at") " FROM s", 11, false },
+	    " SELECT id, " PA_RFC3339("access_expires_at") " FROM s", 11, 2, false },
 	/* $1 user id, $2 flavour, $3 token hash, $4 ttl, $5 address, $6 throttle key, $7 detail. */
 	[PA_STMT_FLOW_CREATE] = { "flow_create",
 	    "WITH f AS (INSERT INTO auth_flows (kind, token_hash, user_id, flavour, client_addr,"
@@ -107,7 +89,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
 	    "  outcome, detail) SELECT t.domain, u.username, u.id, $5, 'sign_in', 'two_factor', $7"
 	    "  FROM users u LEFT JOIN tenants t ON t.id = u.tenant_id WHERE u.id = $1)"
-	    " SELECT id FROM f", 7, false },
+	    " SELECT id FROM f", 7, 1, false },
 	/*
 	 * Rotation: the UPDATE locks the session row; concurrent refreshes with
 	 * the same token wait for it, then find the hash changed and match
@@ -127,7 +109,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " WHERE s.refresh_hash = decode($1, 'hex') AND s.flavour = 'bearer'"
 	    " AND s.revoked_at IS NULL AND s.refresh_expires_at > now()"
 	    " AND u.id = s.user_id AND u.enabled AND (u.tenant_id IS NULL OR t.enabled)"
-	    " RETURNING s.id", 6, false },
+	    " RETURNING s.id", 6, 1, false },
 	/*
 	 * A refresh token that did not rotate.  A token of a live session's
 	 * family that is not its current one was spent.  If it is the one the
@@ -183,7 +165,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " SELECT true, false, false, false, NULL::bigint, NULL::text, NULL::text FROM rt"
 	    " UNION ALL SELECT false, false, false, true, NULL, NULL, NULL FROM f WHERE wait"
 	    " UNION ALL SELECT false, sp.in_grace, who.id IS NOT NULL, false, who.user_id,"
-	    " who.domain, who.username FROM sp LEFT JOIN who ON true", 10, false },
+	    " who.domain, who.username FROM sp LEFT JOIN who ON true", 10, 7, false },
 	/*
 	 * After a rotation's answer was lost: its spent token $1 may be
 	 * presented again, if the successor $2 is still current (never used)
@@ -192,7 +174,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	[PA_STMT_REFRESH_RETRYABLE] = { "refresh_retryable",
 	    "UPDATE sessions SET prev_retryable = true WHERE refresh_hash = decode($2, 'hex')"
 	    " AND prev_refresh_hash = decode($1, 'hex') AND revoked_at IS NULL"
-	    " AND refreshed_at > now() - $3::int * interval '1 second'", 3, true },
+	    " AND refreshed_at > now() - $3::int * interval '1 second'", 3, 0, true },
 	[PA_STMT_SESSION_ACCESS] = { "session_access",
 	    "SELECT s.id, s.user_id, s.flavour, u.role, u.password_verified,"
 	    " u.password_force_reset, t.domain, u.username"
@@ -200,7 +182,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " LEFT JOIN tenants t ON t.id = u.tenant_id"
 	    " WHERE s.access_hash = decode($1, 'hex') AND s.revoked_at IS NULL"
 	    " AND s.access_expires_at > now() AND s.refresh_expires_at > now()"
-	    " AND u.enabled AND (u.tenant_id IS NULL OR t.enabled)", 1, true },
+	    " AND u.enabled AND (u.tenant_id IS NULL OR t.enabled)", 1, 8, true },
 	/* $1 access hash, $2 address -> id, user id, domain, username, flavour. */
 	[PA_STMT_SESSION_SIGN_OUT] = { "session_sign_out",
 	    "WITH r AS (UPDATE sessions s SET revoked_at = now(), revoke_reason = 'signed out'"
@@ -212,7 +194,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
 	    "  outcome, detail) SELECT domain, username, user_id, $2, 'sign_out', 'success',"
 	    "  flavour FROM r)"
-	    " SELECT id, user_id, domain, username, flavour FROM r", 2, false },
+	    " SELECT id, user_id, domain, username, flavour FROM r", 2, 5, false },
 	[PA_STMT_SESSION_COOKIE] = { "session_cookie",
 	    "SELECT s.id, s.access_gen, " PA_RFC3339("s.access_expires_at") ","
 	    " floor(extract(epoch FROM s.access_expires_at - now()))::bigint, u.role"
@@ -220,14 +202,14 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " LEFT JOIN tenants t ON t.id = u.tenant_id"
 	    " WHERE s.refresh_hash = decode($1, 'hex') AND s.flavour = 'cookie'"
 	    " AND s.revoked_at IS NULL AND s.refresh_expires_at > now()"
-	    " AND u.enabled AND (u.tenant_id IS NULL OR t.enabled)", 1, true },
+	    " AND u.enabled AND (u.tenant_id IS NULL OR t.enabled)", 1, 5, true },
 	/* The next derived access token; only if nobody rotated meanwhile. */
 	[PA_STMT_SESSION_COOKIE_ROTATE] = { "session_cookie_rotate",
 	    "UPDATE sessions SET access_gen = access_gen + 1, access_hash = decode($3, 'hex'),"
 	    " access_expires_at = now() + $4::int * interval '1 second'"
 	    " WHERE id = $1 AND access_gen = $2 AND revoked_at IS NULL"
 	    " RETURNING " PA_RFC3339("access_expires_at") ","
-	    " floor(extract(epoch FROM access_expires_at - now()))::bigint", 4, false },
+	    " floor(extract(epoch FROM access_expires_at - now()))::bigint", 4, 2, false },
 	/* $1 cookie hash, $2 address. */
 	[PA_STMT_SESSION_LOGOUT] = { "session_logout",
 	    "WITH r AS (UPDATE sessions s SET revoked_at = now(), revoke_reason = 'logged out'"
@@ -238,39 +220,43 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
 	    "  outcome, detail) SELECT domain, username, user_id, $2, 'sign_out', 'success',"
 	    "  'cookie' FROM r)"
-	    " SELECT id, user_id, domain, username FROM r", 2, false },
-	[PA_STMT_THROTTLE_CHECK] = { "throttle_check",
-	    "SELECT ceil(extract(epoch FROM max(blocked_until) - now()))::int FROM throttle"
-	    " WHERE key IN ($1, $2) AND blocked_until > now()", 2, true },
+	    " SELECT id, user_id, domain, username FROM r", 2, 4, false },
 	/*
-	 * One failed sign-in: count it for the address and the account (fixed
-	 * windows from the first failure; an expired window or block starts
-	 * over), block a key that reaches its limit, and write the audit rows.
-	 * $1-$4 address key (NULL: no limit), limit, window, block; $5-$8 the
-	 * same for the account; $9 domain, $10 username, $11 user id, $12
-	 * address, $13 detail.
+	 * Reserves a sign-in attempt before the password is verified
+	 * (0007_throttle_reserve.sql): $1-$4 address key (NULL: no limit),
+	 * limit, window, block; $5-$8 the same for the account -> seconds
+	 * blocked (NULL: the attempt may go on), whether it blocked the
+	 * address, whether it blocked the account.
+	 */
+	[PA_STMT_THROTTLE_RESERVE] = { "throttle_reserve",
+	    "SELECT retry_after, ip_blocked, account_blocked FROM throttle_reserve($1::text,"
+	    " $2::int, $3::int, $4::int, $5::text, $6::int, $7::int, $8::int)", 8, 3, false },
+	/* A success gives the address's reservation back: $1 key, $2 limit. */
+	[PA_STMT_THROTTLE_RELEASE] = { "throttle_release",
+	    "SELECT throttle_release($1::text, $2::int)", 2, 1, false },
+	/*
+	 * One failed sign-in (already counted by its reservation): its audit
+	 * row, and a lockout row for each key the reservation blocked.  $1
+	 * domain, $2 username, $3 user id, $4 address, $5 detail, $6 address
+	 * blocked, $7 account blocked.
 	 */
 	[PA_STMT_SIGN_IN_FAILED] = { "sign_in_failed",
-	    "WITH ip AS (" THROTTLE_COUNT("$1", "$2", "$3", "$4") "),"
-	    " acct AS (" THROTTLE_COUNT("$5", "$6", "$7", "$8") "),"
-	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
-	    "  outcome, detail)"
-	    "  SELECT $9, $10, $11::bigint, $12, 'sign_in', 'failure', $13"
-	    "  UNION ALL SELECT $9, $10, $11::bigint, $12, 'lockout', 'ip', NULL FROM ip WHERE blocked"
-	    "  UNION ALL SELECT $9, $10, $11::bigint, $12, 'lockout', 'account', NULL FROM acct"
-	    "  WHERE blocked)"
-	    " SELECT coalesce((SELECT blocked FROM ip), false),"
-	    " coalesce((SELECT blocked FROM acct), false)", 13, false },
+	    "INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
+	    " outcome, detail)"
+	    " SELECT $1, $2, $3::bigint, $4, 'sign_in', 'failure', $5"
+	    " UNION ALL SELECT $1, $2, $3::bigint, $4, 'lockout', 'ip', NULL WHERE $6::boolean"
+	    " UNION ALL SELECT $1, $2, $3::bigint, $4, 'lockout', 'account', NULL"
+	    " WHERE $7::boolean", 7, 0, false },
 	[PA_STMT_AUDIT] = { "audit",
 	    "INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event, outcome,"
-	    " detail) VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, false },
+	    " detail) VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, 0, false },
 
 	/* Microsoft 365 sign-in (ms365.c). */
 	[PA_STMT_MS365_TENANT] = { "ms365_tenant",
 	    "SELECT t.id, t.domain, t.name, " PA_DB_MS365_READY("t") ", t.ms365_directory_id,"
 	    " t.ms365_application_id, t.ms365_national_cloud, t.ms365_client_secret_file,"
 	    " t.ms365_certificate_file, t.ms365_private_key_file"
-	    " FROM tenants t WHERE lower(t.domain) = lower($1) AND t.enabled", 1, true },
+	    " FROM tenants t WHERE lower(t.domain) = lower($1) AND t.enabled", 1, 10, true },
 	/*
 	 * $1 tenant id, $2 hex SHA-256 of state, $3 nonce, $4 PKCE verifier,
 	 * $5 flavour, $6 destination, $7 ttl, $8 client address, $9 hex SHA-256
@@ -280,7 +266,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    "INSERT INTO auth_flows (kind, token_hash, tenant_id, nonce, pkce_verifier, flavour,"
 	    " destination, client_addr, expires_at, browser_hash) VALUES ('oidc', decode($2, 'hex'),"
 	    " $1::bigint, $3, $4, $5, $6, $8, now() + $7::int * interval '1 second',"
-	    " decode($9, 'hex'))", 9, false },
+	    " decode($9, 'hex'))", 9, 0, false },
 	/*
 	 * Spends a flow ($1 hex SHA-256 of state) and returns what it held; the
 	 * nonce and the verifier are not kept once spent.  The inner SELECT
@@ -295,7 +281,19 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " WHERE f.id = o.id AND f.spent_at IS NULL"
 	    " RETURNING f.tenant_id, (SELECT domain FROM tenants WHERE id = f.tenant_id),"
 	    " o.nonce, o.pkce_verifier, f.destination, f.flavour, f.client_addr,"
-	    " encode(f.browser_hash, 'hex')", 1, false },
+	    " encode(f.browser_hash, 'hex')", 1, 8, false },
+	/*
+	 * Binds a bearer flow ($1 hex SHA-256 of state) to the browser that
+	 * opens its start URL ($2 hex SHA-256 of the binding), once; the same
+	 * columns as PA_STMT_MS365_FLOW_SPEND.
+	 */
+	[PA_STMT_MS365_FLOW_BIND] = { "ms365_flow_bind",
+	    "UPDATE auth_flows f SET browser_hash = decode($2, 'hex')"
+	    " WHERE token_hash = decode($1, 'hex') AND kind = 'oidc' AND flavour = 'bearer'"
+	    " AND spent_at IS NULL AND expires_at > now() AND browser_hash IS NULL"
+	    " RETURNING f.tenant_id, (SELECT domain FROM tenants WHERE id = f.tenant_id),"
+	    " f.nonce, f.pkce_verifier, f.destination, f.flavour, f.client_addr,"
+	    " encode(f.browser_hash, 'hex')", 2, 8, false },
 	/*
 	 * A Microsoft account to a user of tenant $1: by the bound oid $2; else
 	 * by the operator-bound UPN matching the upn claim $3 (preferred) or
@@ -319,7 +317,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    "  FROM n),"
 	    " m AS (SELECT id FROM b UNION ALL SELECT id FROM n)"
 	    " SELECT " TENANT_USER_COLUMNS
-	    " FROM m JOIN users u ON u.id = m.id JOIN tenants t ON t.id = u.tenant_id", 4, false },
+	    " FROM m JOIN users u ON u.id = m.id JOIN tenants t ON t.id = u.tenant_id", 4, 9, false },
 	/*
 	 * Password reset (flows.c).  A tenant user is found through the tenant,
 	 * as for sign-in.  usable: the user and the tenant are enabled and the
@@ -329,7 +327,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    "SELECT u.id, u.email, t.name, t.domain, u.username,"
 	    " u.enabled AND t.enabled AND u.password_hash IS NOT NULL"
 	    " FROM tenants t JOIN users u ON u.tenant_id = t.id AND lower(u.username) = lower($2)"
-	    " WHERE lower(t.domain) = lower($1)", 2, true },
+	    " WHERE lower(t.domain) = lower($1)", 2, 6, true },
 	/*
 	 * A reset request, in one statement whether or not it sends anything:
 	 * unless the account's last reset email is younger than the rate
@@ -354,11 +352,11 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
 	    "  outcome, detail) SELECT $9::text, $10::text, $11::bigint, $5::text, 'reset_request',"
 	    "  CASE WHEN EXISTS (SELECT 1 FROM u) THEN 'queued' ELSE $12::text END, NULL)"
-	    " SELECT count(*) FROM u", 13, false },
+	    " SELECT count(*) FROM u", 13, 1, false },
 	[PA_STMT_RESET_CHECK] = { "reset_check",
 	    "SELECT 1 FROM auth_flows f JOIN users u ON u.id = f.user_id"
 	    " WHERE f.token_hash = decode($1, 'hex') AND f.kind = 'password_reset'"
-	    " AND f.spent_at IS NULL AND f.expires_at > now() AND u.enabled", 1, true },
+	    " AND f.spent_at IS NULL AND f.expires_at > now() AND u.enabled", 1, 1, true },
 	/*
 	 * Spends a reset token and, in the same statement, sets the new hash,
 	 * clears password_force_reset, revokes every session and voids the
@@ -387,7 +385,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
 	    "  outcome, detail) SELECT domain, username, id, $3::text, 'password_reset', 'success',"
 	    "  (SELECT count(*) FROM s) || ' sessions revoked' FROM who)"
-	    " SELECT id, domain, username, (SELECT count(*) FROM s) FROM who", 3, false },
+	    " SELECT id, domain, username, (SELECT count(*) FROM s) FROM who", 3, 4, false },
 
 	/*
 	 * Email one-time codes of the two-factor step (flows.c).  $1 token
@@ -404,7 +402,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " LEFT JOIN tenants t ON t.id = u.tenant_id"
 	    " WHERE f.token_hash = decode($1, 'hex') AND f.kind = 'two_factor'"
 	    " AND f.spent_at IS NULL AND f.expires_at > now() AND f.attempts < $3::int"
-	    " AND u.enabled AND (u.tenant_id IS NULL OR t.enabled)", 3, true },
+	    " AND u.enabled AND (u.tenant_id IS NULL OR t.enabled)", 3, 8, true },
 	/*
 	 * A new code replaces the last one unless that was sent less than the
 	 * resend interval ago; its message is queued and audited in the same
@@ -425,11 +423,11 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
 	    "  outcome, detail) SELECT domain, username, id, $9::text, 'otp_send', 'success',"
 	    "  flavour FROM who)"
-	    " SELECT id FROM who", 10, false },
+	    " SELECT id FROM who", 10, 1, false },
 	/*
 	 * Counts an attempt before the code is compared (in C, in constant
 	 * time), so concurrent guesses cannot exceed the limit.  $1 token hash,
-	 * $2 max attempts -> PA_OR_* row.
+	 * $2 max attempts -> PA_COL_OTP_RESERVE_* row.
 	 */
 	[PA_STMT_OTP_RESERVE] = { "otp_reserve",
 	    "UPDATE auth_flows f SET attempts = f.attempts + 1"
@@ -438,8 +436,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " AND f.spent_at IS NULL AND f.expires_at > now() AND f.attempts < $2::int"
 	    " AND u.id = f.user_id AND u.enabled AND (u.tenant_id IS NULL OR t.enabled)"
 	    " RETURNING f.id, f.user_id, f.flavour, encode(f.code_hash, 'hex'),"
-	    " coalesce(f.code_expires_at > now(), false), f.attempts, u.role, t.domain, u.username",
-	    2, false },
+	    " coalesce(f.code_expires_at > now(), false), f.attempts, u.role, t.domain, u.username", 2, 9, false },
 	/* The right code: the flow is spent (once).  $1 flow id, $2 address -> user id. */
 	[PA_STMT_OTP_SPEND] = { "otp_spend",
 	    "WITH f AS (UPDATE auth_flows SET spent_at = now() WHERE id = $1 AND spent_at IS NULL"
@@ -449,7 +446,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
 	    "  outcome, detail) SELECT domain, username, id, $2::text, 'otp_verify', 'success',"
 	    "  flavour FROM who)"
-	    " SELECT id FROM who", 2, false },
+	    " SELECT id FROM who", 2, 1, false },
 	/*
 	 * A wrong (or expired) code: audited; the attempt that reaches the
 	 * limit voids the flow.  $1 flow id, $2 max attempts, $3 address ->
@@ -464,7 +461,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    " a AS (INSERT INTO audit_log (tenant_domain, username, user_id, client_addr, event,"
 	    "  outcome, detail) SELECT domain, username, id, $3::text, 'otp_verify',"
 	    "  CASE WHEN voided THEN 'voided' ELSE 'failure' END, 'attempt ' || attempts FROM who)"
-	    " SELECT voided FROM who", 3, false },
+	    " SELECT voided FROM who", 3, 1, false },
 
 	/*
 	 * The mailer (mailer.c).  A message is claimed with its row locked for
@@ -475,15 +472,15 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    "SELECT count(*) FILTER (WHERE status = 'queued'),"
 	    " count(*) FILTER (WHERE status = 'sent'), count(*) FILTER (WHERE status = 'failed'),"
 	    " coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'queued')),"
-	    " 0)::bigint FROM mail_outbox", 0, true },
-	[PA_STMT_HEALTH_PING] = { "health_ping", "SELECT 1", 0, true },
+	    " 0)::bigint FROM mail_outbox", 0, 4, true },
+	[PA_STMT_HEALTH_PING] = { "health_ping", "SELECT 1", 0, 1, true },
 	[PA_STMT_HEALTH_MIGRATIONS] = { "health_migrations",
-	    "SELECT version, checksum FROM schema_migrations ORDER BY version", 0, true },
+	    "SELECT version, checksum FROM schema_migrations ORDER BY version", 0, 2, true },
 	[PA_STMT_MAIL_CLAIM] = { "mail_claim",
 	    "SELECT id, recipient, subject, coalesce(body, ''), attempts,"
 	    " (extract(epoch FROM created_at) * 1000000)::bigint, request_id FROM mail_outbox"
 	    " WHERE status = 'queued' AND next_attempt_at <= now()"
-	    " ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED", 0, false },
+	    " ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED", 0, 7, false },
 	/*
 	 * $1 id, $2 'sent', 'retry' or 'failed', $3 the server's reply, $4
 	 * backoff base and $5 attempts allowed.  A retry waits base * 2^(n-1)
@@ -502,10 +499,10 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    "  THEN now() + least($4::int * 2 ^ attempts, 3600) * interval '1 second'"
 	    "  ELSE next_attempt_at END"
 	    " WHERE id = $1 RETURNING status,"
-	    " greatest(0, ceil(extract(epoch FROM next_attempt_at - now())))::int", 5, false },
+	    " greatest(0, ceil(extract(epoch FROM next_attempt_at - now())))::int", 5, 2, false },
 	[PA_STMT_MAIL_NEXT] = { "mail_next",
 	    "SELECT ceil(extract(epoch FROM min(next_attempt_at) - now()))::int FROM mail_outbox"
-	    " WHERE status = 'queued'", 0, true },
+	    " WHERE status = 'queued'", 0, 1, true },
 	/*
 	 * Expired rows go in batches of $1, $2 seconds after they expired (an
 	 * operator looking at a failed sign-in still finds them for a while).
@@ -513,25 +510,25 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	 */
 	[PA_STMT_CLEAN_FLOWS] = { "clean_flows",
 	    "DELETE FROM auth_flows WHERE id IN (SELECT id FROM auth_flows"
-	    " WHERE expires_at < now() - $2::int * interval '1 second' LIMIT $1)", 2, true },
+	    " WHERE expires_at < now() - $2::int * interval '1 second' LIMIT $1)", 2, 0, true },
 	[PA_STMT_CLEAN_SESSIONS] = { "clean_sessions",
 	    "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions"
-	    " WHERE refresh_expires_at < now() - $2::int * interval '1 second' LIMIT $1)", 2, true },
+	    " WHERE refresh_expires_at < now() - $2::int * interval '1 second' LIMIT $1)", 2, 0, true },
 	/* $2 the longest throttle window, $3 the grace. */
 	[PA_STMT_CLEAN_THROTTLE] = { "clean_throttle",
 	    "DELETE FROM throttle WHERE key IN (SELECT key FROM throttle"
 	    " WHERE window_start < now() - ($2::int + $3::int) * interval '1 second'"
 	    " AND (blocked_until IS NULL OR blocked_until < now() - $3::int * interval '1 second')"
-	    " LIMIT $1)", 3, true },
+	    " LIMIT $1)", 3, 0, true },
 	/* $2 days after it was sent (or queued, for failed mail). */
 	[PA_STMT_CLEAN_MAIL] = { "clean_mail",
 	    "DELETE FROM mail_outbox WHERE id IN (SELECT id FROM mail_outbox"
 	    " WHERE status <> 'queued' AND coalesce(sent_at, created_at)"
-	    " < now() - $2::int * interval '1 day' LIMIT $1)", 2, true },
+	    " < now() - $2::int * interval '1 day' LIMIT $1)", 2, 0, true },
 	/* $2 days after it was written; audit_keep_days 0 keeps every row. */
 	[PA_STMT_CLEAN_AUDIT] = { "clean_audit",
 	    "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log"
-	    " WHERE $2::int > 0 AND at < now() - $2::int * interval '1 day' LIMIT $1)", 2, true },
+	    " WHERE $2::int > 0 AND at < now() - $2::int * interval '1 day' LIMIT $1)", 2, 0, true },
 };
 
 struct pa_db {
@@ -640,6 +637,44 @@ run_setup_sql(pa_db_t *db, const char *sql)
 	return rv;
 }
 
+/*
+ * The statement table is the contract between C and SQL: the code fills
+ * nparams parameters by position and reads ncols columns by the
+ * PA_COL_<STATEMENT>_<COLUMN> enums of db.h.  After preparing, each
+ * statement's description (PQdescribePrepared) must say the same, or the
+ * connection is refused with one log line per drifting statement: a worker
+ * then answers 503 instead of reading the wrong columns.  override (NULL:
+ * none) replaces one statement's expected counts, for the contract test.
+ */
+enum pa_err
+pa_db_check_statements(pa_db_t *db, const pa_db_expect_t *override)
+{
+	enum pa_err rv = PA_OK;
+
+	if (db->conn == NULL)
+		return PA_EDB;
+	for (int i = 0; i < PA_STMT__MAX; i++) {
+		bool o = override != NULL && (int)override->id == i;
+		int np = o ? override->nparams : stmts[i].nparams;
+		int nc = o ? override->ncols : stmts[i].ncols;
+		PGresult *r = PQdescribePrepared(db->conn, stmts[i].name);
+
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			set_error(db, PQresultErrorMessage(r));
+			pa_log_error("cannot describe statement %s: %s", stmts[i].name, db->errmsg);
+			rv = PA_EDB;
+		} else if (PQnparams(r) != np || PQnfields(r) != nc) {
+			pa_log_error("statement %s drifted from the code: the database describes %d"
+			    " parameters and %d columns, the code expects %d and %d; refusing to"
+			    " serve", stmts[i].name, PQnparams(r), PQnfields(r), np, nc);
+			set_error(db, "a prepared statement does not match the code");
+			rv = PA_EDB;
+		}
+		PQclear(r);
+	}
+	return rv;
+}
+
 static enum pa_err
 setup(pa_db_t *db)
 {
@@ -654,15 +689,9 @@ setup(pa_db_t *db)
 	 * The tables live in the schema pbx_auth (0005).  pbx-authctl also sees
 	 * public, where databases migrated before 0005 keep them until it runs.
 	 */
-	r = PQexec(db->conn, (db->flags & PA_DB_PREPARE) ? "SET search_path = pbx_auth" :
-	    "SET search_path = pbx_auth, public");
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		set_error(db, PQresultErrorMessage(r));
-		pa_log_error("cannot set search_path: %s", db->errmsg);
-		PQclear(r);
+	if (run_setup_sql(db, (db->flags & PA_DB_PREPARE) ? "SET search_path = pbx_auth" :
+	    "SET search_path = pbx_auth, public") != PA_OK)
 		return PA_EDB;
-	}
-	PQclear(r);
 
 	if (db->flags & PA_DB_PREPARE)
 		for (int i = 0; i < PA_STMT__MAX; i++) {
@@ -675,6 +704,8 @@ setup(pa_db_t *db)
 			}
 			PQclear(r);
 		}
+	if ((db->flags & PA_DB_PREPARE) && pa_db_check_statements(db, NULL) != PA_OK)
+		return PA_EDB;
 	if ((db->flags & PA_DB_LISTEN_MAIL) &&
 	    run_setup_sql(db, "LISTEN " PA_DB_MAIL_CHANNEL) != PA_OK)
 		return PA_EDB;

@@ -21,39 +21,41 @@ enum pa_stmt {
 	PA_STMT_TENANT_INFO,	/* (domain) -> enabled tenant's metadata row */
 	PA_STMT_CALLBACK_PREFIXES,	/* (domain or NULL) -> allowed callback prefixes */
 	/* Users and sessions (sessions.c), throttling (throttle.c), audit (audit.c). */
-	PA_STMT_USER_TENANT,	/* (domain, username) -> PA_USER_* row */
-	PA_STMT_USER_SYSTEM,	/* (username) -> PA_USER_* row of a system-level account */
+	PA_STMT_USER_TENANT,	/* (domain, username) -> PA_COL_USER_* row */
+	PA_STMT_USER_SYSTEM,	/* (username) -> PA_COL_USER_* row of a system-level account */
 	PA_STMT_USER_REHASH,	/* (id, new hash, old hash) */
 	PA_STMT_SESSION_CREATE,	/* -> id, access expiry (RFC 3339) */
 	PA_STMT_FLOW_CREATE,	/* a two-factor flow */
 	PA_STMT_SESSION_REFRESH,	/* -> id: rotated */
 	PA_STMT_REFRESH_FALLBACK,	/* a token that did not rotate -> PA_FB_* row, or none */
 	PA_STMT_REFRESH_RETRYABLE,	/* (spent hash, successor hash, window) */
-	PA_STMT_SESSION_ACCESS,	/* (access hash) -> PA_SES_* row */
+	PA_STMT_SESSION_ACCESS,	/* (access hash) -> PA_COL_SESSION_ACCESS_* row */
 	PA_STMT_SESSION_SIGN_OUT,	/* (access hash, addr) -> id, user id, domain, username, flavour */
-	PA_STMT_SESSION_COOKIE,	/* (cookie hash) -> PA_CK_* row */
+	PA_STMT_SESSION_COOKIE,	/* (cookie hash) -> PA_COL_SESSION_COOKIE_* row */
 	PA_STMT_SESSION_COOKIE_ROTATE,	/* (id, gen, access hash, ttl) -> expiry, seconds left */
 	PA_STMT_SESSION_LOGOUT,	/* (cookie hash, addr) -> id, user id, domain, username */
-	PA_STMT_THROTTLE_CHECK,	/* (ip key, account key) -> seconds blocked, or NULL */
-	PA_STMT_SIGN_IN_FAILED,	/* counts a failure, audits it -> ip blocked, account blocked */
+	PA_STMT_THROTTLE_RESERVE,	/* reserves an attempt -> seconds blocked, ip/account blocked */
+	PA_STMT_THROTTLE_RELEASE,	/* (key, limit): a success gives its attempt back */
+	PA_STMT_SIGN_IN_FAILED,	/* audits a failure and the lockouts its reservation caused */
 	PA_STMT_AUDIT,		/* (domain, username, user id, addr, event, outcome, detail) */
 	/* Microsoft 365 (ms365.c). */
-	PA_STMT_MS365_TENANT,	/* (domain) -> PA_MS_* row of an enabled tenant */
+	PA_STMT_MS365_TENANT,	/* (domain) -> PA_COL_MS365_TENANT_* row of an enabled tenant */
 	PA_STMT_MS365_FLOW_CREATE,	/* an OpenID Connect flow */
-	PA_STMT_MS365_FLOW_SPEND,	/* (state hash) -> PA_FLOW_* row, once */
-	PA_STMT_MS365_USER_MAP,	/* (tenant id, oid, upn, preferred_username) -> PA_USER_* row */
+	PA_STMT_MS365_FLOW_SPEND,	/* (state hash) -> PA_COL_MS365_FLOW_* row, once */
+	PA_STMT_MS365_FLOW_BIND,	/* (state hash, browser hash) -> PA_COL_MS365_FLOW_* row, once */
+	PA_STMT_MS365_USER_MAP,	/* (tenant id, oid, upn, preferred_username) -> PA_COL_USER_* row */
 	/* Password reset and email one-time codes (flows.c). */
-	PA_STMT_RESET_USER,	/* (domain, username) -> PA_RU_* row */
+	PA_STMT_RESET_USER,	/* (domain, username) -> PA_COL_RESET_USER_* row */
 	PA_STMT_RESET_REQUEST,	/* voids older reset flows, starts one, queues its mail -> count */
 	PA_STMT_RESET_CHECK,	/* (token hash) -> a row while the reset token is usable */
 	PA_STMT_RESET_SPEND,	/* sets the password, revokes sessions -> user, domain, name, count */
-	PA_STMT_OTP_FLOW,	/* (token hash, resend interval, max attempts) -> PA_OF_* row */
+	PA_STMT_OTP_FLOW,	/* (token hash, resend interval, max attempts) -> PA_COL_OTP_FLOW_* row */
 	PA_STMT_OTP_SEND,	/* stores the code, queues its mail -> user id */
-	PA_STMT_OTP_RESERVE,	/* counts an attempt -> PA_OR_* row */
+	PA_STMT_OTP_RESERVE,	/* counts an attempt -> PA_COL_OTP_RESERVE_* row */
 	PA_STMT_OTP_SPEND,	/* (flow id, addr) -> user id: the code was right */
 	PA_STMT_OTP_FAILED,	/* (flow id, max attempts, addr) -> voided */
 	/* The mailer (mailer.c): the outbox and the deletion of expired rows. */
-	PA_STMT_MAIL_CLAIM,	/* () -> PA_MC_* row of one due message, locked; or none */
+	PA_STMT_MAIL_CLAIM,	/* () -> PA_COL_MAIL_CLAIM_* row of one due message, locked; or none */
 	PA_STMT_MAIL_RESULT,	/* (id, sent|retry|failed, reply, base, max) -> status, delay */
 	PA_STMT_MAIL_NEXT,	/* () -> seconds until the next queued message is due, or NULL */
 	PA_STMT_CLEAN_FLOWS,	/* (limit, grace) -> deleted: flows past expiry */
@@ -68,23 +70,23 @@ enum pa_stmt {
 	PA_STMT__MAX
 };
 /* Columns of PA_STMT_MAIL_CLAIM. */
-enum { PA_MC_ID, PA_MC_RECIPIENT, PA_MC_SUBJECT, PA_MC_BODY, PA_MC_ATTEMPTS, PA_MC_CREATED_US,
-	PA_MC_REQUEST_ID, PA_MC__MAX };
+enum { PA_COL_MAIL_CLAIM_ID, PA_COL_MAIL_CLAIM_RECIPIENT, PA_COL_MAIL_CLAIM_SUBJECT, PA_COL_MAIL_CLAIM_BODY, PA_COL_MAIL_CLAIM_ATTEMPTS, PA_COL_MAIL_CLAIM_CREATED_US,
+	PA_COL_MAIL_CLAIM_REQUEST_ID, PA_COL_MAIL_CLAIM__MAX };
 
 /*
  * Columns of PA_STMT_SYSTEM_INFO and PA_STMT_TENANT_INFO, in order.
- * PA_TEN_MS365_ENABLED: Microsoft 365 sign-in switched on and its settings
+ * PA_COL_TENANT_INFO_MS365_ENABLED: Microsoft 365 sign-in switched on and its settings
  * complete (directory, application, credential).
  */
-enum { PA_SYS_WEB_DOMAIN, PA_SYS_PRIVATE_IPV4, PA_SYS_PUBLIC_IPV4, PA_SYS_ENABLE_IPV6,
-	PA_SYS_PRIVATE_IPV6, PA_SYS_PUBLIC_IPV6, PA_SYS_PRIMARY_DNS, PA_SYS_SECONDARY_DNS,
-	PA_SYS_ENABLE_DATAFLOW, PA_SYS_PUBLIC_BASE_URL, PA_SYS__MAX };
-enum { PA_TEN_NAME, PA_TEN_DOMAIN, PA_TEN_WEBSITE, PA_TEN_AVATAR_URL, PA_TEN_MS365_ENABLED,
-	PA_TEN_MS365_DIRECTORY, PA_TEN_MS365_CLOUD, PA_TEN__MAX };
+enum { PA_COL_SYSTEM_INFO_WEB_DOMAIN, PA_COL_SYSTEM_INFO_PRIVATE_IPV4, PA_COL_SYSTEM_INFO_PUBLIC_IPV4, PA_COL_SYSTEM_INFO_ENABLE_IPV6,
+	PA_COL_SYSTEM_INFO_PRIVATE_IPV6, PA_COL_SYSTEM_INFO_PUBLIC_IPV6, PA_COL_SYSTEM_INFO_PRIMARY_DNS, PA_COL_SYSTEM_INFO_SECONDARY_DNS,
+	PA_COL_SYSTEM_INFO_ENABLE_DATAFLOW, PA_COL_SYSTEM_INFO_PUBLIC_BASE_URL, PA_COL_SYSTEM_INFO__MAX };
+enum { PA_COL_TENANT_INFO_NAME, PA_COL_TENANT_INFO_DOMAIN, PA_COL_TENANT_INFO_WEBSITE, PA_COL_TENANT_INFO_AVATAR_URL, PA_COL_TENANT_INFO_MS365_ENABLED,
+	PA_COL_TENANT_INFO_MS365_DIRECTORY, PA_COL_TENANT_INFO_MS365_CLOUD, PA_COL_TENANT_INFO__MAX };
 
 /* Columns of PA_STMT_USER_TENANT and PA_STMT_USER_SYSTEM. */
-enum { PA_USER_ID, PA_USER_HASH, PA_USER_ROLE, PA_USER_ENABLED, PA_USER_TWO_FACTOR,
-	PA_USER_FORCE_RESET, PA_USER_VERIFIED, PA_USER_DOMAIN, PA_USER_NAME, PA_USER__MAX };
+enum { PA_COL_USER_ID, PA_COL_USER_HASH, PA_COL_USER_ROLE, PA_COL_USER_ENABLED, PA_COL_USER_TWO_FACTOR,
+	PA_COL_USER_FORCE_RESET, PA_COL_USER_VERIFIED, PA_COL_USER_DOMAIN, PA_COL_USER_NAME, PA_COL_USER__MAX };
 /*
  * SQL: whether tenant row T's Microsoft 365 sign-in is switched on and
  * complete: directory, application and a credential (a client secret, or a
@@ -97,26 +99,26 @@ enum { PA_USER_ID, PA_USER_HASH, PA_USER_ROLE, PA_USER_ENABLED, PA_USER_TWO_FACT
 	" OR (coalesce(" T ".ms365_certificate_file, '') <> ''" \
 	" AND coalesce(" T ".ms365_private_key_file, '') <> '')))"
 /* Columns of PA_STMT_MS365_TENANT. */
-enum { PA_MS_TENANT_ID, PA_MS_DOMAIN, PA_MS_NAME, PA_MS_READY, PA_MS_DIRECTORY, PA_MS_APPLICATION,
-	PA_MS_CLOUD, PA_MS_SECRET_FILE, PA_MS_CERT_FILE, PA_MS_KEY_FILE, PA_MS__MAX };
-/* Columns of PA_STMT_MS365_FLOW_SPEND. */
-enum { PA_FLOW_TENANT_ID, PA_FLOW_DOMAIN, PA_FLOW_NONCE, PA_FLOW_VERIFIER, PA_FLOW_DESTINATION,
-	PA_FLOW_FLAVOUR, PA_FLOW_ADDR, PA_FLOW_BROWSER, PA_FLOW__MAX };
+enum { PA_COL_MS365_TENANT_TENANT_ID, PA_COL_MS365_TENANT_DOMAIN, PA_COL_MS365_TENANT_NAME, PA_COL_MS365_TENANT_READY, PA_COL_MS365_TENANT_DIRECTORY, PA_COL_MS365_TENANT_APPLICATION,
+	PA_COL_MS365_TENANT_CLOUD, PA_COL_MS365_TENANT_SECRET_FILE, PA_COL_MS365_TENANT_CERT_FILE, PA_COL_MS365_TENANT_KEY_FILE, PA_COL_MS365_TENANT__MAX };
+/* Columns of PA_STMT_MS365_FLOW_SPEND and PA_STMT_MS365_FLOW_BIND. */
+enum { PA_COL_MS365_FLOW_TENANT_ID, PA_COL_MS365_FLOW_DOMAIN, PA_COL_MS365_FLOW_NONCE, PA_COL_MS365_FLOW_VERIFIER, PA_COL_MS365_FLOW_DESTINATION,
+	PA_COL_MS365_FLOW_FLAVOUR, PA_COL_MS365_FLOW_ADDR, PA_COL_MS365_FLOW_BROWSER, PA_COL_MS365_FLOW__MAX };
 /* Columns of PA_STMT_SESSION_ACCESS. */
-enum { PA_SES_ID, PA_SES_USER_ID, PA_SES_FLAVOUR, PA_SES_ROLE, PA_SES_VERIFIED,
-	PA_SES_FORCE_RESET, PA_SES_DOMAIN, PA_SES_USERNAME, PA_SES__MAX };
+enum { PA_COL_SESSION_ACCESS_ID, PA_COL_SESSION_ACCESS_USER_ID, PA_COL_SESSION_ACCESS_FLAVOUR, PA_COL_SESSION_ACCESS_ROLE, PA_COL_SESSION_ACCESS_VERIFIED,
+	PA_COL_SESSION_ACCESS_FORCE_RESET, PA_COL_SESSION_ACCESS_DOMAIN, PA_COL_SESSION_ACCESS_USERNAME, PA_COL_SESSION_ACCESS__MAX };
 /* Columns of PA_STMT_REFRESH_FALLBACK. */
 enum { PA_FB_RETRIED, PA_FB_IN_GRACE, PA_FB_REVOKED, PA_FB_WAIT, PA_FB_USER_ID, PA_FB_DOMAIN,
 	PA_FB_USERNAME, PA_FB__MAX };
 /* Columns of PA_STMT_SESSION_COOKIE. */
-enum { PA_CK_ID, PA_CK_GEN, PA_CK_EXPIRES_AT, PA_CK_LEFT, PA_CK_ROLE, PA_CK__MAX };
+enum { PA_COL_SESSION_COOKIE_ID, PA_COL_SESSION_COOKIE_GEN, PA_COL_SESSION_COOKIE_EXPIRES_AT, PA_COL_SESSION_COOKIE_LEFT, PA_COL_SESSION_COOKIE_ROLE, PA_COL_SESSION_COOKIE__MAX };
 /* Columns of PA_STMT_RESET_USER, PA_STMT_OTP_FLOW and PA_STMT_OTP_RESERVE. */
-enum { PA_RU_ID, PA_RU_EMAIL, PA_RU_TENANT, PA_RU_DOMAIN, PA_RU_USERNAME, PA_RU_USABLE,
-	PA_RU__MAX };
-enum { PA_OF_ID, PA_OF_USER_ID, PA_OF_EMAIL, PA_OF_TENANT, PA_OF_DOMAIN, PA_OF_USERNAME,
-	PA_OF_FLAVOUR, PA_OF_WAIT, PA_OF__MAX };
-enum { PA_OR_ID, PA_OR_USER_ID, PA_OR_FLAVOUR, PA_OR_CODE_HASH, PA_OR_CODE_LIVE, PA_OR_ATTEMPTS,
-	PA_OR_ROLE, PA_OR_DOMAIN, PA_OR_USERNAME, PA_OR__MAX };
+enum { PA_COL_RESET_USER_ID, PA_COL_RESET_USER_EMAIL, PA_COL_RESET_USER_TENANT, PA_COL_RESET_USER_DOMAIN, PA_COL_RESET_USER_USERNAME, PA_COL_RESET_USER_USABLE,
+	PA_COL_RESET_USER__MAX };
+enum { PA_COL_OTP_FLOW_ID, PA_COL_OTP_FLOW_USER_ID, PA_COL_OTP_FLOW_EMAIL, PA_COL_OTP_FLOW_TENANT, PA_COL_OTP_FLOW_DOMAIN, PA_COL_OTP_FLOW_USERNAME,
+	PA_COL_OTP_FLOW_FLAVOUR, PA_COL_OTP_FLOW_WAIT, PA_COL_OTP_FLOW__MAX };
+enum { PA_COL_OTP_RESERVE_ID, PA_COL_OTP_RESERVE_USER_ID, PA_COL_OTP_RESERVE_FLAVOUR, PA_COL_OTP_RESERVE_CODE_HASH, PA_COL_OTP_RESERVE_CODE_LIVE, PA_COL_OTP_RESERVE_ATTEMPTS,
+	PA_COL_OTP_RESERVE_ROLE, PA_COL_OTP_RESERVE_DOMAIN, PA_COL_OTP_RESERVE_USERNAME, PA_COL_OTP_RESERVE__MAX };
 
 enum pa_db_flags {
 	PA_DB_PREPARE = 1,	/* prepare the statement table at connect */
@@ -133,6 +135,21 @@ enum pa_db_flags {
 /* Returns a handle (not yet connected; free with pa_db_free), or NULL. */
 pa_db_t *pa_db_new(const char *conninfo, const char *application_name, int flags);
 void pa_db_free(pa_db_t *db);
+
+/* Expected counts of one statement, replacing the table's (tests). */
+typedef struct {
+	enum pa_stmt id;
+	int nparams, ncols;
+} pa_db_expect_t;
+
+/*
+ * Checks every prepared statement's parameter and column counts
+ * (PQdescribePrepared) against the statement table, one statement's taken
+ * from override when not NULL (for tests).  Logs each drift.  PA_OK or
+ * PA_EDB.  pa_db_connect runs it at every connect of a PA_DB_PREPARE handle
+ * and refuses the connection on drift.
+ */
+enum pa_err pa_db_check_statements(pa_db_t *db, const pa_db_expect_t *override) PA_MUSTCHECK;
 
 /* Connects unless connected.  PA_OK, or PA_EDB (logged once per outage). */
 enum pa_err pa_db_connect(pa_db_t *db) PA_MUSTCHECK;

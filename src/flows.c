@@ -155,12 +155,12 @@ pa_reset_request(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const char 
 	if ((rv = pa_db_exec(db, a, PA_STMT_RESET_USER, params, &r)) != PA_OK)
 		return rv;
 	if (pa_db_rows(r) == 1) {
-		audit_uid = pa_db_value(r, 0, PA_RU_ID);
-		email = pa_db_value(r, 0, PA_RU_EMAIL);
-		tenant = pa_db_value(r, 0, PA_RU_TENANT);
-		d = pa_db_value(r, 0, PA_RU_DOMAIN);
-		name = pa_db_value(r, 0, PA_RU_USERNAME);
-		if (!pa_db_bool(r, 0, PA_RU_USABLE)) {
+		audit_uid = pa_db_value(r, 0, PA_COL_RESET_USER_ID);
+		email = pa_db_value(r, 0, PA_COL_RESET_USER_EMAIL);
+		tenant = pa_db_value(r, 0, PA_COL_RESET_USER_TENANT);
+		d = pa_db_value(r, 0, PA_COL_RESET_USER_DOMAIN);
+		name = pa_db_value(r, 0, PA_COL_RESET_USER_USERNAME);
+		if (!pa_db_bool(r, 0, PA_COL_RESET_USER_USABLE)) {
 			outcome = "not_allowed";
 		} else if (email == NULL) {
 			outcome = "no_email";
@@ -278,12 +278,12 @@ pa_otp_send(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const char *toke
 		return rv;
 	if (pa_db_rows(r) != 1)
 		return PA_OK;
-	email = pa_db_value(r, 0, PA_OF_EMAIL);
+	email = pa_db_value(r, 0, PA_COL_OTP_FLOW_EMAIL);
 	if (email == NULL || !pa_valid_email(email)) {
 		*res = PA_OTP_NO_EMAIL;
 		return PA_OK;
 	}
-	wait = strtol(pa_db_value(r, 0, PA_OF_WAIT), NULL, 10);
+	wait = strtol(pa_db_value(r, 0, PA_COL_OTP_FLOW_WAIT), NULL, 10);
 	if (wait > 0) {
 		*res = PA_OTP_TOO_SOON;
 		*retry_after = wait > 3600 ? 3600 : (int)wait;
@@ -293,9 +293,9 @@ pa_otp_send(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const char *toke
 		return rv;
 	minutes(cfg->otp_ttl, mins);
 	{
-		const pa_mail_var_t vars[] = { { "tenant", pa_db_value(r, 0, PA_OF_TENANT) },
-			{ "domain", pa_db_value(r, 0, PA_OF_DOMAIN) },
-			{ "username", pa_db_value(r, 0, PA_OF_USERNAME) }, { "code", code },
+		const pa_mail_var_t vars[] = { { "tenant", pa_db_value(r, 0, PA_COL_OTP_FLOW_TENANT) },
+			{ "domain", pa_db_value(r, 0, PA_COL_OTP_FLOW_DOMAIN) },
+			{ "username", pa_db_value(r, 0, PA_COL_OTP_FLOW_USERNAME) }, { "code", code },
 			{ "minutes", mins } };
 
 		subject = pa_mail_render(a, cfg->otp_mail_subject, vars, PA_NELEM(vars));
@@ -305,10 +305,10 @@ pa_otp_send(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const char *toke
 	if (subject == NULL || body == NULL)
 		return PA_ENOMEM;
 	{
-		pa_audit_t e = { pa_db_value(r, 0, PA_OF_DOMAIN), pa_db_value(r, 0, PA_OF_USERNAME),
-			pa_db_value(r, 0, PA_OF_USER_ID), addr, "otp_send", "success",
-			pa_db_value(r, 0, PA_OF_FLAVOUR) };
-		const char *sp[10] = { pa_db_value(r, 0, PA_OF_ID), ch, ttl, interval, max, email,
+		pa_audit_t e = { pa_db_value(r, 0, PA_COL_OTP_FLOW_DOMAIN), pa_db_value(r, 0, PA_COL_OTP_FLOW_USERNAME),
+			pa_db_value(r, 0, PA_COL_OTP_FLOW_USER_ID), addr, "otp_send", "success",
+			pa_db_value(r, 0, PA_COL_OTP_FLOW_FLAVOUR) };
+		const char *sp[10] = { pa_db_value(r, 0, PA_COL_OTP_FLOW_ID), ch, ttl, interval, max, email,
 			subject, body, addr, pa_log_request_id() };
 		pa_db_res_t *s;
 
@@ -350,7 +350,7 @@ pa_otp_verify(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const char *to
 		return rv;
 	if (pa_db_rows(r) != 1)
 		return PA_OK;
-	flavour = pa_db_value(r, 0, PA_OR_FLAVOUR);
+	flavour = pa_db_value(r, 0, PA_COL_OTP_RESERVE_FLAVOUR);
 	out->flavour = pa_flavour_parse(flavour);
 	if (out->flavour == PA_FLAVOUR_COOKIE && !cookie_ok) {
 		*res = PA_OTP_FORBIDDEN;
@@ -358,18 +358,18 @@ pa_otp_verify(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const char *to
 	}
 	if ((rv = code_hmac(token, code, ch)) != PA_OK)
 		return rv;
-	stored = pa_db_value(r, 0, PA_OR_CODE_HASH);
+	stored = pa_db_value(r, 0, PA_COL_OTP_RESERVE_CODE_HASH);
 	match = stored != NULL && strlen(stored) == PA_SHA256_HEX_LEN &&
-	    pa_ct_equal(stored, ch, PA_SHA256_HEX_LEN) && pa_db_bool(r, 0, PA_OR_CODE_LIVE);
-	params[0] = pa_db_value(r, 0, PA_OR_ID);
+	    pa_ct_equal(stored, ch, PA_SHA256_HEX_LEN) && pa_db_bool(r, 0, PA_COL_OTP_RESERVE_CODE_LIVE);
+	params[0] = pa_db_value(r, 0, PA_COL_OTP_RESERVE_ID);
 	if (!match) {
 		params[1] = max;
 		params[2] = addr;
 		if ((rv = pa_db_exec(db, a, PA_STMT_OTP_FAILED, params, &s)) != PA_OK)
 			return rv;
 		*res = pa_db_rows(s) == 1 && pa_db_bool(s, 0, 0) ? PA_OTP_VOIDED : PA_OTP_WRONG;
-		pa_audit_log(&(pa_audit_t){ pa_db_value(r, 0, PA_OR_DOMAIN),
-		    pa_db_value(r, 0, PA_OR_USERNAME), pa_db_value(r, 0, PA_OR_USER_ID), addr,
+		pa_audit_log(&(pa_audit_t){ pa_db_value(r, 0, PA_COL_OTP_RESERVE_DOMAIN),
+		    pa_db_value(r, 0, PA_COL_OTP_RESERVE_USERNAME), pa_db_value(r, 0, PA_COL_OTP_RESERVE_USER_ID), addr,
 		    "otp_verify", *res == PA_OTP_VOIDED ? "voided" : "failure", flavour });
 		return PA_OK;
 	}
@@ -379,10 +379,10 @@ pa_otp_verify(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const char *to
 	if (pa_db_rows(s) != 1)
 		return PA_OK;	/* a concurrent request with the same code won */
 	memset(&u, 0, sizeof(u));
-	u.id = pa_db_value(r, 0, PA_OR_USER_ID);
-	u.domain = pa_db_value(r, 0, PA_OR_DOMAIN);
-	u.username = pa_db_value(r, 0, PA_OR_USERNAME);
-	u.role = pa_db_value(r, 0, PA_OR_ROLE);
+	u.id = pa_db_value(r, 0, PA_COL_OTP_RESERVE_USER_ID);
+	u.domain = pa_db_value(r, 0, PA_COL_OTP_RESERVE_DOMAIN);
+	u.username = pa_db_value(r, 0, PA_COL_OTP_RESERVE_USERNAME);
+	u.role = pa_db_value(r, 0, PA_COL_OTP_RESERVE_ROLE);
 	u.enabled = true;
 	pa_audit_log(&(pa_audit_t){ u.domain, u.username, u.id, addr, "otp_verify", "success",
 	    flavour });
@@ -391,7 +391,7 @@ pa_otp_verify(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const char *to
 	 * count was cleared then.  The flow is already spent: should this
 	 * statement fail, the user signs in again.
 	 */
-	if ((rv = pa_session_create(db, a, cfg, &u, out->flavour, addr, NULL, true,
+	if ((rv = pa_session_create(db, a, cfg, &u, out->flavour, addr, NULL, PA_VIA_PASSWORD,
 	    &out->tokens)) != PA_OK)
 		return rv;
 	out->role = u.role;

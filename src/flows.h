@@ -20,7 +20,6 @@
 #include "sessions.h"
 
 #define PA_OTP_DIGITS 6
-#define PA_CALLBACK_URL_MAX 2048	/* bytes of a callback_url */
 
 /* One {name} of a message text and its value. */
 typedef struct {

@@ -640,19 +640,23 @@ pa_http_error_code(int status)
 void
 pa_http_add_header(pa_req_t *req, const char *fmt, ...)
 {
-	char line[1024];
+	pa_buf_t line = PA_BUF_INIT;
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
+	pa_buf_vprintf(&line, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(line) || strpbrk(line, "\r\n") != NULL) {
+	if (pa_buf_failed(&line) || line.len > PA_HTTP_MAX_HEADER ||
+	    strpbrk(line.p, "\r\n") != NULL) {
 		pa_log_error("refusing a malformed or oversized response header");
-		return;
+		req->headers.failed = true;
+	} else {
+		pa_buf_append(&req->headers, line.p, line.len);
+		pa_buf_append(&req->headers, "\r\n", 2);
 	}
-	pa_buf_append(&req->headers, line, (size_t)n);
-	pa_buf_append(&req->headers, "\r\n", 2);
+	if (line.p != NULL)
+		explicit_bzero(line.p, line.cap);	/* a Location may carry tokens */
+	pa_buf_free(&line);
 }
 
 void
@@ -673,6 +677,16 @@ pa_http_reply_typed(pa_req_t *req, int status, const char *type, const char *bod
 		    req->status);
 		return;
 	}
+	if (pa_buf_failed(&req->headers)) {
+		/* A refused header (logged): never a 302 without its Location. */
+		static const char err[] = "{\"errors\":[{\"code\":\"UNKNOWN\",\"message\":"
+		    "\"Internal error\",\"detail\":null}]}";
+
+		pa_buf_free(&req->headers);
+		status = 500;
+		body = err;
+		len = sizeof(err) - 1;
+	}
 	req->status = status;
 	n = snprintf(head, sizeof(head), "Status: %d %s\r\n"
 	    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s%s%s", status,
@@ -685,7 +699,9 @@ pa_http_reply_typed(pa_req_t *req, int status, const char *type, const char *bod
 		n = snprintf(head, sizeof(head), "Content-Type: %s\r\n"
 		    "Content-Length: %zu\r\n\r\n", type, len);
 		FCGX_PutStr(head, n, out);
-		FCGX_PutStr(body, (int)len, out);
+		/* HEAD: the headers GET would have, Content-Length included, no body. */
+		if (strcmp(req->method, "HEAD") != 0)
+			FCGX_PutStr(body, (int)len, out);
 	} else {
 		FCGX_PutStr("\r\n", 2, out);
 	}

@@ -15,6 +15,12 @@
 #include "pa.h"
 
 #define PA_HTTP_MAX_BODY (64 * 1024)
+/*
+ * Bytes of one response header line: a Location with a 2048-byte
+ * callback_url and its tokens fits with room to spare.  nginx must buffer the
+ * whole header block (fastcgi_buffer_size, 8k in the shipped configuration).
+ */
+#define PA_HTTP_MAX_HEADER 8192
 
 /* A decoded name/value pair of a query string, form body or Cookie header. */
 typedef struct {
@@ -113,7 +119,11 @@ bool pa_utf8_valid(const char *s, size_t n);
 /* True when the Content-Type's media type (parameters ignored) equals type. */
 bool pa_http_media_type_is(const char *content_type, const char *type);
 
-/* Adds a response header line ("Allow: GET"); it must not contain CR or LF. */
+/*
+ * Adds a response header line ("Allow: GET").  One longer than
+ * PA_HTTP_MAX_HEADER or holding CR or LF is refused (logged), and the
+ * response then becomes a 500: never a 302 without its Location.
+ */
 void pa_http_add_header(pa_req_t *req, const char *fmt, ...) PA_PRINTF(2, 3);
 /* Sends a response; body may be NULL (no Content-Type then).  Once per request. */
 void pa_http_reply(pa_req_t *req, int status, const char *body, size_t len);

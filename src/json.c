@@ -219,26 +219,29 @@ pa_json_parse_object(pa_arena_t *a, const char *s, size_t n, pa_json_t **out, co
 	return PA_OK;
 }
 
-static struct json_object *
-member(const pa_json_t *obj, const char *key)
+/*
+ * Member key of obj: PA_JSON_ABSENT when there is none, PA_JSON_WRONG_TYPE
+ * when it is not of type want (JSON null included: a member that is present
+ * is never taken as absent), else PA_JSON_FOUND with *v set.
+ */
+static enum pa_json_get
+member(const pa_json_t *obj, const char *key, enum json_type want, struct json_object **v)
 {
-	struct json_object *v = NULL;
-
-	if (!json_object_object_get_ex(COBJ(obj), key, &v))
-		return NULL;
-	return v;	/* NULL also for JSON null */
+	*v = NULL;
+	if (!json_object_object_get_ex(COBJ(obj), key, v))
+		return PA_JSON_ABSENT;
+	return json_object_is_type(*v, want) ? PA_JSON_FOUND : PA_JSON_WRONG_TYPE;
 }
 
 enum pa_json_get
 pa_json_get_string(const pa_json_t *obj, const char *key, const char **s, size_t *len)
 {
-	struct json_object *v = member(obj, key);
+	struct json_object *v;
+	enum pa_json_get g = member(obj, key, json_type_string, &v);
 	int n;
 
-	if (v == NULL)
-		return PA_JSON_ABSENT;
-	if (!json_object_is_type(v, json_type_string))
-		return PA_JSON_WRONG_TYPE;
+	if (g != PA_JSON_FOUND)
+		return g;
 	*s = json_object_get_string(v);
 	n = json_object_get_string_len(v);
 	if (n < 0 || memchr(*s, '\0', (size_t)n) != NULL)
@@ -250,12 +253,11 @@ pa_json_get_string(const pa_json_t *obj, const char *key, const char **s, size_t
 enum pa_json_get
 pa_json_get_bool(const pa_json_t *obj, const char *key, bool *b)
 {
-	struct json_object *v = member(obj, key);
+	struct json_object *v;
+	enum pa_json_get g = member(obj, key, json_type_boolean, &v);
 
-	if (v == NULL)
-		return PA_JSON_ABSENT;
-	if (!json_object_is_type(v, json_type_boolean))
-		return PA_JSON_WRONG_TYPE;
+	if (g != PA_JSON_FOUND)
+		return g;
 	*b = json_object_get_boolean(v);
 	return PA_JSON_FOUND;
 }
@@ -263,12 +265,11 @@ pa_json_get_bool(const pa_json_t *obj, const char *key, bool *b)
 enum pa_json_get
 pa_json_get_int(const pa_json_t *obj, const char *key, long long *v)
 {
-	struct json_object *m = member(obj, key);
+	struct json_object *m;
+	enum pa_json_get g = member(obj, key, json_type_int, &m);
 
-	if (m == NULL)
-		return PA_JSON_ABSENT;
-	if (!json_object_is_type(m, json_type_int))
-		return PA_JSON_WRONG_TYPE;
+	if (g != PA_JSON_FOUND)
+		return g;
 	errno = 0;
 	*v = (long long)json_object_get_int64(m);
 	/* json-c clamps values beyond int64 and sets errno. */
@@ -278,12 +279,11 @@ pa_json_get_int(const pa_json_t *obj, const char *key, long long *v)
 enum pa_json_get
 pa_json_get_array(const pa_json_t *obj, const char *key, const pa_json_t **arr, size_t *n)
 {
-	struct json_object *m = member(obj, key);
+	struct json_object *m;
+	enum pa_json_get g = member(obj, key, json_type_array, &m);
 
-	if (m == NULL)
-		return PA_JSON_ABSENT;
-	if (!json_object_is_type(m, json_type_array))
-		return PA_JSON_WRONG_TYPE;
+	if (g != PA_JSON_FOUND)
+		return g;
 	*arr = (const pa_json_t *)m;
 	*n = json_object_array_length(m);
 	return PA_JSON_FOUND;
@@ -295,6 +295,18 @@ pa_json_at(const pa_json_t *arr, size_t i)
 	struct json_object *e = json_object_array_get_idx(COBJ(arr), i);
 
 	return e != NULL && json_object_is_type(e, json_type_object) ? (const pa_json_t *)e : NULL;
+}
+
+const char *
+pa_json_string_at(const pa_json_t *arr, size_t i)
+{
+	struct json_object *e = json_object_array_get_idx(COBJ(arr), i);
+	const char *s;
+
+	if (e == NULL || !json_object_is_type(e, json_type_string))
+		return NULL;
+	s = json_object_get_string(e);
+	return strlen(s) == (size_t)json_object_get_string_len(e) ? s : NULL;
 }
 
 void

@@ -26,8 +26,8 @@ enum pa_err pa_json_parse_object(pa_arena_t *a, const char *s, size_t n, pa_json
     const char **why) PA_MUSTCHECK;
 
 enum pa_json_get {
-	PA_JSON_ABSENT,		/* no such member (or null) */
-	PA_JSON_WRONG_TYPE,
+	PA_JSON_ABSENT,		/* no such member */
+	PA_JSON_WRONG_TYPE,	/* present with another type, JSON null included */
 	PA_JSON_FOUND
 };
 /* A string member (NUL bytes inside make it PA_JSON_WRONG_TYPE). */
@@ -44,6 +44,8 @@ enum pa_json_get pa_json_get_array(const pa_json_t *obj, const char *key, const 
     size_t *n);
 /* The i-th element of an array when it is an object, else NULL. */
 const pa_json_t *pa_json_at(const pa_json_t *arr, size_t i);
+/* The i-th element of an array when it is a string without NUL, else NULL. */
+const char *pa_json_string_at(const pa_json_t *arr, size_t i);
 
 /* Appends {"code":…,"message":…,"detail":…}; detail_json is raw JSON or NULL. */
 void pa_json_error_item(pa_buf_t *b, const char *code, const char *message,

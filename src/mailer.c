@@ -189,15 +189,15 @@ deliver_one(struct mailer *m)
 		rv = 0;
 		goto out;
 	}
-	id = pa_db_value(r, 0, PA_MC_ID);
+	id = pa_db_value(r, 0, PA_COL_MAIL_CLAIM_ID);
 	/* Lines about this message carry the id of the request that queued it. */
-	pa_log_set_request_id(pa_db_value(r, 0, PA_MC_REQUEST_ID));
-	rcpt = pa_db_value(r, 0, PA_MC_RECIPIENT);
-	attempt = atoi(pa_db_value(r, 0, PA_MC_ATTEMPTS)) + 1;
+	pa_log_set_request_id(pa_db_value(r, 0, PA_COL_MAIL_CLAIM_REQUEST_ID));
+	rcpt = pa_db_value(r, 0, PA_COL_MAIL_CLAIM_RECIPIENT);
+	attempt = atoi(pa_db_value(r, 0, PA_COL_MAIL_CLAIM_ATTEMPTS)) + 1;
 	msg = (pa_mail_msg_t){ strtoll(id, NULL, 10),
-		strtoll(pa_db_value(r, 0, PA_MC_CREATED_US), NULL, 10), cfg->smtp_from,
-		cfg->smtp_from_name, rcpt, pa_db_value(r, 0, PA_MC_SUBJECT),
-		pa_db_value(r, 0, PA_MC_BODY), time(NULL) };
+		strtoll(pa_db_value(r, 0, PA_COL_MAIL_CLAIM_CREATED_US), NULL, 10), cfg->smtp_from,
+		cfg->smtp_from_name, rcpt, pa_db_value(r, 0, PA_COL_MAIL_CLAIM_SUBJECT),
+		pa_db_value(r, 0, PA_COL_MAIL_CLAIM_BODY), time(NULL) };
 	pa_buf_reset(&m->msg);
 	if ((frv = pa_mail_format(&m->msg, &msg)) == PA_ENOMEM)
 		goto out;

@@ -174,16 +174,26 @@ json_bool(pa_buf_t *b, bool v)
 	pa_buf_puts(b, v ? "true" : "false");
 }
 
+/*
+ * A string column: "" when unset (API.md: the OpenAPI types these as string,
+ * and clients generated from it reject null).
+ */
+static void
+json_text(pa_buf_t *b, const char *v)
+{
+	pa_buf_json_str(b, v != NULL ? v : "", v != NULL ? strlen(v) : 0);
+}
+
 static enum pa_err
 load_system(pa_meta_t *m, pa_db_t *db, pa_arena_t *a)
 {
-	static const char *const names[PA_SYS__MAX] = {
-		[PA_SYS_WEB_DOMAIN] = "web_domain", [PA_SYS_PRIVATE_IPV4] = "private_ipv4",
-		[PA_SYS_PUBLIC_IPV4] = "public_ipv4", [PA_SYS_ENABLE_IPV6] = "enable_ipv6",
-		[PA_SYS_PRIVATE_IPV6] = "private_ipv6", [PA_SYS_PUBLIC_IPV6] = "public_ipv6",
-		[PA_SYS_PRIMARY_DNS] = "primary_dns_server",
-		[PA_SYS_SECONDARY_DNS] = "secondary_dns_server",
-		[PA_SYS_ENABLE_DATAFLOW] = "enable_dataflow",
+	static const char *const names[PA_COL_SYSTEM_INFO__MAX] = {
+		[PA_COL_SYSTEM_INFO_WEB_DOMAIN] = "web_domain", [PA_COL_SYSTEM_INFO_PRIVATE_IPV4] = "private_ipv4",
+		[PA_COL_SYSTEM_INFO_PUBLIC_IPV4] = "public_ipv4", [PA_COL_SYSTEM_INFO_ENABLE_IPV6] = "enable_ipv6",
+		[PA_COL_SYSTEM_INFO_PRIVATE_IPV6] = "private_ipv6", [PA_COL_SYSTEM_INFO_PUBLIC_IPV6] = "public_ipv6",
+		[PA_COL_SYSTEM_INFO_PRIMARY_DNS] = "primary_dns_server",
+		[PA_COL_SYSTEM_INFO_SECONDARY_DNS] = "secondary_dns_server",
+		[PA_COL_SYSTEM_INFO_ENABLE_DATAFLOW] = "enable_dataflow",
 	};
 	pa_db_res_t *r;
 	enum pa_err rv;
@@ -197,17 +207,17 @@ load_system(pa_meta_t *m, pa_db_t *db, pa_arena_t *a)
 	}
 	pa_buf_reset(&m->system);
 	pa_buf_putc(&m->system, '{');
-	for (int c = 0; c < PA_SYS__MAX; c++) {
+	for (int c = 0; c < PA_COL_SYSTEM_INFO__MAX; c++) {
 		if (names[c] == NULL)	/* not public metadata */
 			continue;
 		if (c > 0)
 			pa_buf_putc(&m->system, ',');
 		pa_buf_json_str(&m->system, names[c], strlen(names[c]));
 		pa_buf_putc(&m->system, ':');
-		if (c == PA_SYS_ENABLE_IPV6 || c == PA_SYS_ENABLE_DATAFLOW)
+		if (c == PA_COL_SYSTEM_INFO_ENABLE_IPV6 || c == PA_COL_SYSTEM_INFO_ENABLE_DATAFLOW)
 			json_bool(&m->system, pa_db_bool(r, 0, c));
 		else
-			pa_buf_json_nstr(&m->system, pa_db_value(r, 0, c));
+			json_text(&m->system, pa_db_value(r, 0, c));
 	}
 	pa_buf_reset(&m->plain);
 	pa_buf_append(&m->plain, m->system.p, m->system.len);
@@ -222,20 +232,20 @@ load_system(pa_meta_t *m, pa_db_t *db, pa_arena_t *a)
 static void
 render_tenant(pa_meta_t *m, const pa_db_res_t *r, pa_buf_t *b)
 {
-	const char *dir = pa_db_value(r, 0, PA_TEN_MS365_DIRECTORY);
-	const char *cloud = pa_db_value(r, 0, PA_TEN_MS365_CLOUD);
+	const char *dir = pa_db_value(r, 0, PA_COL_TENANT_INFO_MS365_DIRECTORY);
+	const char *cloud = pa_db_value(r, 0, PA_COL_TENANT_INFO_MS365_CLOUD);
 	/* On only when complete: the statement checks application and credential too. */
-	bool ms365 = pa_db_bool(r, 0, PA_TEN_MS365_ENABLED) && dir != NULL && *dir != '\0';
+	bool ms365 = pa_db_bool(r, 0, PA_COL_TENANT_INFO_MS365_ENABLED) && dir != NULL && *dir != '\0';
 
 	pa_buf_append(b, m->system.p, m->system.len);
 	pa_buf_puts(b, ",\"name\":");
-	pa_buf_json_nstr(b, pa_db_value(r, 0, PA_TEN_NAME));
+	json_text(b, pa_db_value(r, 0, PA_COL_TENANT_INFO_NAME));
 	pa_buf_puts(b, ",\"domain\":");
-	pa_buf_json_nstr(b, pa_db_value(r, 0, PA_TEN_DOMAIN));
+	json_text(b, pa_db_value(r, 0, PA_COL_TENANT_INFO_DOMAIN));
 	pa_buf_puts(b, ",\"website\":");
-	pa_buf_json_nstr(b, pa_db_value(r, 0, PA_TEN_WEBSITE));
+	json_text(b, pa_db_value(r, 0, PA_COL_TENANT_INFO_WEBSITE));
 	pa_buf_puts(b, ",\"avatar_url\":");
-	pa_buf_json_nstr(b, pa_db_value(r, 0, PA_TEN_AVATAR_URL));
+	json_text(b, pa_db_value(r, 0, PA_COL_TENANT_INFO_AVATAR_URL));
 	pa_buf_puts(b, ",\"enable_ms365_integration\":");
 	json_bool(b, ms365);
 	pa_buf_puts(b, ",\"ms365_authorization_endpoint\":");
@@ -249,7 +259,7 @@ render_tenant(pa_meta_t *m, const pa_db_res_t *r, pa_buf_t *b)
 			pa_buf_json_str(b, url.p, url.len);
 		pa_buf_free(&url);
 	} else {
-		pa_buf_puts(b, "null");
+		json_text(b, NULL);
 	}
 	pa_buf_putc(b, '}');
 }

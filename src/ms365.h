@@ -48,16 +48,16 @@ typedef struct {
 	const char *destination;	/* callback_url (bearer); NULL for cookie flows */
 	pa_flavour_t flavour;
 	const char *client_addr;	/* of the request that started the flow */
-	const char *browser_hash;	/* hex SHA-256 of the browser binding (cookie
-					   flows); NULL for bearer flows */
+	const char *browser_hash;	/* hex SHA-256 of the browser binding; NULL
+					   for a bearer flow no browser started */
 } pa_ms365_flow_t;
 
 /*
  * Stores a flow valid ttl seconds; only SHA-256(state) is kept.  browser is
  * the value that binds a cookie flow to the browser that started it (set in
- * its cookie); only its SHA-256 is kept.  It is required for cookie flows
- * and must be NULL for bearer flows (a constraint refuses anything else).
- * PA_OK, PA_EDB.
+ * its cookie); only its SHA-256 is kept.  It is required for cookie flows;
+ * a bearer flow starts with NULL and is bound when a browser opens the
+ * start URL (pa_ms365_flow_bind).  PA_OK, PA_EDB.
  */
 enum pa_err pa_ms365_flow_create(pa_db_t *db, pa_arena_t *a, const char *tenant_id,
     const char *state, const char *nonce, const char *verifier, pa_flavour_t f,
@@ -70,6 +70,15 @@ enum pa_err pa_ms365_flow_create(pa_db_t *db, pa_arena_t *a, const char *tenant_
  */
 enum pa_err pa_ms365_flow_spend(pa_db_t *db, pa_arena_t *a, const char *state,
     pa_ms365_flow_t *out) PA_MUSTCHECK;
+
+/*
+ * Binds the bearer flow of state to the browser that opens its start URL:
+ * only once, while the flow is unspent and unexpired.  Fills *out (nonce,
+ * verifier, domain, destination; browser_hash unset).  PA_OK; PA_ENOTFOUND
+ * (unknown, expired, spent or already bound); PA_EDB.
+ */
+enum pa_err pa_ms365_flow_bind(pa_db_t *db, pa_arena_t *a, const char *state,
+    const char *browser, pa_ms365_flow_t *out) PA_MUSTCHECK;
 
 /*
  * True when browser (the binding the callback's request presented; NULL when

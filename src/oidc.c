@@ -24,12 +24,14 @@
 #define MAX_DOCS 32		/* cached discovery documents and key sets each */
 #define MAX_KEYS 64		/* keys kept per key set */
 #define MAX_RESPONSE PA_HTTP_MAX_BODY	/* bytes of any IdP response: what json.c parses */
-#define SECRET_MAX 1024		/* bytes of a client secret file */
-#define SCOPE "openid profile email offline_access"
+#define SECRET_MAX 1024
+#define AUTHORIZE_ENDPOINT_MAX 2048	/* bytes of the discovered authorization_endpoint */		/* bytes of a client secret file */
+/* No offline_access: the IdP's refresh token would go unused (RFC 9700 section 2.3). */
+#define SCOPE "openid profile email"
 
 struct meta {
 	char *url;		/* discovery URL: the key; NULL: free slot */
-	char *issuer, *token_endpoint, *jwks_uri;
+	char *issuer, *authorization_endpoint, *token_endpoint, *jwks_uri;
 	time_t fetched;
 };
 
@@ -66,6 +68,7 @@ meta_clear(struct meta *m)
 {
 	free(m->url);
 	free(m->issuer);
+	free(m->authorization_endpoint);
 	free(m->token_endpoint);
 	free(m->jwks_uri);
 	memset(m, 0, sizeof(*m));
@@ -211,10 +214,18 @@ get_meta(pa_oidc_t *o, pa_arena_t *a, const char *authority, const char *dir,
 		return rv;
 	if (rv == PA_OK && (j = json_ok(a, &res, "OpenID discovery")) != NULL) {
 		fresh.issuer = member_dup(j, "issuer");
+		fresh.authorization_endpoint = member_dup(j, "authorization_endpoint");
+		/* It becomes a Location header with ~600 bytes of parameters. */
+		if (fresh.authorization_endpoint != NULL &&
+		    strlen(fresh.authorization_endpoint) > AUTHORIZE_ENDPOINT_MAX) {
+			free(fresh.authorization_endpoint);
+			fresh.authorization_endpoint = NULL;
+		}
 		fresh.token_endpoint = member_dup(j, "token_endpoint");
 		fresh.jwks_uri = member_dup(j, "jwks_uri");
 		fresh.url = strdup(url);
-		if (fresh.issuer != NULL && fresh.token_endpoint != NULL &&
+		if (fresh.issuer != NULL && fresh.authorization_endpoint != NULL &&
+		    fresh.token_endpoint != NULL &&
 		    fresh.jwks_uri != NULL && fresh.url != NULL) {
 			fresh.fetched = now;
 			meta_clear(m);
@@ -222,8 +233,8 @@ get_meta(pa_oidc_t *o, pa_arena_t *a, const char *authority, const char *dir,
 			*out = m;
 			return PA_OK;
 		}
-		pa_log_warn("OpenID discovery %s: issuer, token_endpoint or jwks_uri missing",
-		    url);
+		pa_log_warn("OpenID discovery %s: issuer, authorization_endpoint, token_endpoint"
+		    " or jwks_uri missing", url);
 		meta_clear(&fresh);
 	}
 	if (m->url != NULL && strcmp(m->url, url) == 0) {
@@ -266,10 +277,14 @@ fetch_keys(pa_oidc_t *o, pa_arena_t *a, struct keyset *s, const char *uri)
 		if (pa_json_get_string(k, "use", &use, &len) == PA_JSON_FOUND &&
 		    strcmp(use, "sig") != 0)
 			continue;
-		got[ngot].kid = member_dup(k, "kid");
+		/* RFC 7517 section 4.4: a key meant for another algorithm is not an RS256 key. */
+		if (pa_json_get_string(k, "alg", &use, &len) == PA_JSON_FOUND &&
+		    strcmp(use, "RS256") != 0)
+			continue;
+		got[ngot].kid = member_dup(k, "kid");	/* optional */
 		got[ngot].n = member_dup(k, "n");
 		got[ngot].e = member_dup(k, "e");
-		if (got[ngot].kid == NULL || got[ngot].n == NULL || got[ngot].e == NULL) {
+		if (got[ngot].n == NULL || got[ngot].e == NULL) {
 			free(got[ngot].kid);
 			free(got[ngot].n);
 			free(got[ngot].e);
@@ -305,13 +320,19 @@ fetch_keys(pa_oidc_t *o, pa_arena_t *a, struct keyset *s, const char *uri)
 	return PA_OK;
 }
 
+/*
+ * The key of kid; for a token without kid (RFC 7515 section 4.1.4: kid is
+ * optional), the only key of a set that holds exactly one.
+ */
 static const struct jwk *
 find_kid(const struct keyset *s, const char *kid)
 {
 	if (s->uri == NULL)
 		return NULL;
+	if (kid == NULL)
+		return s->nkeys == 1 ? &s->keys[0] : NULL;
 	for (size_t i = 0; i < s->nkeys; i++)
-		if (strcmp(s->keys[i].kid, kid) == 0)
+		if (s->keys[i].kid != NULL && strcmp(s->keys[i].kid, kid) == 0)
 			return &s->keys[i];
 	return NULL;
 }
@@ -320,7 +341,8 @@ find_kid(const struct keyset *s, const char *kid)
  * The key kid of the JWKS at uri.  The set is fetched when absent or older
  * than ms365_metadata_ttl (a failed refresh keeps the old keys), and once
  * more for an unknown kid unless that happened less than
- * PA_OIDC_JWKS_REFETCH seconds ago.  PA_OK; PA_EINPUT (unknown kid);
+ * PA_OIDC_JWKS_REFETCH seconds ago.  kid NULL: the only key of the set
+ * (no refetch).  PA_OK; PA_EINPUT (unknown kid, or no kid and not exactly one key);
  * PA_EUPSTREAM (no keys at all); PA_ENOMEM.
  */
 static enum pa_err
@@ -345,6 +367,8 @@ get_key(pa_oidc_t *o, pa_arena_t *a, const char *uri, const char *kid, const str
 	}
 	if ((*out = find_kid(s, kid)) != NULL)
 		return PA_OK;
+	if (kid == NULL)	/* no kid: nothing a refetch could name */
+		return PA_EINPUT;
 	if (now - s->unknown_refetch < PA_OIDC_JWKS_REFETCH) {
 		pa_log_warn("JWKS %s: unknown kid; the last refetch was %lds ago", uri,
 		    (long)(now - s->unknown_refetch));
@@ -358,13 +382,22 @@ get_key(pa_oidc_t *o, pa_arena_t *a, const char *uri, const char *kid, const str
 	return (*out = find_kid(s, kid)) != NULL ? PA_OK : PA_EINPUT;
 }
 
-enum pa_err
-pa_oidc_start(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t, const char *redirect_uri,
-    pa_oidc_mode_t mode, pa_oidc_start_t *out)
+/* The discovery document of tenant t's directory.  As get_meta, plus PA_EINPUT. */
+static enum pa_err
+tenant_meta(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t, const struct meta **m)
 {
-	unsigned char md[PA_SHA256_LEN];
-	char challenge[PA_B64URL_LEN(PA_SHA256_LEN) + 1];
-	pa_buf_t b = PA_BUF_INIT;
+	*m = NULL;
+	if (!directory_ok(t->directory_id)) {
+		pa_log_error("tenant %s: Microsoft directory id is not a GUID or domain name",
+		    t->domain);
+		return PA_EINPUT;
+	}
+	return get_meta(o, a, pa_ms365_authority(o->cfg, t->cloud), t->directory_id, m);
+}
+
+enum pa_err
+pa_oidc_start(const pa_ms365_tenant_t *t, pa_oidc_start_t *out)
+{
 	enum pa_err rv;
 
 	memset(out, 0, sizeof(*out));
@@ -376,23 +409,46 @@ pa_oidc_start(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t, const cha
 	if ((rv = pa_token_new(out->state)) != PA_OK || (rv = pa_token_new(out->nonce)) != PA_OK ||
 	    (rv = pa_token_new(out->verifier)) != PA_OK)
 		return rv;
+	return PA_OK;
+}
+
+enum pa_err
+pa_oidc_authorize_url(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t,
+    const char *redirect_uri, const char *state, const char *nonce, const char *verifier,
+    char **url)
+{
+	unsigned char md[PA_SHA256_LEN];
+	char challenge[PA_B64URL_LEN(PA_SHA256_LEN) + 1];
+	const struct meta *m;
+	pa_buf_t b = PA_BUF_INIT;
+	enum pa_err rv;
+
+	*url = NULL;
+	if ((rv = tenant_meta(o, a, t, &m)) != PA_OK)
+		return rv;
 	/* RFC 7636 section 4.2: BASE64URL(SHA256(ASCII(code_verifier))). */
-	if ((rv = pa_sha256(out->verifier, strlen(out->verifier), md)) != PA_OK)
+	if ((rv = pa_sha256(verifier, strlen(verifier), md)) != PA_OK)
 		return rv;
 	pa_base64url(md, sizeof(md), challenge);
-	pa_ms365_authorize_endpoint(&b, o->cfg, t->cloud, t->directory_id);
-	pa_buf_puts(&b, "?");
+	/* The endpoint the discovery document names (OpenID Connect Discovery section 3). */
+	pa_buf_puts(&b, m->authorization_endpoint);
+	if (strchr(m->authorization_endpoint, '?') == NULL)
+		pa_buf_putc(&b, '?');
 	pa_outbound_param(&b, "client_id", t->application_id);
 	pa_outbound_param(&b, "response_type", "code");
 	pa_outbound_param(&b, "redirect_uri", redirect_uri);
-	pa_outbound_param(&b, "response_mode", mode == PA_OIDC_QUERY ? "query" : "form_post");
+	/*
+	 * query: the response is a top-level GET, which carries the SameSite=Lax
+	 * binding cookie; a cross-site form_post would not.
+	 */
+	pa_outbound_param(&b, "response_mode", "query");
 	pa_outbound_param(&b, "scope", SCOPE);
-	pa_outbound_param(&b, "state", out->state);
-	pa_outbound_param(&b, "nonce", out->nonce);
+	pa_outbound_param(&b, "state", state);
+	pa_outbound_param(&b, "nonce", nonce);
 	pa_outbound_param(&b, "code_challenge", challenge);
 	pa_outbound_param(&b, "code_challenge_method", "S256");
 	rv = PA_ENOMEM;
-	if (!pa_buf_failed(&b) && (out->url = pa_strndup(a, b.p, b.len)) != NULL)
+	if (!pa_buf_failed(&b) && (*url = pa_strndup(a, b.p, b.len)) != NULL)
 		rv = PA_OK;
 	pa_buf_free(&b);
 	return rv;
@@ -423,14 +479,23 @@ read_secret(const char *path, char *buf, size_t buflen)
 	return PA_OK;
 }
 
-/* The id_token of a successful token response, or NULL with *why. */
+/*
+ * The id_token of a successful token response.  Otherwise NULL with *why and
+ * *rv: an answer that refuses the code (invalid_grant: expired, redeemed,
+ * PKCE or redirect_uri mismatch) is PA_EINPUT (the user's access_denied); one
+ * that refuses us (invalid_client, unauthorized_client, any other OAuth
+ * error: our application id, credential or request is wrong) is PA_ECONFIG
+ * (server_error); a 5xx, or no JSON or no error code, is PA_EUPSTREAM
+ * (temporarily_unavailable).  RFC 6749 section 5.2.
+ */
 static const char *
-token_response(pa_arena_t *a, const pa_outbound_res_t *res, const char **why)
+token_response(pa_arena_t *a, const pa_outbound_res_t *res, const char **why, enum pa_err *rv)
 {
 	pa_json_t *j = NULL;
 	const char *s, *jwhy, *err = NULL, *desc = NULL;
 	size_t n;
 
+	*rv = PA_EUPSTREAM;
 	if (pa_json_parse_object(a, res->body, res->len, &j, &jwhy) != PA_OK) {
 		pa_log_warn("token endpoint answered status %ld and no JSON object: %s",
 		    res->status, jwhy);
@@ -440,9 +505,23 @@ token_response(pa_arena_t *a, const pa_outbound_res_t *res, const char **why)
 	if (res->status != 200) {
 		(void)pa_json_get_string(j, "error", &err, &n);
 		(void)pa_json_get_string(j, "error_description", &desc, &n);
-		pa_log_warn("token endpoint answered status %ld error=%s description=%.200s",
-		    res->status, err ? err : "-", desc ? desc : "-");
-		*why = "the token endpoint refused the code";
+		if (res->status >= 500 || err == NULL) {
+			pa_log_warn("token endpoint answered status %ld error=%.64s description=%.200s:"
+			    " answering temporarily_unavailable", res->status, err ? err : "-",
+			    desc ? desc : "-");
+			*why = "the token endpoint is unavailable";
+		} else if (strcmp(err, "invalid_grant") == 0) {
+			pa_log_warn("token endpoint refused the code: error=%.64s description=%.200s:"
+			    " answering access_denied", err, desc ? desc : "-");
+			*why = "the token endpoint refused the code";
+			*rv = PA_EINPUT;
+		} else {
+			pa_log_error("token endpoint refused our client credential: error=%.64s"
+			    " description=%.200s: answering server_error (check the tenant's"
+			    " application id and credential)", err, desc ? desc : "-");
+			*why = "the token endpoint refused this service's credentials";
+			*rv = PA_ECONFIG;
+		}
 		return NULL;
 	}
 	if (pa_json_get_string(j, "id_token", &s, &n) != PA_JSON_FOUND) {
@@ -523,6 +602,14 @@ check_claims(pa_arena_t *a, const pa_jwt_t *t, const pa_ms365_tenant_t *ten, con
 	}
 	if (iss == NULL || strcmp(iss, want_iss) != 0)
 		return "wrong iss";
+	/* OpenID Connect Core section 2: a string, or an array holding the client id. */
+	if (aud == NULL) {
+		const pa_json_t *arr;
+		size_t n;
+
+		if (pa_json_get_array(t->claims, "aud", &arr, &n) == PA_JSON_FOUND && n == 1)
+			aud = pa_json_string_at(arr, 0);
+	}
 	if (aud == NULL || strcmp(aud, ten->application_id) != 0)
 		return "wrong aud";
 	if ((want_tid = expected_tid(a, issuer, ten->directory_id)) == NULL)
@@ -548,6 +635,9 @@ check_claims(pa_arena_t *a, const pa_jwt_t *t, const pa_ms365_tenant_t *ten, con
 		return "wrong nonce";
 	if (claim(t, "oid") == NULL || !pa_ms365_guid(claim(t, "oid")))
 		return "no oid (a GUID)";
+	/* OpenID Connect Core section 2: sub is REQUIRED. */
+	if (claim(t, "sub") == NULL || *claim(t, "sub") == '\0')
+		return "no sub";
 	return NULL;
 }
 
@@ -570,14 +660,9 @@ pa_oidc_finish(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t, const ch
 	memset(id, 0, sizeof(*id));
 	secret[0] = '\0';
 	*why = "Microsoft sign-in failed";
-	if (!directory_ok(t->directory_id)) {
-		pa_log_error("tenant %s: Microsoft directory id is not a GUID or domain name",
-		    t->domain);
-		return PA_EINPUT;
-	}
-	if ((rv = get_meta(o, a, pa_ms365_authority(o->cfg, t->cloud), t->directory_id, &m)) !=
-	    PA_OK) {
-		*why = "the Microsoft OpenID configuration is unavailable";
+	if ((rv = tenant_meta(o, a, t, &m)) != PA_OK) {
+		if (rv == PA_EUPSTREAM)
+			*why = "the Microsoft OpenID configuration is unavailable";
 		return rv;
 	}
 
@@ -595,6 +680,8 @@ pa_oidc_finish(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t, const ch
 
 		if ((rv = pa_jwt_sign_assertion(a, &as, &assertion)) != PA_OK) {
 			*why = "the tenant's certificate credential is unusable";
+			if (rv == PA_EINPUT)
+				rv = PA_ECONFIG;
 			goto out;
 		}
 		pa_outbound_param(&form, "client_assertion_type",
@@ -603,13 +690,14 @@ pa_oidc_finish(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t, const ch
 	} else if (t->client_secret_file != NULL) {
 		if ((rv = read_secret(t->client_secret_file, secret, sizeof(secret))) != PA_OK) {
 			*why = "the tenant's client secret is unusable";
+			rv = PA_ECONFIG;
 			goto out;
 		}
 		pa_outbound_param(&form, "client_secret", secret);
 	} else {
 		pa_log_error("tenant %s: no Microsoft credential", t->domain);
 		*why = "the tenant has no Microsoft credential";
-		rv = PA_EINPUT;
+		rv = PA_ECONFIG;
 		goto out;
 	}
 	if (pa_buf_failed(&form)) {
@@ -623,10 +711,8 @@ pa_oidc_finish(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t, const ch
 		*why = "the token endpoint is unavailable";
 		goto out;
 	}
-	if ((idtok = token_response(a, &res, why)) == NULL) {
-		rv = PA_EUPSTREAM;
+	if ((idtok = token_response(a, &res, why, &rv)) == NULL)
 		goto out;
-	}
 
 	/* FACTS.md §1 "ID token validation": the signature first, then the claims. */
 	rv = PA_EINPUT;
@@ -639,12 +725,10 @@ pa_oidc_finish(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t, const ch
 		pa_log_warn("ID token refused: alg %.20s is not RS256", jwt.alg);
 		goto out;
 	}
-	if (jwt.kid == NULL) {
-		pa_log_warn("ID token refused: no kid");
-		goto out;
-	}
 	if ((rv = get_key(o, a, m->jwks_uri, jwt.kid, &key)) != PA_OK) {
-		if (rv == PA_EINPUT)
+		if (rv == PA_EINPUT && jwt.kid == NULL)
+			pa_log_warn("ID token refused: no kid, and the key set has not exactly one key");
+		else if (rv == PA_EINPUT)
 			pa_log_warn("ID token refused: unknown kid %.64s", jwt.kid);
 		else
 			*why = "the Microsoft signing keys are unavailable";
@@ -671,4 +755,23 @@ out:
 		explicit_bzero(form.p, form.cap);
 	pa_buf_free(&form);
 	return rv;
+}
+
+enum pa_err
+pa_oidc_check_iss(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t, const char *iss)
+{
+	const struct meta *m;
+	const char *want;
+	enum pa_err rv;
+
+	if ((rv = tenant_meta(o, a, t, &m)) != PA_OK)
+		return rv;
+	if ((want = expected_issuer(a, m->issuer, t->directory_id)) == NULL)
+		return PA_ENOMEM;
+	if (strcmp(iss, want) != 0) {
+		pa_log_warn("authorization response of tenant %s: iss is not the issuer %s",
+		    t->domain, want);
+		return PA_EINPUT;
+	}
+	return PA_OK;
 }

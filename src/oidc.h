@@ -25,33 +25,40 @@ typedef struct pa_oidc pa_oidc_t;
 pa_oidc_t *pa_oidc_new(const pa_config_t *cfg);
 void pa_oidc_free(pa_oidc_t *o);
 
-/* A started sign-in: what the flow row keeps and where the browser goes. */
+/* A started sign-in: what the flow row keeps. */
 typedef struct {
 	char state[PA_TOKEN_LEN + 1];
 	char nonce[PA_TOKEN_LEN + 1];
 	char verifier[PA_TOKEN_LEN + 1];	/* PKCE: 32 random bytes, base64url */
-	char *url;				/* the authorization URL (arena) */
 } pa_oidc_start_t;
 
 /*
- * How the IdP returns the authorization response (OAuth 2.0 Form Post
- * Response Mode): a top-level GET carries SameSite=Lax cookies, a cross-site
- * POST does not.
+ * New state, nonce and PKCE verifier for a sign-in with tenant t.  PA_OK,
+ * PA_EINPUT (a directory id unfit for a URL; logged), PA_ESYS.
  */
-typedef enum {
-	PA_OIDC_QUERY,		/* a redirect with the parameters in the query */
-	PA_OIDC_FORM_POST	/* an auto-submitted form posted to redirect_uri */
-} pa_oidc_mode_t;
+enum pa_err pa_oidc_start(const pa_ms365_tenant_t *t, pa_oidc_start_t *out) PA_MUSTCHECK;
 
 /*
- * New state, nonce and PKCE verifier, and the authorization URL of tenant t's
- * directory for redirect_uri (response_type=code, response_mode=mode,
- * scope "openid profile email offline_access", code_challenge_method=S256).
- * PA_OK, PA_EINPUT (a directory id unfit for a URL; logged), PA_ENOMEM,
- * PA_ESYS.
+ * The authorization URL (*url, arena) of tenant t's directory: the
+ * discovery document's authorization_endpoint with client_id,
+ * response_type=code, redirect_uri, response_mode=query (the callback is a
+ * top-level GET, which carries the SameSite=Lax binding cookie), scope
+ * "openid profile email", state, nonce and the S256 code_challenge of
+ * verifier.  PA_OK, PA_EUPSTREAM (no discovery document), PA_EINPUT (a
+ * directory id unfit for a URL; logged), PA_ENOMEM, PA_ESYS.
  */
-enum pa_err pa_oidc_start(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t,
-    const char *redirect_uri, pa_oidc_mode_t mode, pa_oidc_start_t *out) PA_MUSTCHECK;
+enum pa_err pa_oidc_authorize_url(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t,
+    const char *redirect_uri, const char *state, const char *nonce, const char *verifier,
+    char **url) PA_MUSTCHECK;
+
+/*
+ * RFC 9207: the iss parameter of an authorization response must be the
+ * issuer of tenant t's discovery document ({tenantid} resolved).  PA_OK;
+ * PA_EINPUT (another issuer; logged); PA_EUPSTREAM (no discovery document);
+ * PA_ENOMEM.
+ */
+enum pa_err pa_oidc_check_iss(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t,
+    const char *iss) PA_MUSTCHECK;
 
 /* The Microsoft account an ID token proved (arena strings; upn and preferred_username may be NULL). */
 typedef struct {
@@ -66,8 +73,11 @@ typedef struct {
  * discovery issuer with {tenantid} = the directory, aud = the application,
  * exp/nbf/iat within PA_OIDC_SKEW, nonce, tid = the directory, an oid.
  * PA_OK with *id; PA_EUPSTREAM when discovery, the JWKS or the token endpoint
- * failed or answered nonsense; PA_EINPUT when the ID token is refused or the
- * tenant's credential is unusable; PA_ENOMEM; PA_ESYS.  *why is a short
+ * cannot be reached, fails (5xx) or answers nonsense; PA_EINPUT when the
+ * token endpoint refuses the code (invalid_grant) or the ID token is
+ * refused; PA_ECONFIG when our own configuration is at fault (the token
+ * endpoint answers invalid_client or another OAuth error, the tenant's
+ * credential is unusable; logged as an error); PA_ENOMEM; PA_ESYS.  *why is a short
  * description for the log and the error redirect (never a secret).
  */
 enum pa_err pa_oidc_finish(pa_oidc_t *o, pa_arena_t *a, const pa_ms365_tenant_t *t,

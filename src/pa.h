@@ -20,7 +20,8 @@ enum pa_err {
 	PA_EDB,		/* the database is unreachable or failed */
 	PA_ECONFLICT,	/* a uniqueness constraint said no */
 	PA_ESYS,	/* a system call failed */
-	PA_EUPSTREAM	/* an outside service failed */
+	PA_EUPSTREAM,	/* an outside service failed */
+	PA_ECONFIG	/* an outside service refused our own configuration */
 };
 
 /* A string with its length; p is NUL-terminated where the producer says so. */

@@ -62,6 +62,10 @@ pa_router_match(const pa_route_t *routes, size_t n, const char *method, const ch
 	pa_str_t names[MAX_PATH_PARAMS], values[MAX_PATH_PARAMS];
 	size_t used = 0;
 
+	/* RFC 9110 section 9.3.2: HEAD is answered wherever GET is (http.c sends no body). */
+	if (strcmp(method, "HEAD") == 0)
+		method = "GET";
+
 	*params = NULL;
 	*nparams = 0;
 	*oom = false;
@@ -91,13 +95,16 @@ pa_router_match(const pa_route_t *routes, size_t n, const char *method, const ch
 			*nparams = (size_t)k;
 			return &routes[i];
 		}
-		/* Collect each other method once, for the Allow header. */
-		if (allowlen > 0 && !has_method(allow, routes[i].method)) {
-			size_t mlen = strlen(routes[i].method), sep = used ? 2 : 0;
+		/* Collect each other method once, for the Allow header (GET brings HEAD). */
+		for (int h = 0; h < 2 && allowlen > 0; h++) {
+			const char *m = h == 0 ? routes[i].method : "HEAD";
+			size_t mlen = strlen(m), sep = used ? 2 : 0;
 
-			if (used + sep + mlen < allowlen) {
+			if (h == 1 && strcmp(routes[i].method, "GET") != 0)
+				break;
+			if (!has_method(allow, m) && used + sep + mlen < allowlen) {
 				memcpy(allow + used, ", ", sep);
-				memcpy(allow + used + sep, routes[i].method, mlen + 1);
+				memcpy(allow + used + sep, m, mlen + 1);
 				used += sep + mlen;
 			}
 		}

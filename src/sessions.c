@@ -109,15 +109,15 @@ pa_user_find(pa_db_t *db, pa_arena_t *a, const char *domain, const char *usernam
 void
 pa_user_from_row(const pa_db_res_t *r, pa_user_t *out)
 {
-	out->id = pa_db_value(r, 0, PA_USER_ID);
-	out->password_hash = pa_db_value(r, 0, PA_USER_HASH);
-	out->role = pa_db_value(r, 0, PA_USER_ROLE);
-	out->enabled = pa_db_bool(r, 0, PA_USER_ENABLED);
-	out->two_factor = pa_db_bool(r, 0, PA_USER_TWO_FACTOR);
-	out->force_reset = pa_db_bool(r, 0, PA_USER_FORCE_RESET);
-	out->verified = pa_db_bool(r, 0, PA_USER_VERIFIED);
-	out->domain = pa_db_value(r, 0, PA_USER_DOMAIN);
-	out->username = pa_db_value(r, 0, PA_USER_NAME);
+	out->id = pa_db_value(r, 0, PA_COL_USER_ID);
+	out->password_hash = pa_db_value(r, 0, PA_COL_USER_HASH);
+	out->role = pa_db_value(r, 0, PA_COL_USER_ROLE);
+	out->enabled = pa_db_bool(r, 0, PA_COL_USER_ENABLED);
+	out->two_factor = pa_db_bool(r, 0, PA_COL_USER_TWO_FACTOR);
+	out->force_reset = pa_db_bool(r, 0, PA_COL_USER_FORCE_RESET);
+	out->verified = pa_db_bool(r, 0, PA_COL_USER_VERIFIED);
+	out->domain = pa_db_value(r, 0, PA_COL_USER_DOMAIN);
+	out->username = pa_db_value(r, 0, PA_COL_USER_NAME);
 }
 
 enum pa_err
@@ -135,9 +135,19 @@ pa_user_rehash(pa_db_t *db, pa_arena_t *a, const pa_user_t *u, const char *new_h
 	return PA_OK;
 }
 
+/* The audit detail of a sign-in: the flavour, after "microsoft " for Microsoft. */
+static const char *
+via_detail(pa_flavour_t f, pa_via_t via)
+{
+	static const char *const ms[] = { [PA_FLAVOUR_BEARER] = "microsoft bearer",
+		[PA_FLAVOUR_COOKIE] = "microsoft cookie" };
+
+	return via == PA_VIA_MICROSOFT ? ms[f] : flavours[f];
+}
+
 enum pa_err
 pa_session_create(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const pa_user_t *u,
-    pa_flavour_t f, const char *addr, const char *account_key, bool by_password,
+    pa_flavour_t f, const char *addr, const char *account_key, pa_via_t via,
     pa_tokens_t *out)
 {
 	char ah[PA_SHA256_HEX_LEN + 1], rh[PA_SHA256_HEX_LEN + 1], ttl[16], rttl[16];
@@ -167,9 +177,9 @@ pa_session_create(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const pa_u
 	params[4] = rh;
 	params[5] = rttl;
 	params[6] = addr;
-	params[7] = by_password ? "true" : "false";
+	params[7] = via == PA_VIA_PASSWORD ? "true" : "false";
 	params[8] = account_key;
-	params[9] = flavours[f];
+	params[9] = via_detail(f, via);
 	params[10] = f == PA_FLAVOUR_BEARER ? family : NULL;
 	if ((rv = pa_db_exec(db, a, PA_STMT_SESSION_CREATE, params, &r)) != PA_OK)
 		return rv;
@@ -178,13 +188,14 @@ pa_session_create(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const pa_u
 	out->expires_at = dup_value(a, r, 0, 1);
 	out->expires_in = cfg->access_token_ttl;
 	pa_audit_log(&(pa_audit_t){ u->domain, u->username, u->id, addr, "sign_in", "success",
-	    flavours[f] });
+	    via_detail(f, via) });
 	return out->expires_at ? PA_OK : PA_ENOMEM;
 }
 
 enum pa_err
 pa_session_two_factor(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const pa_user_t *u,
-    pa_flavour_t f, const char *addr, const char *account_key, char token[PA_TOKEN_LEN + 1])
+    pa_flavour_t f, const char *addr, const char *account_key, pa_via_t via,
+    char token[PA_TOKEN_LEN + 1])
 {
 	char th[PA_SHA256_HEX_LEN + 1], ttl[16];
 	const char *params[7];
@@ -200,11 +211,11 @@ pa_session_two_factor(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const 
 	params[3] = ttl;
 	params[4] = addr;
 	params[5] = account_key;
-	params[6] = flavours[f];
+	params[6] = via_detail(f, via);
 	if ((rv = pa_db_exec(db, a, PA_STMT_FLOW_CREATE, params, &r)) != PA_OK)
 		return rv;
 	pa_audit_log(&(pa_audit_t){ u->domain, u->username, u->id, addr, "sign_in", "two_factor",
-	    flavours[f] });
+	    via_detail(f, via) });
 	return PA_OK;
 }
 
@@ -351,13 +362,13 @@ pa_session_by_access(pa_db_t *db, pa_arena_t *a, const char *access, pa_principa
 		return rv;
 	if (pa_db_rows(r) != 1)
 		return PA_ENOTFOUND;
-	out->session_id = pa_db_value(r, 0, PA_SES_ID);
-	out->user_id = pa_db_value(r, 0, PA_SES_USER_ID);
-	out->role = pa_db_value(r, 0, PA_SES_ROLE);
-	out->verified = pa_db_bool(r, 0, PA_SES_VERIFIED);
-	out->force_reset = pa_db_bool(r, 0, PA_SES_FORCE_RESET);
-	out->domain = pa_db_value(r, 0, PA_SES_DOMAIN);
-	out->username = pa_db_value(r, 0, PA_SES_USERNAME);
+	out->session_id = pa_db_value(r, 0, PA_COL_SESSION_ACCESS_ID);
+	out->user_id = pa_db_value(r, 0, PA_COL_SESSION_ACCESS_USER_ID);
+	out->role = pa_db_value(r, 0, PA_COL_SESSION_ACCESS_ROLE);
+	out->verified = pa_db_bool(r, 0, PA_COL_SESSION_ACCESS_VERIFIED);
+	out->force_reset = pa_db_bool(r, 0, PA_COL_SESSION_ACCESS_FORCE_RESET);
+	out->domain = pa_db_value(r, 0, PA_COL_SESSION_ACCESS_DOMAIN);
+	out->username = pa_db_value(r, 0, PA_COL_SESSION_ACCESS_USERNAME);
 	return PA_OK;
 }
 
@@ -407,11 +418,11 @@ pa_session_cookie(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const char
 			return rv;
 		if (pa_db_rows(r) != 1)
 			return PA_ENOTFOUND;
-		gen = strtol(pa_db_value(r, 0, PA_CK_GEN), NULL, 10);
-		left = strtol(pa_db_value(r, 0, PA_CK_LEFT), NULL, 10);
-		*role = pa_db_value(r, 0, PA_CK_ROLE);
+		gen = strtol(pa_db_value(r, 0, PA_COL_SESSION_COOKIE_GEN), NULL, 10);
+		left = strtol(pa_db_value(r, 0, PA_COL_SESSION_COOKIE_LEFT), NULL, 10);
+		*role = pa_db_value(r, 0, PA_COL_SESSION_COOKIE_ROLE);
 		if (left > margin) {
-			out->expires_at = pa_db_value(r, 0, PA_CK_EXPIRES_AT);
+			out->expires_at = pa_db_value(r, 0, PA_COL_SESSION_COOKIE_EXPIRES_AT);
 			out->expires_in = left;
 			return cookie_access(cookie, gen, out->access);
 		}
@@ -419,7 +430,7 @@ pa_session_cookie(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg, const char
 		    (rv = token_hash(out->access, ah)) != PA_OK)
 			return rv;
 		snprintf(gen_s, sizeof(gen_s), "%ld", gen);
-		params[0] = pa_db_value(r, 0, PA_CK_ID);
+		params[0] = pa_db_value(r, 0, PA_COL_SESSION_COOKIE_ID);
 		params[1] = gen_s;
 		params[2] = ah;
 		params[3] = ttl;

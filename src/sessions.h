@@ -50,25 +50,31 @@ typedef struct {
 /* Finds the user (domain NULL: system-level).  PA_OK, PA_ENOTFOUND or PA_EDB. */
 enum pa_err pa_user_find(pa_db_t *db, pa_arena_t *a, const char *domain, const char *username,
     pa_user_t *out) PA_MUSTCHECK;
-/* Fills out from row 0 of a result with the PA_USER_* columns (strings live with r). */
+/* Fills out from row 0 of a result with the PA_COL_USER_* columns (strings live with r). */
 void pa_user_from_row(const pa_db_res_t *r, pa_user_t *out);
 /* Replaces u's password hash with new_hash unless it changed meanwhile. */
 enum pa_err pa_user_rehash(pa_db_t *db, pa_arena_t *a, const pa_user_t *u, const char *new_hash)
 	PA_MUSTCHECK;
 
+/* How the user proved who they are; the audit detail says it. */
+typedef enum {
+	PA_VIA_PASSWORD,	/* detail "bearer" or "cookie" */
+	PA_VIA_MICROSOFT	/* detail "microsoft bearer" or "microsoft cookie" */
+} pa_via_t;
+
 /*
  * Starts a session for u and writes its audit row; clears the account's
- * throttle count (account_key, may be NULL).  by_password records that the
- * user proved the password.  PA_OK, PA_EDB or PA_ESYS.
+ * throttle count (account_key, may be NULL).  via PA_VIA_PASSWORD records
+ * that the user proved the password.  PA_OK, PA_EDB or PA_ESYS.
  */
 enum pa_err pa_session_create(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg,
     const pa_user_t *u, pa_flavour_t f, const char *addr, const char *account_key,
-    bool by_password, pa_tokens_t *out) PA_MUSTCHECK;
+    pa_via_t via, pa_tokens_t *out) PA_MUSTCHECK;
 
 /* Starts the two-factor step of a sign-in; token receives its token. */
 enum pa_err pa_session_two_factor(pa_db_t *db, pa_arena_t *a, const pa_config_t *cfg,
     const pa_user_t *u, pa_flavour_t f, const char *addr, const char *account_key,
-    char token[PA_TOKEN_LEN + 1]) PA_MUSTCHECK;
+    pa_via_t via, char token[PA_TOKEN_LEN + 1]) PA_MUSTCHECK;
 
 /*
  * Rotates a bearer session by its refresh token.  PA_OK with new tokens

@@ -424,8 +424,8 @@ status_ok(get_login($sam_cookie), 'GET /api/login, system account', role => 'Sys
 	for my $m (qw(PUT DELETE)) {
 		my $r = $t->request($m, '/api/login');
 		$t->is_error($r, 405, 'METHOD_NOT_ALLOWED', "$m /api/login");
-		is(join(',', sort split /,\s*/, $r->{headers}{allow} // ''), 'GET,POST',
-		    "$m /api/login: Allow lists GET and POST");
+		is(join(',', sort split /,\s*/, $r->{headers}{allow} // ''), 'GET,HEAD,POST',
+		    "$m /api/login: Allow lists GET, HEAD and POST");
 	}
 	$r = $t->request('GET', '/api/logout');
 	$t->is_error($r, 405, 'METHOD_NOT_ALLOWED', 'GET /api/logout');

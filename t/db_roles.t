@@ -55,7 +55,8 @@ for my $c (
     [ "INSERT INTO pbx_auth.tenants (domain, name) VALUES ('x.example', 'x')", 'adding a tenant' ],
     [ 'UPDATE pbx_auth.tenants SET enabled = false', 'changing a tenant' ],
     [ 'UPDATE pbx_auth.system_settings SET web_domain = NULL', 'changing the system settings' ],
-    [ 'SELECT * FROM pbx_auth.schema_migrations', 'reading schema_migrations' ],
+    [ 'SELECT * FROM pbx_auth.schema_migrations', 'reading schema_migrations beyond version and checksum' ],
+    [ 'DELETE FROM pbx_auth.schema_migrations', 'deleting from schema_migrations' ],
     [ 'SELECT detail FROM pbx_auth.audit_log', 'reading the audit trail' ],
     [ 'UPDATE pbx_auth.audit_log SET detail = NULL', 'rewriting the audit trail' ],
     [ 'DELETE FROM pbx_auth.spent_refresh_tokens', 'deleting spent refresh tokens' ],
@@ -87,6 +88,7 @@ for my $c (
       . " WHERE at < now() - interval '1 day')", 'the audit cleanup' ],
     [ "INSERT INTO mail_outbox (kind, recipient, subject) VALUES ('otp', 'a\@b.c', 's')",
       'queueing mail' ],
+    [ 'SELECT version, checksum FROM schema_migrations', 'the readiness check (0009)' ],
     ) {
 	my ($sql, $what) = @$c;
 	isnt(as_rt($sql), undef, "runtime role: $what") or diag($t->{psql_err});

@@ -53,12 +53,32 @@ $t->is_error($t->request('POST', '/api/nope', body => '{}',
 for my $m (qw(POST DELETE PUT PATCH)) {
 	my $r = $t->request($m, '/api/info');
 	$t->is_error($r, 405, 'METHOD_NOT_ALLOWED', "$m /api/info");
-	is($r->{headers}{allow}, 'GET', "$m /api/info: Allow: GET");
+	is($r->{headers}{allow}, 'GET, HEAD', "$m /api/info: Allow: GET, HEAD");
 }
 my $r = $t->request('POST', '/api/info', body => '{}',
     headers => { 'Content-Type' => 'application/json' });
 $t->is_error($r, 405, 'METHOD_NOT_ALLOWED', 'POST /api/info with a JSON body');
-is($r->{headers}{allow}, 'GET', 'POST /api/info with a body: Allow: GET');
+is($r->{headers}{allow}, 'GET, HEAD', 'POST /api/info with a body: Allow: GET, HEAD');
+
+# HEAD is answered wherever GET is (RFC 9110 section 9.3.2): the same status
+# and headers, no body
+{
+	my $g = $t->get('/api/info');
+	my $h = $t->request('HEAD', '/api/info');
+	is($h->{status}, 200, 'HEAD /api/info: 200');
+	is($h->{content} // '', '', 'HEAD /api/info: no body');
+	for my $k (qw(content-type content-length cache-control x-content-type-options)) {
+		is($h->{headers}{$k}, $g->{headers}{$k}, "HEAD /api/info: $k as for GET");
+	}
+	$h = $t->request('HEAD', '/api/auth/user');
+	is($h->{status}, 401, 'HEAD /api/auth/user without a token: 401, as GET');
+	is($h->{content} // '', '', 'HEAD /api/auth/user: no body');
+	is($h->{headers}{'www-authenticate'}, 'Bearer', 'HEAD /api/auth/user: WWW-Authenticate');
+	is($t->request('HEAD', '/api/nope')->{status}, 404, 'HEAD of an unknown path: 404');
+	$h = $t->request('HEAD', '/api/auth/sign_in');
+	is($h->{status}, 405, 'HEAD of a POST-only path: 405');
+	is($h->{headers}{allow}, 'POST', 'HEAD of a POST-only path: Allow: POST');
+}
 
 ###############################################################################
 # 413

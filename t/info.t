@@ -91,11 +91,12 @@ sub visible_within_1s {
 
 my $j = info_ok('/api/info', \@SYS, 'fresh system');
 is_deeply($j, {
-	web_domain => undef, private_ipv4 => undef, public_ipv4 => undef,
-	enable_ipv6 => JSON::PP::false, private_ipv6 => undef, public_ipv6 => undef,
-	primary_dns_server => undef, secondary_dns_server => undef,
+	web_domain => '', private_ipv4 => '', public_ipv4 => '',
+	enable_ipv6 => JSON::PP::false, private_ipv6 => '', public_ipv6 => '',
+	primary_dns_server => '', secondary_dns_server => '',
 	enable_dataflow => JSON::PP::false,
-}, 'fresh system: all null, booleans false');
+}, 'fresh system: strings "" (never null: OpenAPI types them string), booleans false');
+unlike($t->get('/api/info')->{content}, qr/null/, 'fresh system: no null in the body');
 bool_is($j->{enable_ipv6}, 0, 'fresh enable_ipv6');
 bool_is($j->{enable_dataflow}, 0, 'fresh enable_dataflow');
 
@@ -114,10 +115,10 @@ $j = info_ok('/api/info', \@SYS, 'system after set');
 is_deeply($j, {
 	web_domain => 'pbx.example.com', private_ipv4 => '10.0.0.10',
 	public_ipv4 => '203.0.113.10', enable_ipv6 => JSON::PP::true,
-	private_ipv6 => undef, public_ipv6 => '2001:db8::10',
-	primary_dns_server => '192.0.2.53', secondary_dns_server => undef,
+	private_ipv6 => '', public_ipv6 => '2001:db8::10',
+	primary_dns_server => '192.0.2.53', secondary_dns_server => '',
 	enable_dataflow => JSON::PP::false,
-}, 'system after set: exact values, unset fields null');
+}, 'system after set: exact values, unset fields ""');
 bool_is($j->{enable_ipv6}, 1, 'enable_ipv6');
 bool_is($j->{enable_dataflow}, 0, 'enable_dataflow');
 ok(exists $j->{enable_dataflow}, 'enable_dataflow present');
@@ -175,7 +176,7 @@ is_deeply($j, {
 	website => 'https://www.demo.example',
 	avatar_url => 'https://www.demo.example/logo.png',
 	enable_ms365_integration => JSON::PP::false,
-	ms365_authorization_endpoint => undef,
+	ms365_authorization_endpoint => '',
 }, 'tenant metadata: exact values with the system metadata');
 bool_is($j->{enable_ms365_integration}, 0, 'demo enable_ms365_integration');
 
@@ -183,8 +184,10 @@ $j = info_ok('/api/info?domain=mixed.pbx.test', [@SYS, @TENANT],
     'mixed-case tenant');
 is($j->{domain}, 'Mixed.PBX.test', 'domain returned as stored');
 is($j->{name}, 'Mixed Case', 'mixed-case tenant name');
-is($j->{website}, undef, 'unset website is null');
-is($j->{avatar_url}, undef, 'unset avatar_url is null');
+is($j->{website}, '', 'unset website is ""');
+is($j->{avatar_url}, '', 'unset avatar_url is ""');
+unlike($t->get('/api/info?domain=mixed.pbx.test')->{content}, qr/null/,
+    'tenant with unset fields: no null in the body');
 
 $t->is_error($t->get('/api/info?domain=off.pbx.test'), 404, 'NOT_FOUND',
     'disabled tenant');
@@ -207,17 +210,17 @@ is($j->{ms365_authorization_endpoint},
 $j = info_ok('/api/info?domain=nodir.pbx.test', [@SYS, @TENANT],
     'ms365 enabled without directory');
 bool_is($j->{enable_ms365_integration}, 0, 'no directory id: integration off');
-is($j->{ms365_authorization_endpoint}, undef, 'no directory id: endpoint null');
+is($j->{ms365_authorization_endpoint}, '', 'no directory id: endpoint ""');
 
 for my $d (qw(noapp nocred)) {
 	$j = info_ok("/api/info?domain=$d.pbx.test", [@SYS, @TENANT], "ms365 enabled, $d");
 	bool_is($j->{enable_ms365_integration}, 0, "$d: integration off");
-	is($j->{ms365_authorization_endpoint}, undef, "$d: endpoint null");
+	is($j->{ms365_authorization_endpoint}, '', "$d: endpoint \"\"");
 }
 
 $j = info_ok('/api/info?domain=msoff.pbx.test', [@SYS, @TENANT], 'ms365 disabled');
 bool_is($j->{enable_ms365_integration}, 0, 'disabled: integration off');
-is($j->{ms365_authorization_endpoint}, undef, 'disabled: endpoint null');
+is($j->{ms365_authorization_endpoint}, '', 'disabled: endpoint ""');
 
 # other query keys are ignored
 $j = info_ok('/api/info?lang=en&domain=demo.pbx.test&x=1', [@SYS, @TENANT],

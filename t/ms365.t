@@ -6,11 +6,14 @@
 #   URL's parameters, the flow row) and the cookie flavour (POST
 #   /api/login/by_microsoft, Origin checked), the callback in form_post and
 #   query mode, tokens and cookie that work, two-factor users of both flavours;
-# - login CSRF: a cookie flow asks for response_mode=query and is bound to the
+# - login CSRF: every flow asks for response_mode=query and is bound to the
 #   browser that started it by the <cookie_name>_oidc cookie (its attributes,
-#   Secure unless cookie_secure=off); a callback without that cookie, with
-#   another browser's or with two of them is refused (#error, no session
-#   cookie, audit row, no code redeemed) and spends the flow;
+#   Secure unless cookie_secure=off), set by login/by_microsoft or by the
+#   start URL that sign_in/microsoft answers (once per flow); a callback
+#   without that cookie, with another browser's or with two of them is refused
+#   (#error, no session cookie, audit row, no code redeemed) and spends the
+#   flow, in both flavours; RFC 9207 iss checked when present; the
+#   authorization endpoint taken from discovery; no offline_access;
 # - an operator-bound UPN recording the oid; an unbound account (matching
 #   email and preferred_username claims) and a disabled user refused like a
 #   wrong password, with audit rows;
@@ -60,6 +63,8 @@ my $JSON = JSON::PP->new->utf8->canonical;
 
 my $t = Test::PbxAuth->new(need_nginx => 1);
 $t->secret($SECRET, 'the client secret');
+# the wrong secret and the other certificate: our misconfiguration, logged as an error
+$t->allow_log_errors(qr/token endpoint refused our client credential: error=invalid_client/);
 my $idp = Test::PbxAuth::Idp->new($t, client_id => $APP, client_secret => $SECRET,
     user => { oid => $OID{alice}, preferred_username => 'alice@acme.example' });
 $idp->start;
@@ -123,12 +128,18 @@ sub authorize {
 	return query_decode($q);
 }
 
-# The callback, as the browser sends it (form_post by default, or query),
-# with a Cookie header when $cookie is given.
+# The binding cookie of the last bearer flow started by start_bearer.
+my $BINDING;
+
+# The callback, as the browser sends it (query by default, as the
+# authorization URL asks, or form_post), with a Cookie header when $cookie is
+# given; without a $cookie argument, the binding cookie of the last bearer
+# flow (the browser that opened its start URL).
 sub callback {
 	my ($p, $mode, $cookie) = @_;
+	$cookie = "pbx_session_oidc=$BINDING" if @_ < 3 && defined $BINDING;
 	my %h = defined $cookie ? (Cookie => $cookie) : ();
-	if (($mode // 'form_post') eq 'query') {
+	if (($mode // 'query') eq 'query') {
 		return $t->get('/api/auth/callback/microsoft?' . form_encode(%$p), headers => \%h);
 	}
 	return $t->request('POST', '/api/auth/callback/microsoft', body => form_encode(%$p),
@@ -177,13 +188,33 @@ sub destination {
 
 sub register_idp_tokens { $t->secret($_, 'a token the IdP issued') for $idp->issued }
 
-# Starts a bearer sign-in; returns the authorization URL.
-sub start_bearer {
+# POST /api/auth/sign_in/microsoft; returns the start URL it answers.
+sub start_bearer_url {
 	my (%o) = @_;
 	my $r = post_json('/api/auth/sign_in/microsoft',
 	    { domain => $o{domain} // 'acme.example', callback_url => $o{callback_url} // $CB });
 	is($r->{status}, 200, 'sign_in/microsoft: 200') or diag($r->{content});
 	return $r->{json}{url};
+}
+
+# A browser opens a start URL: returns the response, its Location and the
+# binding cookie it set.
+sub open_start {
+	my ($url) = @_;
+	my $base = $t->url('');
+	my $r = $t->get($url =~ s/^\Q$base\E//r);
+	my ($binding) = (set_cookies($r)->{pbx_session_oidc} // '') =~ /^pbx_session_oidc=([^;]*)/;
+	return ($r, $r->{headers}{location} // '', $binding);
+}
+
+# Starts a bearer sign-in in a browser (the start URL opened, its binding
+# cookie kept in $BINDING); returns the authorization URL.
+sub start_bearer {
+	my (%o) = @_;
+	my ($r, $loc, $binding) = open_start(start_bearer_url(%o));
+	is($r->{status}, 302, 'the start URL: 302') or diag($r->{content});
+	$BINDING = $binding;
+	return $loc;
 }
 
 # A whole bearer sign-in with the knobs %k set for it; returns the
@@ -245,15 +276,37 @@ ctl_ok('user', 'bind-ms365', '--domain', 'acme.example', 'carol', $OID{carol});
 	is($r->{status}, 200, 'sign_in/microsoft: 200');
 	$t->has_common_headers($r, 'sign_in/microsoft');
 	is_deeply([$t->json_keys($r->{content})], ['url'], 'sign_in/microsoft: {url}');
-	my $url = $r->{json}{url} // '';
+	my $start = $r->{json}{url} // '';
+	my ($sp, $sq) = split /\?/, $start, 2;
+	is($sp, $t->url('/api/auth/authorize/microsoft'),
+	    'sign_in/microsoft answers a pbx-auth start URL');
+	my $state = query_decode($sq)->{state} // '';
+	like($state, qr/^[A-Za-z0-9_-]{43}\z/, 'the start URL carries the state');
+	is(row("SELECT browser_hash IS NULL FROM auth_flows WHERE token_hash = "
+	    . "sha256('$state'::bytea)"), 't', 'the flow is bound to no browser yet');
+	my ($sr, $url, $binding) = open_start($start);
+	is($sr->{status}, 302, 'the start URL: 302') or diag($sr->{content});
+	$t->has_common_headers($sr, 'the start URL');
+	like(set_cookies($sr)->{pbx_session_oidc} // '', qr/^pbx_session_oidc=[A-Za-z0-9_-]{43};
+	    \ Path=\/api\/auth\/callback\/microsoft;\ Max-Age=600;\ HttpOnly;\ SameSite=Lax$/x,
+	    'the start URL sets the binding cookie');
+	is(row("SELECT encode(browser_hash, 'hex') FROM auth_flows WHERE token_hash = "
+	    . "sha256('$state'::bytea)"), unpack('H*', sha256($binding // '')),
+	    'the flow is bound to SHA-256 of the binding cookie');
+	my ($again_r) = open_start($start);
+	$t->is_error($again_r, 400, 'VALIDATE_FAILED', 'the start URL opened a second time');
+	ok(!defined set_cookies($again_r)->{pbx_session_oidc}, 'a second opening sets no cookie');
+	$BINDING = $binding;
 	my ($ep, $qs) = split /\?/, $url, 2;
 	is($ep, $idp->base . "/$DIR/oauth2/v2.0/authorize",
-	    'the authorization endpoint of the directory at the configured authority');
+	    'the authorization endpoint of the discovery document');
 	my $q = query_decode($qs);
 	is($q->{client_id}, $APP, 'client_id');
 	is($q->{response_type}, 'code', 'response_type=code');
-	is($q->{response_mode}, 'form_post', 'response_mode=form_post');
-	is($q->{scope}, 'openid profile email offline_access', 'scope');
+	is($q->{response_mode}, 'query',
+	    'response_mode=query (a top-level GET carries the SameSite=Lax binding cookie)');
+	is($q->{scope}, 'openid profile email', 'scope: no offline_access');
+	is($q->{state}, $state, 'the state of the start URL');
 	is($q->{redirect_uri}, $t->url('/api/auth/callback/microsoft'),
 	    'redirect_uri = public_base_url + /api/auth/callback/microsoft');
 	is($q->{code_challenge_method}, 'S256', 'PKCE S256');
@@ -272,7 +325,7 @@ ctl_ok('user', 'bind-ms365', '--domain', 'acme.example', 'carol', $OID{carol});
 	is($back->{state}, $q->{state}, 'the IdP returns the state');
 	my $cr = callback($back);
 	register_idp_tokens();
-	is($cr->{status}, 302, 'callback (form_post): 302') or diag($cr->{content});
+	is($cr->{status}, 302, 'callback (query): 302') or diag($cr->{content});
 	my ($base, $f) = destination($cr);
 	is($base, $CB, 'to the callback_url');
 	is_deeply([sort keys %$f], [qw(access_token expires_in refresh_token token_type)],
@@ -308,13 +361,108 @@ ctl_ok('user', 'bind-ms365', '--domain', 'acme.example', 'carol', $OID{carol});
 	$t->is_error($expired, 400, 'VALIDATE_FAILED', 'expired state');
 	ok(!defined $expired->{headers}{location}, 'expired state: no Location');
 	is(audit_count('success'), 1, 'one sign_in success audit row');
+	is(row("SELECT detail FROM audit_log WHERE event = 'sign_in' AND outcome = 'success'"),
+	    'microsoft bearer', 'the success audit row says Microsoft (microsoft bearer)');
 }
 
-# query response mode
+# form_post response mode, from the same browser (its cookie sent)
 {
-	my ($r, $f, $base) = bearer_flow(mode => 'query');
-	is($r->{status}, 302, 'callback (query): 302');
-	ok(length($f->{access_token} // ''), 'callback (query): tokens');
+	my ($r, $f, $base) = bearer_flow(mode => 'form_post');
+	is($r->{status}, 302, 'callback (form_post): 302');
+	ok(length($f->{access_token} // ''), 'callback (form_post): tokens');
+}
+
+# the longest callback_url the contract accepts (2048 bytes) gets its tokens;
+# one byte more is refused before a flow is stored
+{
+	$idp->reset_knobs;
+	my $long = 'https://app.test/' . ('a' x 1900) . '?q=' . ('b' x (2048 - 17 - 1900 - 3));
+	is(length $long, 2048, 'a 2048-byte callback_url');
+	my $q = authorize(start_bearer(callback_url => $long));
+	my $r = callback($q);
+	register_idp_tokens();
+	is($r->{status}, 302, 'long callback_url: 302') or diag($r->{content});
+	my ($base, $f) = destination($r);
+	ok($base eq $long, 'long callback_url: Location is the whole callback_url');
+	like($f->{access_token} // '', qr/^[A-Za-z0-9_-]{43}\z/, 'long callback_url: the tokens');
+	unlike($t->daemon_log, qr/refusing a malformed or oversized response header/,
+	    'long callback_url: no header refused');
+	my $flows = row("SELECT count(*) FROM auth_flows WHERE kind = 'oidc'");
+	my $over = post_json('/api/auth/sign_in/microsoft',
+	    { domain => 'acme.example', callback_url => $long . 'c' });
+	$t->is_error($over, 400, 'VALIDATE_FAILED', 'a 2049-byte callback_url');
+	is($over->{json}{errors}[0]{detail}{field}, 'callback_url', '2049 bytes: detail callback_url');
+	my $huge = post_json('/api/auth/sign_in/microsoft',
+	    { domain => 'acme.example', callback_url => 'https://app.test/' . ('x' x 60000) });
+	$t->is_error($huge, 400, 'VALIDATE_FAILED', 'a 60 KB callback_url');
+	is(row("SELECT count(*) FROM auth_flows WHERE kind = 'oidc'"), $flows,
+	    'no flow stored for a callback_url over 2048 bytes');
+}
+
+# Login CSRF, bearer flavour: the attacker signs in with their own account in
+# their own browser and auto-posts the authorization response from a foreign
+# page; the victim's browser has no (or another) binding cookie.
+{
+	$idp->reset_knobs;
+	start_bearer();
+	my $victim = $BINDING;
+	for my $case (['bearer, no binding cookie', undef, 'no browser binding cookie', 'form_post'],
+	    ["bearer, another flow's binding cookie", "pbx_session_oidc=$victim",
+	    'browser binding cookie does not match', 'query']) {
+		my ($name, $cookie, $reason, $mode) = @$case;
+		my $fail0 = audit_count('failure');
+		my $tokens0 = scalar($idp->token_requests);
+		my $q = authorize(start_bearer());
+		my $cr = callback($q, $mode, $cookie);
+		my ($base, $f) = destination($cr);
+		is_error_redirect($cr, $f, $base, 'access_denied', $name);
+		is($f->{error_description}, 'This sign-in was not started in this browser',
+		    "$name: error_description");
+		is(audit_count('failure'), $fail0 + 1, "$name: a failure audit row");
+		is(row("SELECT detail FROM audit_log WHERE outcome = 'failure' ORDER BY id DESC"
+		    . " LIMIT 1"), "microsoft bearer: $reason", "$name: the audit row says why");
+		is(scalar($idp->token_requests), $tokens0, "$name: the code was not redeemed");
+		$t->is_error(callback($q), 400, 'VALIDATE_FAILED', "$name: the flow is spent");
+	}
+	$t->is_error($t->get('/api/auth/authorize/microsoft'), 400, 'VALIDATE_FAILED',
+	    'start URL without state');
+	$t->is_error($t->get('/api/auth/authorize/microsoft?state=nope'), 400, 'VALIDATE_FAILED',
+	    'start URL with an unknown state');
+}
+
+# RFC 9207: an iss parameter in the authorization response must be the issuer
+{
+	$idp->reset_knobs;
+	my $q = authorize(start_bearer());
+	my $r = callback({ %$q, iss => $idp->base . "/$DIR/v2.0" });
+	register_idp_tokens();
+	my ($base, $f) = destination($r);
+	ok(length($f->{access_token} // ''), 'iss = the issuer: signed in');
+	$q = authorize(start_bearer());
+	my $tokens0 = scalar($idp->token_requests);
+	$r = callback({ %$q, iss => 'https://evil.test/v2.0' });
+	($base, $f) = destination($r);
+	is_error_redirect($r, $f, $base, 'access_denied', 'iss of another issuer');
+	is(scalar($idp->token_requests), $tokens0, 'iss of another issuer: no code redeemed');
+	$q = authorize(start_bearer());
+	$r = callback({ %$q, error => 'access_denied', iss => 'https://evil.test/v2.0' });
+	($base, $f) = destination($r);
+	is($f->{error_description}, 'The authorization response came from another issuer',
+	    'an error response is checked for iss too');
+}
+
+# the authorization endpoint is the one discovery names
+{
+	$idp->reset_knobs;
+	$idp->knobs(authorization_endpoint => $idp->base . "/$DIR/oauth2/v2.0/authorize?x=1");
+	$t->stop_daemon;
+	$t->start_daemon;	# a fresh discovery cache
+	my $url = start_bearer();
+	like($url, qr/^\Q${\ $idp->base}\E\/\Q$DIR\E\/oauth2\/v2\.0\/authorize\?x=1&client_id=/,
+	    'the authorization URL is built on the discovery document\'s endpoint');
+	$idp->reset_knobs;
+	$t->stop_daemon;
+	$t->start_daemon;
 }
 
 # an operator-bound UPN links the account and records the oid; two-factor
@@ -371,6 +519,9 @@ ctl_ok('user', 'bind-ms365', '--domain', 'acme.example', 'carol', $OID{carol});
 	my ($cookie) = ($sc->{pbx_session} // '') =~ /^pbx_session=([^;]+)/;
 	my $s = $t->get('/api/login', headers => { Cookie => "pbx_session=$cookie" });
 	is($s->{status}, 200, 'the cookie session works');
+	is(row("SELECT detail FROM audit_log WHERE event = 'sign_in' AND outcome = 'success'"
+	    . " ORDER BY id DESC LIMIT 1"), 'microsoft cookie',
+	    'the cookie success audit row says Microsoft (microsoft cookie)');
 
 	my $bad = $t->request('POST', '/api/login/by_microsoft', body => 'domain=acme.example',
 	    headers => { 'Content-Type' => 'application/x-www-form-urlencoded',
@@ -389,6 +540,9 @@ ctl_ok('user', 'bind-ms365', '--domain', 'acme.example', 'carol', $OID{carol});
 	    'cookie flavour, two-factor: no session cookie yet (the binding one cleared)');
 	is(row("SELECT flavour FROM auth_flows WHERE kind = 'two_factor' ORDER BY id DESC LIMIT 1"),
 	    'cookie', 'cookie flavour, two-factor: a cookie two-factor flow');
+	is(row("SELECT detail FROM audit_log WHERE event = 'sign_in' AND outcome = 'two_factor'"
+	    . " ORDER BY id DESC LIMIT 1"), 'microsoft cookie',
+	    'cookie flavour, two-factor: the audit row says Microsoft');
 	$idp->reset_knobs;
 
 	# a failure of the cookie flavour goes to the portal with #error
@@ -396,7 +550,7 @@ ctl_ok('user', 'bind-ms365', '--domain', 'acme.example', 'carol', $OID{carol});
 	($r, $url, $binding) = start_cookie();
 	$cr = cookie_callback($url, "pbx_session_oidc=$binding");
 	is($cr->{status}, 302, 'cookie flavour failure: 302');
-	like($cr->{headers}{location} // '', qr/^\Q$PORTAL\E#error=temporarily_unavailable&error_description=/,
+	like($cr->{headers}{location} // '', qr/^\Q$PORTAL\E#error=access_denied&error_description=/,
 	    'cookie flavour failure: portal_url#error=…&error_description=…');
 	ok(!defined set_cookies($cr)->{pbx_session}, 'cookie flavour failure: no session cookie');
 	$idp->reset_knobs;
@@ -471,6 +625,11 @@ my %DEFECTS = (
 	'not yet valid' => { id_token => { claims => { nbf => $now + 900, iat => $now + 900,
 	    exp => $now + 4000 } } },
 	'no oid' => { id_token => { claims => { oid => undef } } },
+	'no sub' => { id_token => { claims => { sub => undef } } },
+	'aud an array with another client' => { id_token => { claims =>
+	    { aud => ['99999999-9999-4999-8999-999999999999'] } } },
+	'aud an array of two' => { id_token => { claims =>
+	    { aud => [$APP, '99999999-9999-4999-8999-999999999999'] } } },
 	'signed by a key not in the JWKS (same kid)' => { id_token => { alg => 'bad_sig',
 	    sign_with => 'other' } },
 );
@@ -485,6 +644,31 @@ like($t->daemon_log, qr/ID token refused: alg none is not RS256/, 'log: alg none
 like($t->daemon_log, qr/ID token refused: alg HS256 is not RS256/, 'log: HS256 refused');
 like($t->daemon_log, qr/ID token refused: bad signature/, 'log: bad signature');
 like($t->daemon_log, qr/ID token refused: wrong nonce/, 'log: wrong nonce');
+
+# valid per the standards: aud as a one-element array (OpenID Connect Core
+# section 2), no kid when the key set holds exactly one key (RFC 7515 4.1.4)
+{
+	my ($r, $f) = bearer_flow(id_token => { claims => { aud => [$APP] } });
+	ok(length($f->{access_token} // ''), 'aud ["<client id>"]: accepted')
+	    or diag($r->{headers}{location});
+	($r, $f) = bearer_flow(id_token => { no_kid => JSON::PP::true });
+	ok(length($f->{access_token} // ''), 'no kid, one key published: accepted')
+	    or diag($r->{headers}{location});
+	# two keys published (a fresh worker fetches both): no kid is refused
+	$idp->set_defaults(jwks_kids => ['k1', 'other']);
+	$t->stop_daemon;
+	$t->start_daemon;
+	my $base;
+	($r, $f, $base) = bearer_flow(id_token => { no_kid => JSON::PP::true });
+	is_error_redirect($r, $f, $base, 'access_denied', 'no kid, two keys published');
+	like($t->daemon_log, qr/ID token refused: no kid, and the key set has not exactly one key/,
+	    'no kid, two keys: logged');
+	($r, $f) = bearer_flow();
+	ok(length($f->{access_token} // ''), 'two keys published, kid k1: accepted');
+	$idp->set_defaults(jwks_kids => ['k1']);
+	$t->stop_daemon;
+	$t->start_daemon;
+}
 
 # within the 5 minutes of skew: accepted
 {
@@ -540,7 +724,12 @@ like($t->daemon_log, qr/ID token refused: wrong nonce/, 'log: wrong nonce');
 	($r, $f, $base) = bearer_flow(token => 'garbage');
 	is_error_redirect($r, $f, $base, 'temporarily_unavailable', 'token endpoint garbage');
 	($r, $f, $base) = bearer_flow(token => 'error');
-	is_error_redirect($r, $f, $base, 'temporarily_unavailable', 'token endpoint error');
+	is_error_redirect($r, $f, $base, 'access_denied', 'token endpoint invalid_grant');
+	like($t->daemon_log, qr/token endpoint refused the code: error=invalid_grant .*answering access_denied/,
+	    'invalid_grant: logged with the error sent on');
+	($r, $f, $base) = bearer_flow(token => 'unavailable');
+	is_error_redirect($r, $f, $base, 'temporarily_unavailable',
+	    'token endpoint 503 temporarily_unavailable');
 	# the IdP really checks the verifier and the secret
 	$idp->reset_knobs;
 	my $q = authorize(start_bearer());
@@ -550,11 +739,13 @@ like($t->daemon_log, qr/ID token refused: wrong nonce/, 'log: wrong nonce');
 	    . " WHERE kind = 'oidc' AND spent_at IS NULL");
 	$r = callback($q);
 	($base, $f) = destination($r);
-	is_error_redirect($r, $f, $base, 'temporarily_unavailable', 'a wrong PKCE verifier');
+	is_error_redirect($r, $f, $base, 'access_denied', 'a wrong PKCE verifier (invalid_grant)');
 	is($idp->last_token_request->{why}, 'code_verifier', 'the IdP refused the verifier');
 	($r, $f, $base) = bearer_flow(client_secret => 'another-secret');
-	is_error_redirect($r, $f, $base, 'temporarily_unavailable', 'a wrong client secret');
+	is_error_redirect($r, $f, $base, 'server_error', 'a wrong client secret (invalid_client)');
 	is($idp->last_token_request->{why}, 'client_secret', 'the IdP refused the secret');
+	like($t->daemon_log, qr/token endpoint refused our client credential: error=invalid_client .*answering server_error/,
+	    'invalid_client: logged as our misconfiguration');
 
 	my $t0 = time;
 	($r, $f, $base) = bearer_flow(token => 'hang', hang_seconds => 20);
@@ -635,9 +826,31 @@ like($t->daemon_log, qr/ID token refused: wrong nonce/, 'log: wrong nonce');
 	    'VALIDATE_FAILED', 'tenant without Microsoft 365');
 	$t->is_error(post_json('/api/auth/sign_in/microsoft', { domain => 'acme.example' }), 400,
 	    'VALIDATE_FAILED', 'no callback_url');
-	$t->is_error($t->request('POST', '/api/login/by_microsoft', body => 'x=1',
-	    headers => { 'Content-Type' => 'application/x-www-form-urlencoded' }), 400,
-	    'VALIDATE_FAILED', 'login/by_microsoft without domain');
+	# login/by_microsoft is a browser's form post: its errors go to the portal
+	for my $case (['x=1', 'invalid_request', 'without domain'],
+	    ['domain=a&domain=b', 'invalid_request', 'with two domains'],
+	    ['domain=bad%20domain%21', 'invalid_request', 'with an invalid domain'],
+	    ['domain=nosuch.example', 'access_denied', 'for an unknown tenant'],
+	    ['domain=plain.example', 'access_denied', 'for a tenant without Microsoft 365']) {
+		my ($body, $error, $name) = @$case;
+		my $r = $t->request('POST', '/api/login/by_microsoft', body => $body,
+		    headers => { 'Content-Type' => 'application/x-www-form-urlencoded' });
+		is($r->{status}, 302, "login/by_microsoft $name: 302") or diag($r->{content});
+		like($r->{headers}{location} // '',
+		    qr/^\Q$PORTAL\E#error=$error&error_description=[^&]+\z/,
+		    "login/by_microsoft $name: portal_url#error=$error&error_description=…");
+		ok(!defined set_cookies($r)->{pbx_session_oidc}, "login/by_microsoft $name: no cookie");
+	}
+	$idp->set_defaults(discovery => 'down');
+	$idp->reset_knobs;
+	$t->stop_daemon;
+	$t->start_daemon;	# nothing cached
+	my $r = $t->request('POST', '/api/login/by_microsoft', body => 'domain=acme.example',
+	    headers => { 'Content-Type' => 'application/x-www-form-urlencoded' });
+	like($r->{headers}{location} // '', qr/^\Q$PORTAL\E#error=temporarily_unavailable&/,
+	    'login/by_microsoft, discovery down: portal_url#error=temporarily_unavailable');
+	$idp->set_defaults(discovery => undef);
+	$idp->reset_knobs;
 	$t->is_error($t->request('POST', '/api/login/by_microsoft', body => '{}',
 	    headers => { 'Content-Type' => 'application/json' }), 415,
 	    'UNSUPPORTED_MEDIA_TYPE', 'login/by_microsoft with JSON');
@@ -674,8 +887,8 @@ like($t->daemon_log, qr/ID token refused: wrong nonce/, 'log: wrong nonce');
 	    $t->dir . '/other-key.pem', '-out', $other, '-days', '2', '-subj', '/CN=other']);
 	my $base;
 	($r, $f, $base) = bearer_flow(cert_file => $other);
-	is_error_redirect($r, $f, $base, 'temporarily_unavailable',
-	    'an assertion of another certificate');
+	is_error_redirect($r, $f, $base, 'server_error',
+	    'an assertion of another certificate (invalid_client)');
 	like($idp->last_token_request->{why} // '', qr/x5t#S256|signature/,
 	    'the IdP refused it for its thumbprint');
 }
@@ -704,15 +917,18 @@ like($t->daemon_log, qr/ID token refused: wrong nonce/, 'log: wrong nonce');
 	$t->stop_daemon;
 	$t->write_config(ms365_metadata_ttl => 1, cookie_secure => 'on', ms365_flow_ttl => 300);
 	$t->start_daemon;
+	$idp->set_defaults(discovery => 'down');
+	$idp->reset_knobs;
+	my ($r) = open_start(start_bearer_url());
+	my ($base, $f) = destination($r);
+	is_error_redirect($r, $f, $base, 'temporarily_unavailable',
+	    'discovery down and nothing cached: the start URL');
+	$idp->set_defaults(discovery => undef);
+	$idp->reset_knobs;
 	my ($sr) = start_cookie();
 	like(set_cookies($sr)->{pbx_session_oidc} // '', qr/^pbx_session_oidc=[A-Za-z0-9_-]{43};
 	    \ Path=\/api\/auth\/callback\/microsoft;\ Max-Age=300;\ HttpOnly;\ SameSite=Lax;\ Secure$/x,
 	    'binding cookie with cookie_secure=on: Secure; Max-Age follows ms365_flow_ttl');
-	$idp->set_defaults(discovery => 'down');
-	my ($r, $f, $base) = bearer_flow();
-	is_error_redirect($r, $f, $base, 'temporarily_unavailable',
-	    'discovery down and nothing cached');
-	$idp->set_defaults(discovery => undef);
 	($r, $f) = bearer_flow();
 	ok(length($f->{access_token} // ''), 'discovery back: signed in');
 	sleep 1.5;

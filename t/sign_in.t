@@ -405,8 +405,8 @@ user_ok($alice->{access_token}, 'StandardUser', 1, 0, 'alice unaffected by the b
 # methods
 
 for ([ 'GET', '/api/auth/sign_in', 'POST' ], [ 'PUT', '/api/auth/sign_in', 'POST' ],
-    [ 'GET', '/api/auth/sign_out', 'POST' ], [ 'POST', '/api/auth/user', 'GET' ],
-    [ 'DELETE', '/api/auth/user', 'GET' ])
+    [ 'GET', '/api/auth/sign_out', 'POST' ], [ 'POST', '/api/auth/user', 'GET, HEAD' ],
+    [ 'DELETE', '/api/auth/user', 'GET, HEAD' ])
 {
 	my ($m, $p, $allow) = @$_;
 	$r = $t->request($m, $p);

@@ -203,8 +203,19 @@ my $s = sign_in('alice', 't1.test', 'alice');
 	    headers => { Authorization => "bearer $s->{access_token}" });
 	is($r->{status}, 200, 'auth/user with the scheme in lower case') or diag($r->{content});
 	$r = auth_user(random_token());
-	like($r->{headers}{'www-authenticate'} // '', qr/^Bearer\b/,
-	    'auth/user 401: WWW-Authenticate: Bearer');
+	is($r->{headers}{'www-authenticate'}, 'Bearer error="invalid_token"',
+	    'auth/user 401 with a bad token: WWW-Authenticate: Bearer error="invalid_token"');
+	# RFC 6750 section 3.1: a request without credentials gets no error code
+	$r = $t->get('/api/auth/user');
+	$t->is_error($r, 401, 'INVALID_TOKEN', 'auth/user without credentials');
+	is($r->{headers}{'www-authenticate'}, 'Bearer',
+	    'auth/user 401 without credentials: WWW-Authenticate: Bearer, no error=');
+	$r = $t->request('POST', '/api/auth/sign_out');
+	is($r->{headers}{'www-authenticate'}, 'Bearer',
+	    'sign_out 401 without credentials: WWW-Authenticate: Bearer, no error=');
+	$r = $t->get('/api/auth/user', headers => { Authorization => 'Basic dTpw' });
+	is($r->{headers}{'www-authenticate'}, 'Bearer',
+	    'auth/user with another scheme: WWW-Authenticate: Bearer, no error=');
 }
 
 my $sys = sign_in('sam', undef, 'system-level account');
@@ -513,7 +524,7 @@ access_ok($sys->{access_token}, 'system-level access token', 'SystemAdmin');
 	is($r->{headers}{allow}, 'POST', 'GET /api/auth/sign_out: Allow: POST');
 	$r = $t->request('POST', '/api/auth/user');
 	$t->is_error($r, 405, 'METHOD_NOT_ALLOWED', 'POST /api/auth/user');
-	is($r->{headers}{allow}, 'GET', 'POST /api/auth/user: Allow: GET');
+	is($r->{headers}{allow}, 'GET, HEAD', 'POST /api/auth/user: Allow: GET, HEAD');
 
 	# well-formed requests with tokens that are not ours: 401
 	my $good = random_token();

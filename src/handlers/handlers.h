@@ -45,6 +45,8 @@ void pa_reply_problems(pa_req_t *req, pa_ctx_t *ctx, pa_json_problems_t *p);
 
 /* 401 INVALID_TOKEN, with WWW-Authenticate for bearer endpoints. */
 void pa_reply_invalid_token(pa_req_t *req, bool bearer);
+/* 401 INVALID_TOKEN to a bearer request without credentials: WWW-Authenticate: Bearer. */
+void pa_reply_no_token(pa_req_t *req);
 
 /* The token of an "Authorization: Bearer <token>" header, or NULL. */
 const char *pa_bearer_token(const pa_req_t *req);
@@ -102,6 +104,7 @@ pa_handler_fn pa_handle_sign_out;
 pa_handler_fn pa_handle_auth_user;
 pa_handler_fn pa_handle_sign_in_provider;
 pa_handler_fn pa_handle_login_by_microsoft;
+pa_handler_fn pa_handle_ms365_authorize;
 pa_handler_fn pa_handle_ms365_callback;
 pa_handler_fn pa_handle_forget_password;
 pa_handler_fn pa_handle_reset_password;

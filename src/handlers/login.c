@@ -47,8 +47,8 @@ pa_cookie_origin_check(pa_req_t *req, pa_ctx_t *ctx, bool *allowed)
 	if ((rv = pa_db_exec(ctx->db, req->arena, PA_STMT_SYSTEM_INFO, NULL, &r)) != PA_OK)
 		return rv;
 	if (pa_db_rows(r) == 1) {
-		web = pa_db_value(r, 0, PA_SYS_WEB_DOMAIN);
-		base = pa_db_value(r, 0, PA_SYS_PUBLIC_BASE_URL);
+		web = pa_db_value(r, 0, PA_COL_SYSTEM_INFO_WEB_DOMAIN);
+		base = pa_db_value(r, 0, PA_COL_SYSTEM_INFO_PUBLIC_BASE_URL);
 		if (web != NULL && strncasecmp(origin, "https://", 8) == 0 &&
 		    strcasecmp(origin + 8, web) == 0)
 			return PA_OK;

@@ -35,8 +35,6 @@ pa_handle_forget_password(pa_req_t *req, pa_ctx_t *ctx)
 		else if (pa_username_reserved(username))
 			pa_json_problem(&p, "username", "reserved for the system administrator");
 	}
-	if (url != NULL && (urllen < 1 || urllen > PA_CALLBACK_URL_MAX))
-		pa_json_problem(&p, "callback_url", "length 1..2048");
 	if (p.n == 0) {
 		/* The allow-list of the tenant asked for (tenants are public: GET /api/info). */
 		rv = pa_callback_check(ctx->db, req->arena, domain, url, &why);

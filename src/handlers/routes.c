@@ -27,6 +27,7 @@ const pa_route_t pa_routes[] = {
 	{ "POST", "/api/logout", PA_BODY_NONE, pa_handle_logout, REQ },
 	{ "POST", "/api/auth/sign_in/{provider}", PA_BODY_JSON, pa_handle_sign_in_provider, REQ },
 	{ "POST", "/api/login/by_microsoft", PA_BODY_FORM, pa_handle_login_by_microsoft, REQ },
+	{ "GET", "/api/auth/authorize/microsoft", PA_BODY_NONE, pa_handle_ms365_authorize, REQ },
 	{ "GET", "/api/auth/callback/microsoft", PA_BODY_NONE, pa_handle_ms365_callback, REQ },
 	{ "POST", "/api/auth/callback/microsoft", PA_BODY_FORM, pa_handle_ms365_callback, REQ },
 	{ "POST", "/api/auth/forget_password", PA_BODY_JSON, pa_handle_forget_password, REQ },
@@ -47,6 +48,14 @@ pa_reply_failure(pa_req_t *req, pa_ctx_t *ctx, enum pa_err err)
 	} else {
 		pa_http_reply_error(req, 500, NULL, "Internal error", NULL);
 	}
+}
+
+void
+pa_reply_no_token(pa_req_t *req)
+{
+	/* RFC 6750 section 3.1: no credentials at all, so no error code. */
+	pa_http_add_header(req, "WWW-Authenticate: Bearer");
+	pa_http_reply_error(req, 401, "INVALID_TOKEN", "Invalid or expired token", NULL);
 }
 
 void

@@ -30,9 +30,9 @@ pa_sign_in_password(pa_req_t *req, pa_ctx_t *ctx, pa_flavour_t f, pa_json_proble
 	const char *username, *password, *domain;
 	size_t ulen, plen, dlen;
 	pa_throttle_keys_t keys;
+	pa_throttle_res_t th;
 	pa_user_t user;
 	bool found, match, rehash = false;
-	int retry;
 	enum pa_err rv;
 
 	memset(out, 0, sizeof(*out));
@@ -60,15 +60,16 @@ pa_sign_in_password(pa_req_t *req, pa_ctx_t *ctx, pa_flavour_t f, pa_json_proble
 	}
 
 	if ((rv = pa_throttle_keys(req->arena, ctx->cfg, req->remote_addr, domain, username,
-	    &keys)) != PA_OK || (rv = pa_throttle_check(ctx->db, req->arena, &keys, &retry)) != PA_OK)
+	    &keys)) != PA_OK ||
+	    (rv = pa_throttle_reserve(ctx->db, req->arena, ctx->cfg, &keys, &th)) != PA_OK)
 		goto fail;
-	if (retry > 0) {
+	if (th.retry_after > 0) {
 		pa_audit_t e = { domain, username, NULL, req->remote_addr, "sign_in", "blocked",
 			pa_flavour_name(f) };
 
 		if ((rv = pa_audit(ctx->db, req->arena, &e)) != PA_OK)
 			goto fail;
-		pa_http_add_header(req, "Retry-After: %d", retry);
+		pa_http_add_header(req, "Retry-After: %d", th.retry_after);
 		pa_http_reply_error(req, 429, NULL, "Too many failed sign-ins; try again later",
 		    NULL);
 		return false;
@@ -85,12 +86,15 @@ pa_sign_in_password(pa_req_t *req, pa_ctx_t *ctx, pa_flavour_t f, pa_json_proble
 		pa_audit_t e = { domain, username, found ? user.id : NULL, req->remote_addr,
 			"sign_in", "failure", pa_flavour_name(f) };
 
-		if ((rv = pa_throttle_failure(ctx->db, req->arena, ctx->cfg, &keys, &e)) != PA_OK)
+		if ((rv = pa_throttle_failure(ctx->db, req->arena, ctx->cfg, &th, &e)) != PA_OK)
 			goto fail;
 		reply_failed(req);
 		return false;
 	}
 
+	/* The attempt was not a failure: give its reservation back. */
+	if ((rv = pa_throttle_release(ctx->db, req->arena, ctx->cfg, &keys)) != PA_OK)
+		goto fail;
 	if (rehash) {
 		char hash[PA_HASH_MAX];
 
@@ -103,10 +107,10 @@ pa_sign_in_password(pa_req_t *req, pa_ctx_t *ctx, pa_flavour_t f, pa_json_proble
 	if (user.two_factor) {
 		out->two_factor = true;
 		rv = pa_session_two_factor(ctx->db, req->arena, ctx->cfg, &user, f,
-		    req->remote_addr, keys.account, out->flow_token);
+		    req->remote_addr, keys.account, PA_VIA_PASSWORD, out->flow_token);
 	} else {
 		rv = pa_session_create(ctx->db, req->arena, ctx->cfg, &user, f, req->remote_addr,
-		    keys.account, true, &out->tokens);
+		    keys.account, PA_VIA_PASSWORD, &out->tokens);
 	}
 	if (rv != PA_OK)
 		goto fail;

@@ -53,7 +53,7 @@ pa_handle_sign_out(pa_req_t *req, pa_ctx_t *ctx)
 	enum pa_err rv;
 
 	if (token == NULL) {
-		pa_reply_invalid_token(req, true);
+		pa_reply_no_token(req);
 		return;
 	}
 	rv = pa_session_sign_out(ctx->db, req->arena, token, req->remote_addr);
@@ -74,7 +74,7 @@ pa_handle_auth_user(pa_req_t *req, pa_ctx_t *ctx)
 	enum pa_err rv;
 
 	if (token == NULL) {
-		pa_reply_invalid_token(req, true);
+		pa_reply_no_token(req);
 		return;
 	}
 	rv = pa_session_by_access(ctx->db, req->arena, token, &who);

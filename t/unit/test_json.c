@@ -332,6 +332,7 @@ test_get(pa_arena_t *a)
 	const char *why, *s;
 	size_t len;
 	bool v;
+	long long ll;
 
 	if (!is_int(pa_json_parse_object(a, body, strlen(body), &j, &why), PA_OK,
 	    "typed access body parses"))
@@ -356,7 +357,9 @@ test_get(pa_arena_t *a)
 	is_int(pa_json_get_string(j, "t", &s, &len), PA_JSON_WRONG_TYPE, "bool is not a string");
 	is_int(pa_json_get_string(j, "o", &s, &len), PA_JSON_WRONG_TYPE, "object is not a string");
 	is_int(pa_json_get_string(j, "a", &s, &len), PA_JSON_WRONG_TYPE, "array is not a string");
-	is_int(pa_json_get_string(j, "z", &s, &len), PA_JSON_ABSENT, "null is absent");
+	is_int(pa_json_get_string(j, "z", &s, &len), PA_JSON_WRONG_TYPE,
+	    "null is the wrong type, not absent");
+	is_int(pa_json_get_int(j, "z", &ll), PA_JSON_WRONG_TYPE, "null is not an integer");
 	is_int(pa_json_get_string(j, "missing", &s, &len), PA_JSON_ABSENT, "missing is absent");
 	is_int(pa_json_get_string(j, "S", &s, &len), PA_JSON_ABSENT, "keys are case-sensitive");
 
@@ -367,7 +370,7 @@ test_get(pa_arena_t *a)
 	ok(v == false, "false value");
 	is_int(pa_json_get_bool(j, "sb", &v), PA_JSON_WRONG_TYPE, "\"true\" is not a bool");
 	is_int(pa_json_get_bool(j, "n", &v), PA_JSON_WRONG_TYPE, "number is not a bool");
-	is_int(pa_json_get_bool(j, "z", &v), PA_JSON_ABSENT, "null bool is absent");
+	is_int(pa_json_get_bool(j, "z", &v), PA_JSON_WRONG_TYPE, "null bool is the wrong type");
 	is_int(pa_json_get_bool(j, "missing", &v), PA_JSON_ABSENT, "missing bool is absent");
 }
 

@@ -29,6 +29,7 @@ struct match_case {
 static const struct match_case cases[] = {
 	/* exact matches */
 	{ "GET", "/api/info", 0, NULL, NULL },
+	{ "HEAD", "/api/info", 0, NULL, NULL },			/* HEAD wherever GET (RFC 9110) */
 	{ "POST", "/api/auth/sign_in", 1, NULL, NULL },
 	{ "GET", "/api/auth/callback/microsoft", 3, NULL, NULL },
 	{ "POST", "/api/auth/callback/microsoft", 4, NULL, NULL },
@@ -60,14 +61,13 @@ static const struct match_case cases[] = {
 	{ "GET", "/api/auth/callback/Microsoft", -1, "", NULL },
 	{ "GET", "/nope", -1, "", NULL },
 	/* known path, wrong method: 405 with Allow */
-	{ "POST", "/api/info", -1, "GET", NULL },
-	{ "HEAD", "/api/info", -1, "GET", NULL },
-	{ "get", "/api/info", -1, "GET", NULL },		/* methods are case-sensitive */
+	{ "POST", "/api/info", -1, "GET, HEAD", NULL },
+	{ "get", "/api/info", -1, "GET, HEAD", NULL },	/* methods are case-sensitive */
 	{ "GET", "/api/auth/sign_in", -1, "POST", NULL },
 	{ "GET", "/api/auth/sign_in/microsoft", -1, "POST", NULL },
-	{ "PUT", "/api/auth/callback/microsoft", -1, "GET, POST", NULL },
-	{ "DELETE", "/api/auth/callback/microsoft", -1, "GET, POST", NULL },
-	{ "OPTIONS", "/api/auth/callback/microsoft", -1, "GET, POST", NULL },
+	{ "PUT", "/api/auth/callback/microsoft", -1, "GET, HEAD, POST", NULL },
+	{ "DELETE", "/api/auth/callback/microsoft", -1, "GET, HEAD, POST", NULL },
+	{ "OPTIONS", "/api/auth/callback/microsoft", -1, "GET, HEAD, POST", NULL },
 };
 
 static void
@@ -143,11 +143,11 @@ test_params_and_allow(pa_arena_t *a)
 	r = pa_router_match(routes2, PA_NELEM(routes2), "PUT", "/t/x/users/me", a, &p, &n, allow,
 	    sizeof(allow), &oom);
 	ok(r == NULL && !oom, "PUT /t/x/users/me: no route");
-	is_str(allow, "GET, DELETE, PATCH", "each method once, in table order");
+	is_str(allow, "GET, HEAD, DELETE, PATCH", "each method once, in table order (HEAD with GET)");
 
 	r = pa_router_match(routes2, PA_NELEM(routes2), "POST", "/t/x/users/7", a, &p, &n, allow,
 	    sizeof(allow), &oom);
-	is_str(allow, "GET, DELETE, PATCH", "Allow for a param path");
+	is_str(allow, "GET, HEAD, DELETE, PATCH", "Allow for a param path");
 
 	/* Each method fits whole or not at all in a short buffer. */
 	r = pa_router_match(routes, PA_NELEM(routes), "PUT", "/api/auth/callback/microsoft", a, &p,

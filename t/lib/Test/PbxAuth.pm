@@ -998,14 +998,17 @@ sub check_secrets {
 # at once, each from a child process with its own connection; returns
 # [status, content] of each, and registers the tokens they received as secrets.
 sub concurrently {
-	my ($t, $n, $path, $body) = @_;
+	my ($t, $n, $path, $body, %o) = @_;
 	my @kids;
 	for my $i (1 .. $n) {
 		pipe(my $rd, my $wr) or die "pipe: $!";
 		my $pid = fork() // die "fork: $!";
 		if ($pid == 0) {
 			close $rd;
-			my $http = HTTP::Tiny->new(timeout => 30, keep_alive => 0);
+			# local_address => sub { $i -> '127.0.0.N' }: the client address
+			# (REMOTE_ADDR) of request $i; all of 127/8 reaches loopback
+			my $http = HTTP::Tiny->new(timeout => 30, keep_alive => 0,
+			    $o{local_address} ? (local_address => $o{local_address}->($i)) : ());
 			my $r = $http->request('POST', $t->url($path), { content => $body,
 			    headers => { 'Content-Type' => 'application/json' } });
 			print $wr JSON::PP->new->utf8->encode([ $r->{status}, $r->{content} // '' ]);
