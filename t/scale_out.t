@@ -50,9 +50,7 @@ $t->write_config($smtp->config, workers => 2, hash_workers => 1, password_hash_c
     retry_after => 2, smtp_retry_base => 1, smtp_user => undef, smtp_password_file => undef,
     smtp_ca_file => undef, throttle_ip_failures => 0, throttle_account_failures => 3,
     throttle_account_window => 60, throttle_account_block => 60,
-    # As the superuser: on main, /api/health/ready's migrations query is
-    # refused to the runtime role (no grant on schema_migrations in 0005).
-    database => "$multi user=postgres", ctl_database => "$multi user=postgres");
+    database => "$multi user=pbx_auth_runtime", ctl_database => "$multi user=postgres");
 # The outages are the point: the connection errors they log are expected.
 $t->allow_log_errors(qr/PostgreSQL|database|connect|server|socket|recovery|read-only|query/i);
 $smtp->start;
@@ -353,6 +351,7 @@ my ($crash_at, $promoted_at, @tok);
 	my $ready = $t->get('/api/health/ready');
 	is($ready->{status}, 503, '/api/health/ready: 503 while there is no primary')
 	    or diag($ready->{content});
+	like($ready->{content} // '', qr/"database":"down"/, '/api/health/ready: database down');
 	$s->promote;
 	$promoted_at = time;
 	$t->wait_until(sub { $t->get('/api/health/ready')->{status} == 200 }, 10);
