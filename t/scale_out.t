@@ -129,6 +129,17 @@ is(scalar(grep { $_ >= 400 && $_ < 500 } @st), 1, 'the other one is refused (4xx
 
 my $stop = "$dir/stop-stream";
 
+# One request of a client: 'get' (GET /api/auth/user with access token $token)
+# or 'refresh' (POST /api/auth/refresh_token with refresh token $token).
+sub call {
+	my ($http, $kind, $token) = @_;
+	return $kind eq 'get'
+	    ? $http->get($t->url('/api/auth/user'), { headers => { Authorization => "Bearer $token" } })
+	    : $http->post($t->url('/api/auth/refresh_token'),
+		{ content => $J->encode({ refresh_token => $token }),
+		headers => { 'Content-Type' => 'application/json' } });
+}
+
 # Forks a client that sends requests one after another until $stop exists,
 # logging "start end status retry-after method" per request to $file.
 # kind 'get': GET /api/auth/user with $token; 'refresh': a refresh chain from
@@ -142,12 +153,7 @@ sub stream {
 	$fh->autoflush(1);
 	while (!-e $stop) {
 		my $t0 = time;
-		my $x = $kind eq 'get'
-		    ? $http->get($t->url('/api/auth/user'),
-			{ headers => { Authorization => "Bearer $token" } })
-		    : $http->post($t->url('/api/auth/refresh_token'),
-			{ content => $J->encode({ refresh_token => $token }),
-			headers => { 'Content-Type' => 'application/json' } });
+		my $x = call($http, $kind, $token);
 		my $j = eval { $J->decode($x->{content}) };
 		$token = $j->{refresh_token} if $kind eq 'refresh' && $x->{status} == 200 && $j;
 		printf $fh "%.3f %.3f %d %s %s\n", $t0, time, $x->{status},
@@ -257,12 +263,7 @@ for my $h (@held) {
 	if ($pid == 0) {
 		close $rd;
 		my $http = HTTP::Tiny->new(timeout => 30, keep_alive => 0);
-		my $x = $h->[0] eq 'get'
-		    ? $http->get($t->url('/api/auth/user'),
-			{ headers => { Authorization => "Bearer $h->[1]" } })
-		    : $http->post($t->url('/api/auth/refresh_token'),
-			{ content => $J->encode({ refresh_token => $h->[1] }),
-			headers => { 'Content-Type' => 'application/json' } });
+		my $x = call($http, @$h);
 		print $wr "$x->{status} " . ($x->{headers}{'retry-after'} // '-') . "\n";
 		close $wr;
 		POSIX::_exit(0);
