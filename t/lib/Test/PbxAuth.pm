@@ -304,7 +304,7 @@ sub run {
 ###############################################################################
 # PostgreSQL
 
-sub pgdata { "$_[0]{dir}/pgdata" }
+sub pgdata { $_[0]{pgdata} // "$_[0]{dir}/pgdata" }
 
 sub _pg_run {
 	my ($self, $prog, @args) = @_;
@@ -366,7 +366,7 @@ sub start_pg {
 	my $first = !$self->{initdb_done};
 	$self->initdb;
 	$self->_pg_run('pg_ctl', '-D', $self->pgdata, '-w', '-t', '60',
-	    '-o', "-p $self->{pgport}", '-l', "$self->{dir}/pg.log", 'start');
+	    '-o', "-p $self->{pgport}", '-l', $self->{pg_log} // "$self->{dir}/pg.log", 'start');
 	$self->{pg_pid} = $self->_postmaster_pid;
 	$self->{started}{pg} = 1;
 	if ($first) {
@@ -380,6 +380,47 @@ sub start_pg {
 		}
 	}
 	return $self;
+}
+
+# $t->standby($name): a streaming standby of this cluster, made by
+# pg_basebackup -R -X stream into $dir/$name, with its own port and log
+# (pg-$name.log) and cluster_name $name (its application_name for
+# synchronous_standby_names); started, and returned once it is in recovery.
+# It has the cluster methods (psql, pgport, pgdata, stop_pg, crash_pg,
+# promote); stop_all stops it. $t->standby($name, pgport => P) reuses a port.
+sub standby {
+	my ($self, $name, %o) = @_;
+	# one list for the first cluster and its standbys' standbys: its stop_all stops them all
+	my $s = bless { %$self, pgport => $o{pgport} // free_port(), pgdata => "$self->{dir}/$name",
+	    pg_log => "$self->{dir}/pg-$name.log", started => {}, initdb_done => 1, peers => [],
+	    smtp_sinks => [], standbys => ($self->{standbys} //= []), responses => [] }, ref $self;
+	delete @$s{qw(authd_pid authd_h nginx_pid http_ka pg_pid)};
+	rmtree($s->pgdata);
+	$self->_pg_run('pg_basebackup', '-h', $self->{dir}, '-p', $self->{pgport}, '-U', 'postgres',
+	    '-D', $s->pgdata, '-R', '-X', 'stream', '-c', 'fast');
+	open my $fh, '>>', $s->pgdata . '/postgresql.conf' or die "$name: $!\n";
+	print $fh "cluster_name = '$name'\n", "hot_standby = on\n";
+	close $fh;
+	$s->start_pg;
+	$s->wait_until(sub { ($s->psql('SELECT pg_is_in_recovery()', db => 'postgres',
+	    allow_error => 1) // '') eq 't' }, 30)
+	    or die "Test::PbxAuth: standby $name is not in recovery\n";
+	push @{$self->{standbys}}, $s;
+	return $s;
+}
+
+# Stops the cluster the way a crash does (pg_ctl stop -m immediate): no
+# shutdown checkpoint, and nothing more reaches a standby.
+sub crash_pg {
+	my ($self) = @_;
+	$self->_pg_run('pg_ctl', '-D', $self->pgdata, '-m', 'immediate', '-w', 'stop');
+	delete $self->{started}{pg};
+}
+
+# Promotes a standby (pg_ctl promote, waiting until it accepts writes).
+sub promote {
+	my ($self) = @_;
+	$self->_pg_run('pg_ctl', '-D', $self->pgdata, '-w', '-t', '60', 'promote');
 }
 
 sub _postmaster_pid {
@@ -1419,6 +1460,7 @@ sub stop_all {
 	return if $$ != $CREATOR;
 	eval { $self->stop_nginx; 1 } or Test::More::diag("stop nginx: $@");
 	$_->stop_all for grep { defined } @{$self->{peers} || []};
+	$_->stop_pg for grep { defined && $_ != $self } @{$self->{standbys} || []};
 	eval {
 		if ($self->{authd_pid}) {
 			my $st = $self->stop_daemon;
