@@ -125,9 +125,10 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	 * family that is not its current one was spent.  If it is the one the
 	 * last rotation spent, within the retry window: marked retryable (that
 	 * rotation's answer was lost), it rotates again from it and the
-	 * undelivered successor is replaced; unmarked, after the grace, while
-	 * the connection that committed the rotation is gone (its answer may
-	 * have been lost and the mark may still come), the verdict waits: no
+	 * undelivered successor is replaced; unmarked, while the connection
+	 * that committed the rotation is gone (its answer may have been lost and
+	 * the mark may still come; within the grace too, as a retry right after
+	 * a database restart comes early), the verdict waits: no
 	 * revocation, the caller answers 503, for $10 seconds from the first
 	 * such presentation.  Otherwise, within the grace period after the
 	 * session's last rotation (two clients racing) it is only refused;
@@ -145,7 +146,7 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    "  AND s.refresh_hash <> decode($1, 'hex') AND s.revoked_at IS NULL"
 	    "  AND s.refresh_expires_at > now()),"
 	    " f AS (SELECT id, in_grace, recent AND prev_retryable AS retry,"
-	    "  recent AND NOT prev_retryable AND NOT in_grace"
+	    "  recent AND NOT prev_retryable"
 	    "  AND coalesce(prev_disputed_at > now() - $10::int * interval '1 second', true)"
 	    "  AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = g.rotated_by)"
 	    "  AS wait FROM g),"
