@@ -492,8 +492,14 @@ SKIP: {
 	for my $round (-3 .. $TRIES - 1) {    # three rounds of warm-up
 		for my $k (0 .. $#cases) {
 			my $i = ($round + $k) % @cases;
-			# the same psql before every request: only 'email sent' needs it
-			unlimit($cases[$i][0] eq 'email sent' ? 'timing2' : 'quinn');
+			# the same psql before every request: 'email sent' needs its
+			# limit lifted; 'rate limited' its limit kept fresh (a loop slowed
+			# past mail_rate_interval on a loaded machine would send again)
+			if ($cases[$i][0] eq 'rate limited' && $round > -3) {
+				$t->psql('UPDATE users SET reset_sent_at = now() WHERE id = ' . uid('timing1'));
+			} else {
+				unlimit($cases[$i][0] eq 'email sent' ? 'timing2' : 'quinn');
+			}
 			$sent++ if $cases[$i][0] eq 'email sent';
 			my ($r, $dt) = $attempt->($bodies[$i]);
 			$contents{($r->{status} // 0) . ' ' . ($r->{content} // '')}++;
