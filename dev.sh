@@ -397,7 +397,9 @@ cmd_test() {
 	# logs of failed tests are printed, then a summary.
 	t0=$SECONDS
 	say "dev.sh: make check (unit tests, fuzz corpus, integration tests); log in $tmp/check.log"
-	make -C "$tmp/build" check --no-print-directory >"$tmp/check.log" 2>&1 || rc=$?
+	# Two test files at a time: the integration tests mostly wait on sockets,
+	# and their timing checks compare cases measured in the same run.
+	make -j2 -C "$tmp/build" check --no-print-directory >"$tmp/check.log" 2>&1 || rc=$?
 	local log=$tmp/build/test-suite.log pass fail err f
 	if [ $rc -ne 0 ]; then
 		grep -E '^(FAIL|ERROR|XPASS):' "$tmp/check.log" >&2 || tail -n 40 "$tmp/check.log" >&2
@@ -433,8 +435,9 @@ cmd_test() {
 	local vlog=$tmp/valgrind-prove.log vrc=0 vpass=0 vfail=0
 	say "dev.sh: built without sanitizers ($((SECONDS - t0)) s)"
 	t0=$SECONDS
+	# two at a time: memcheck keeps one core busy per daemon under test
 	PA_TEST_VALGRIND=1 PA_BUILDDIR="$tmp/build-valgrind" PA_SRCDIR="$top" \
-		prove -v -I"$top/t/lib" "${valgrind_tests[@]/#/$top/}" >"$vlog" 2>&1 || vrc=$?
+		prove -j2 -v -I"$top/t/lib" "${valgrind_tests[@]/#/$top/}" >"$vlog" 2>&1 || vrc=$?
 	vpass=$(grep -c '^ok ' "$vlog" || true)
 	if [ $vrc -ne 0 ]; then
 		# the failed test points with their diagnostics, and prove's summary
