@@ -15,6 +15,7 @@
 #include "crypto.h"
 #include "gate.h"
 #include "log.h"
+#include "metrics.h"
 
 #define NIL UINT32_MAX
 
@@ -274,8 +275,10 @@ insert(pa_gate_t *g, const unsigned char *key, bool cookie, const pa_gate_who_t 
 	memcpy(names, w->username, ul + 1);
 	memcpy(names + ul + 1, w->domain, dl + 1);
 	memcpy(names + ul + dl + 2, w->role, rl + 1);
-	while (g->count >= g->max || g->bytes + NAMES_COST(n) > g->max_bytes)
+	while (g->count >= g->max || g->bytes + NAMES_COST(n) > g->max_bytes) {
 		drop(g, g->head);
+		pa_metrics_inc(PA_M_TOKEN_CACHE_EVICT);
+	}
 	idx = g->free;
 	e = &g->e[idx];
 	g->free = e->next;
@@ -364,10 +367,12 @@ pa_gate_check(pa_gate_t *g, pa_db_t *db, pa_arena_t *a, const char *token, bool 
 
 		if (e->cookie != cookie)
 			return PA_ENOTFOUND;
+		pa_metrics_inc(PA_M_TOKEN_CACHE_HIT);
 		*out = (pa_gate_who_t){ e->session_id, e->user_id, e->exp, e->iat,
 			pa_strdup(a, u), pa_strdup(a, d), pa_strdup(a, role), e->force_reset };
 		return out->username && out->domain && out->role ? PA_OK : PA_ENOMEM;
 	}
+	pa_metrics_inc(PA_M_TOKEN_CACHE_MISS);
 	for (size_t i = 0; i < PA_SHA256_LEN; i++)
 		snprintf(hex + 2 * i, 3, "%02x", key[i]);
 	rv = pa_db_exec(db, a, cookie ? PA_STMT_GATE_COOKIE : PA_STMT_GATE_ACCESS, params, &r);

@@ -325,6 +325,16 @@ pa_metrics_render(pa_buf_t *b, const char *const *routes, size_t nroutes)
 	family(b, "pbx_auth_info_cache_evictions_total", "counter", "/api/info cache evictions.");
 	pa_buf_printf(b, "pbx_auth_info_cache_evictions_total %llu\n",
 	    (unsigned long long)t.c[PA_M_INFO_CACHE_EVICT]);
+	family(b, "pbx_auth_token_cache_requests_total", "counter",
+	    "Lookups in the gate's per-worker cache of verified access tokens, by result.");
+	pa_buf_printf(b, "pbx_auth_token_cache_requests_total{result=\"hit\"} %llu\n"
+	    "pbx_auth_token_cache_requests_total{result=\"miss\"} %llu\n",
+	    (unsigned long long)t.c[PA_M_TOKEN_CACHE_HIT],
+	    (unsigned long long)t.c[PA_M_TOKEN_CACHE_MISS]);
+	family(b, "pbx_auth_token_cache_evictions_total", "counter",
+	    "Verified tokens dropped from a full gate cache to make room.");
+	pa_buf_printf(b, "pbx_auth_token_cache_evictions_total %llu\n",
+	    (unsigned long long)t.c[PA_M_TOKEN_CACHE_EVICT]);
 	family(b, "pbx_auth_child_restarts_total", "counter",
 	    "Children the master replaced after they died, by kind.");
 	pa_buf_printf(b, "pbx_auth_child_restarts_total{kind=\"worker\"} %llu\n"

@@ -32,6 +32,9 @@ enum pa_metric {
 	PA_M_INFO_CACHE_HIT,
 	PA_M_INFO_CACHE_MISS,
 	PA_M_INFO_CACHE_EVICT,
+	PA_M_TOKEN_CACHE_HIT,		/* the gate's cache of verified tokens (gate.c) */
+	PA_M_TOKEN_CACHE_MISS,
+	PA_M_TOKEN_CACHE_EVICT,		/* dropped to make room, not revoked or expired */
 	PA_M_CHILD_RESTART,		/* [worker, mailer], counted by the master */
 	PA_M__MAX = PA_M_CHILD_RESTART + 2
 };

@@ -429,5 +429,35 @@ $t->ctl_ok('user', 'add', 'sam', { stdin => "$PW{sam}\n" });
 	is(pbx($b->{access_token})->{status}, 200, 'back up: other tokens pass');
 }
 
+###############################################################################
+# the cache's counters in /api/metrics: hits and misses above; a full cache
+# (gate_cache_size 2, one worker) drops the oldest entry to make room, and
+# the dropped token still passes, from PostgreSQL
+
+sub token_cache_metrics {
+	my $r = $t->get('/api/metrics');
+	my %m = map { /^pbx_auth_token_cache_(\S+) (\d+)$/ ? ($1, $2) : () }
+	    split /\n/, $r->{content} // '';
+	return \%m;
+}
+
+{
+	my $m = token_cache_metrics();
+	cmp_ok($m->{'requests_total{result="hit"}'} // 0, '>', 0, 'metrics: token cache hits counted');
+	cmp_ok($m->{'requests_total{result="miss"}'} // 0, '>', 0, 'metrics: token cache misses counted');
+	is($m->{evictions_total}, 0, 'metrics: no eviction from a cache that never filled');
+
+	$t->stop_daemon;
+	$t->write_config(workers => 1, gate_cache_size => 2);
+	$t->start_daemon;
+	my @tok = map { sign_in('alice', 't1.test')->{access_token} } 1 .. 3;
+	is(pbx($_)->{status}, 200, 'small cache: a token passes') for @tok;
+	$m = token_cache_metrics();
+	is($m->{evictions_total}, 1, 'metrics: the third token evicted the first');
+	is(pbx($tok[0])->{status}, 200, 'the evicted token still passes (from PostgreSQL)');
+	is(token_cache_metrics()->{'requests_total{result="miss"}'}, 4,
+	    'metrics: three first lookups and the evicted one missed');
+}
+
 Test::PbxAuth::stop_child($echo_pid, 'TERM');
 $t->done_testing;
