@@ -117,6 +117,16 @@ pa_buf_printf(pa_buf_t *b, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * Written here rather than through json-c (STYLE.md §6, library first), for
+ * a measured reason: json-c escapes only a json_object, so each string
+ * would cost an allocation, the object and a second copy.  Five typical
+ * members (names, URLs, tokens, one with quotes and control characters),
+ * 200,000 each, counted with callgrind: 705 instructions a string here
+ * (appends included), about 1,500 through json_object_new_string_len +
+ * json_object_to_json_string_length + json_object_put, before our append.
+ * The output is the same JSON; DEL is escaped too, for log readers.
+ */
 void
 pa_buf_json_str(pa_buf_t *b, const char *s, size_t n)
 {

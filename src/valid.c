@@ -45,6 +45,17 @@ pa_valid_loopback_host(const char *h, size_t n)
 	return false;
 }
 
+/*
+ * Hand-written rather than libcurl's curl_url (STYLE.md §6), on purpose: the
+ * URLs checked here (callback_url, public_base_url, the Microsoft
+ * authorities) are followed by browsers, which parse by the WHATWG URL
+ * standard, not by libcurl's RFC 3986 parser.  Where the two disagree
+ * (backslashes, userinfo, whitespace, percent-encoded or IDN hosts) a
+ * permissive parser lets a URL pass that a browser sends elsewhere, so this
+ * accepts only the small subset both read the same way (scheme http or
+ * https, no userinfo, a host of ASCII letters, digits, dots and hyphens or
+ * a bracketed IPv6 literal, an optional decimal port) and refuses the rest.
+ */
 const char *
 pa_url_split(const char *s, bool *https, const char **host, size_t *hostlen, const char **rest)
 {
