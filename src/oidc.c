@@ -497,12 +497,14 @@ token_response(pa_arena_t *a, const pa_outbound_res_t *res, const char **why, en
 
 	*rv = PA_EUPSTREAM;
 	if (pa_json_parse_object(a, res->body, res->len, &j, &jwhy) != PA_OK) {
+		pa_metrics_inc(PA_M_OUTBOUND_ERROR + PA_M_OUT_INVALID);
 		pa_log_warn("token endpoint answered status %ld and no JSON object: %s",
 		    res->status, jwhy);
 		*why = "the token endpoint answered nonsense";
 		return NULL;
 	}
 	if (res->status != 200) {
+		pa_metrics_inc(PA_M_OUTBOUND_ERROR + PA_M_OUT_STATUS);
 		(void)pa_json_get_string(j, "error", &err, &n);
 		(void)pa_json_get_string(j, "error_description", &desc, &n);
 		if (res->status >= 500 || err == NULL) {
@@ -525,6 +527,7 @@ token_response(pa_arena_t *a, const pa_outbound_res_t *res, const char **why, en
 		return NULL;
 	}
 	if (pa_json_get_string(j, "id_token", &s, &n) != PA_JSON_FOUND) {
+		pa_metrics_inc(PA_M_OUTBOUND_ERROR + PA_M_OUT_INVALID);
 		pa_log_warn("token endpoint answered no id_token");
 		*why = "the token endpoint answered no ID token";
 		return NULL;

@@ -719,6 +719,12 @@ like($t->daemon_log, qr/ID token refused: wrong nonce/, 'log: wrong nonce');
 	is_error_redirect($r, $f, $base, 'access_denied', 'the IdP answers error=access_denied');
 	is($idp->count(qr{/token$}), scalar($idp->token_requests), 'no token request after error=');
 
+	my $out_errors = sub {
+		my %m = map { /^pbx_auth_outbound_errors_total\{kind="(\w+)"\} (\d+)$/ ? ($1, $2) : () }
+		    split /\n/, $t->get('/api/metrics')->{content} // '';
+		return \%m;
+	};
+	my $before = $out_errors->();
 	($r, $f, $base) = bearer_flow(token => 'down');
 	is_error_redirect($r, $f, $base, 'temporarily_unavailable', 'token endpoint down');
 	($r, $f, $base) = bearer_flow(token => 'garbage');
@@ -730,6 +736,11 @@ like($t->daemon_log, qr/ID token refused: wrong nonce/, 'log: wrong nonce');
 	($r, $f, $base) = bearer_flow(token => 'unavailable');
 	is_error_redirect($r, $f, $base, 'temporarily_unavailable',
 	    'token endpoint 503 temporarily_unavailable');
+	my $after = $out_errors->();
+	# ('down' closes the connection without a reply: curl's "other")
+	is_deeply({ map { $_ => $after->{$_} - $before->{$_} } qw(connect timeout other status invalid) },
+	    { connect => 0, timeout => 0, other => 1, status => 2, invalid => 1 },
+	    'metrics: outbound errors by kind (down; invalid_grant and 503; garbage)');
 	# the IdP really checks the verifier and the secret
 	$idp->reset_knobs;
 	my $q = authorize(start_bearer());
