@@ -163,8 +163,9 @@ serve(pa_http_conn_t *conn, pa_ctx_t *ctx, pa_arena_t *arena, enum pa_class cls)
 	path = req.path ? pa_strndup(arena, req.path, strnlen(req.path, 512)) : NULL;
 	addr = req.remote_addr && *req.remote_addr ?
 	    pa_strndup(arena, req.remote_addr, strnlen(req.remote_addr, 64)) : NULL;
-	pa_http_finish(conn);
+	/* Counted before the answer leaves: a client holding it sees it counted. */
 	pa_metrics_request(req.route, req.status, now_us() - t0);
+	pa_http_finish(conn);
 	/*
 	 * log.c escapes method and path (and cuts them to its value limit).
 	 * Probes and scrapes come every few seconds: not worth a line each.
