@@ -160,7 +160,6 @@ pa_base64url_decode(const char *s, size_t n, unsigned char *out, size_t *outlen)
 {
 	unsigned char chunk[64], dec[48];
 	size_t j = 0;
-	int last;
 
 	*outlen = 0;
 	if (n % 4 == 1)
@@ -169,7 +168,7 @@ pa_base64url_decode(const char *s, size_t n, unsigned char *out, size_t *outlen)
 		if (b64url_value(s[i]) < 0)
 			return false;
 	/* The leftover bits of the last character must be zero (canonical form). */
-	if (n % 4 != 0 && ((last = b64url_value(s[n - 1])) & (n % 4 == 2 ? 15 : 3)) != 0)
+	if (n % 4 != 0 && (b64url_value(s[n - 1]) & (n % 4 == 2 ? 15 : 3)) != 0)
 		return false;
 	while (n > 0) {
 		size_t take = n < 64 ? n : 64, pad = (4 - take % 4) % 4;

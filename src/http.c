@@ -137,7 +137,7 @@ pa_http_stop_listening(int fd)
 {
 	static struct sock_filter drop[] = { BPF_STMT(BPF_RET | BPF_K, 0) };
 	struct sock_fprog prog = { 1, drop };
-	struct sockaddr_storage sa;
+	struct sockaddr_storage sa = { 0 };
 	socklen_t salen = sizeof(sa);
 	struct stat st;
 	struct made *m = made_slot(fd);

@@ -525,7 +525,7 @@ pa_log_write(enum pa_log_level level, const char *func, int errnum, const char *
 	if (use_syslog) {
 		/* syslog adds its own time stamp, name and pid: text lines go
 		 * without the prefix (up to "]: "), JSON objects whole. */
-		const char *start = line;
+		const char *start = NULL;
 
 		line[n] = '\0';
 		if (format == PA_LOG_TEXT && (start = strstr(line, "]:")) != NULL)

@@ -160,16 +160,20 @@ as_pg "$pgbin/pg_ctl" -D "$work/pg" -w -l "$work/pgsock/pg.log" \
 	start >/dev/null || fail "PostgreSQL did not start"
 pg_started=1
 pg=(-h "$work/pgsock" -p "$pgport" -U postgres)
+# the owner role (migrations, pbx-authctl) and the runtime role pbx-authd
+# connects as (README "Database guide"; migration 0005 grants it)
 as_pg "$pgbin/createuser" "${pg[@]}" pbx-auth
+as_pg "$pgbin/createuser" "${pg[@]}" pbx_auth_runtime
 as_pg "$pgbin/createdb" "${pg[@]}" -O pbx-auth pbxauth
-say "PostgreSQL on 127.0.0.1:$pgport, role pbx-auth, database pbxauth"
+say "PostgreSQL on 127.0.0.1:$pgport, roles pbx-auth (owner) and pbx_auth_runtime, database pbxauth"
 
 ###############################################################################
 # 6. the configuration: installed paths moved under $root, the README's keys set
 
 conf=$root/etc/pbx-auth/pbx-auth.conf
 cp "$conf" "$work/pbx-auth.conf.dist"
-sed -i -e "s|^database = .*|database = host=$work/pgsock port=$pgport dbname=pbxauth user=pbx-auth|" \
+sed -i -e "s|^database = .*|database = host=$work/pgsock port=$pgport dbname=pbxauth user=pbx_auth_runtime|" \
+	-e "s|^ctl_database = .*|ctl_database = host=$work/pgsock port=$pgport dbname=pbxauth user=pbx-auth|" \
 	-e "s|^listen = .*|listen = $work/run/fcgi.sock|" \
 	-e "s|^migrations_dir = /|migrations_dir = $root/|" \
 	-e "s|^#pidfile = .*|pidfile = $work/run/pbx-authd.pid|" "$conf"
