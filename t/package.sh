@@ -218,7 +218,8 @@ cp -r "$ngx" "$work/nginx.dist"
 # As an operator would: the socket path, ports on loopback, certificate paths
 # (and the files' own directory, which is under $root here). No IPv6 listen.
 sed -i -E -e "s|/etc/pbx-auth/nginx|$ngx|g" \
-	-e "s|unix:[^;]*fcgi\.sock|unix:$work/run/fcgi.sock|" \
+	-e "s|unix:[^; ]*fcgi\.sock|unix:$work/run/fcgi.sock|" \
+	-e "s|unix:[^; ]*fcgi-hash\.sock|unix:$work/run/fcgi-hash.sock|" \
 	-e '/listen[[:space:]]+\[::\]/d' \
 	-e "s/^([[:space:]]*listen[[:space:]]+)80([[:space:];])/\\1127.0.0.1:$http_port\\2/" \
 	-e "s/^([[:space:]]*listen[[:space:]]+)443([[:space:];])/\\1127.0.0.1:$https_port\\2/" \
