@@ -686,9 +686,13 @@ pa_db_check_statements(pa_db_t *db, const pa_db_expect_t *override)
 		PGresult *r = PQdescribePrepared(db->conn, stmts[i].name);
 
 		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			set_error(db, PQresultErrorMessage(r));
-			pa_log_error("cannot describe statement %s: %s", stmts[i].name, db->errmsg);
-			rv = PA_EDB;
+			/* (a lost connection leaves the result's message empty) */
+			set_error(db, *PQresultErrorMessage(r) ? PQresultErrorMessage(r) :
+			    PQerrorMessage(db->conn));
+			pa_log_error("cannot describe statement %s: %s", stmts[i].name,
+			    *db->errmsg ? db->errmsg : "no answer");
+			PQclear(r);
+			return PA_EDB;	/* the rest would fail the same way */
 		} else if (PQnparams(r) != np || PQnfields(r) != nc) {
 			pa_log_error("statement %s drifted from the code: the database describes %d"
 			    " parameters and %d columns, the code expects %d and %d; refusing to"

@@ -45,6 +45,13 @@ on_term(int sig)
 	stopping = 1;
 }
 
+/* Only interrupts a blocking accept (no SA_RESTART): see the accept loop. */
+static void
+on_alarm(int sig)
+{
+	(void)sig;
+}
+
 void
 pa_child_signals(void (*handler)(int), sigset_t *term)
 {
@@ -211,6 +218,14 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd, enum pa_class cls)
 
 	/* SIGTERM/SIGINT end the accept wait; SIGHUP is the master's. */
 	pa_child_signals(on_term, &term);
+	{
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sigemptyset(&sa.sa_mask);
+		sa.sa_handler = on_alarm;
+		sigaction(SIGALRM, &sa, NULL);
+	}
 	/* Stop with the master, even when it is killed outright. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	sigprocmask(SIG_UNBLOCK, &term, NULL);
@@ -246,6 +261,7 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd, enum pa_class cls)
 	 */
 	while (!stopping || pa_http_draining(listen_fd)) {
 		enum pa_accept a;
+		bool timed = false;
 
 		/*
 		 * With lost rotations to report, do not wait for a request to
@@ -262,8 +278,20 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd, enum pa_class cls)
 			}
 			if (n <= 0)
 				continue;
+			/*
+			 * Readable, but another worker may take the connection
+			 * first: then accept would block until the next request.
+			 * A second's alarm interrupts it, and the loop tries the
+			 * database again.
+			 */
+			timed = true;
+			alarm(1);
 		}
 		a = pa_http_accept(conn);
+		if (timed) {
+			alarm(0);
+			timed = false;
+		}
 		if (a == PA_ACCEPT_INTERRUPTED)
 			continue;
 		if (a != PA_ACCEPT_OK)
