@@ -288,10 +288,8 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd, enum pa_class cls)
 			alarm(1);
 		}
 		a = pa_http_accept(conn);
-		if (timed) {
+		if (timed)
 			alarm(0);
-			timed = false;
-		}
 		if (a == PA_ACCEPT_INTERRUPTED)
 			continue;
 		if (a != PA_ACCEPT_OK)
