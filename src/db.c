@@ -791,12 +791,35 @@ pa_db_connected(const pa_db_t *db)
 	return db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK;
 }
 
+/* Calls fn for each notification libpq has read already. */
+static void
+drain_notifies(pa_db_t *db, pa_db_notify_fn *fn, void *arg)
+{
+	PGnotify *n;
+
+	while ((n = PQnotifies(db->conn)) != NULL) {
+		fn(arg, n->extra);
+		PQfreemem(n);
+	}
+}
+
+bool
+pa_db_notifies(pa_db_t *db, pa_db_notify_fn *fn, void *arg)
+{
+	bool fresh = db->fresh;
+
+	db->fresh = false;
+	if (db->conn == NULL)
+		return false;
+	drain_notifies(db, fn, arg);
+	return !fresh;
+}
+
 bool
 pa_db_poll(pa_db_t *db, pa_db_notify_fn *fn, void *arg)
 {
 	bool fresh = db->fresh;
 	struct pollfd p;
-	PGnotify *n;
 
 	db->fresh = false;
 	if (db->conn == NULL)
@@ -830,10 +853,7 @@ pa_db_poll(pa_db_t *db, pa_db_notify_fn *fn, void *arg)
 	 * result of this connection's own statement (its own revocation, say)
 	 * sits in libpq's buffer already.
 	 */
-	while ((n = PQnotifies(db->conn)) != NULL) {
-		fn(arg, n->extra);
-		PQfreemem(n);
-	}
+	drain_notifies(db, fn, arg);
 	return !fresh;
 }
 

@@ -178,6 +178,13 @@ typedef void pa_db_notify_fn(void *arg, const char *payload);
  * was re-established since the last call.  Cached data must be dropped then.
  */
 bool pa_db_poll(pa_db_t *db, pa_db_notify_fn *fn, void *arg);
+/*
+ * pa_db_poll without the poll(2): only what libpq has read already (with
+ * the results of this connection's own statements), and the same answer
+ * about a new connection.  A lost connection goes unnoticed until the next
+ * pa_db_poll or statement.
+ */
+bool pa_db_notifies(pa_db_t *db, pa_db_notify_fn *fn, void *arg);
 
 /*
  * The connection's socket, for the mailer's poll(2), or -1 when not
