@@ -158,6 +158,24 @@ read_notifications(pa_ctx_t *ctx, long long now)
 	return pa_db_poll(ctx->db, on_notify, ctx);
 }
 
+/*
+ * The level of a request's access line: debug for probes and scrapes
+ * (every few seconds, not worth a line each) and for the gate's passes
+ * (one per request of the whole PBX, in nginx's access log already with
+ * the same request id; and the write(2) is one of the dozen system calls a
+ * check makes).  The gate's refusals stay at info.
+ */
+static enum pa_log_level
+access_level(const char *path, int status)
+{
+	if (path == NULL)
+		return PA_LOG_INFO;
+	if (strncmp(path, "/api/health/", 12) == 0 || strcmp(path, "/api/metrics") == 0 ||
+	    (strcmp(path, "/api/auth/verify") == 0 && status == 204))
+		return PA_LOG_DEBUG;
+	return PA_LOG_INFO;
+}
+
 static void
 serve(pa_http_conn_t *conn, pa_ctx_t *ctx, pa_arena_t *arena, enum pa_class cls)
 {
@@ -194,12 +212,9 @@ serve(pa_http_conn_t *conn, pa_ctx_t *ctx, pa_arena_t *arena, enum pa_class cls)
 	/* Counted before the answer leaves: a client holding it sees it counted. */
 	pa_metrics_request(req.route, req.status, now_us() - t0);
 	pa_http_finish(conn);
-	/*
-	 * log.c escapes method and path (and cuts them to its value limit).
-	 * Probes and scrapes come every few seconds: not worth a line each.
-	 */
-	pa_log_write(path != NULL && (strncmp(path, "/api/health/", 12) == 0 ||
-	    strcmp(path, "/api/metrics") == 0) ? PA_LOG_DEBUG : PA_LOG_INFO, NULL, 0, "request method=%s path=%s status=%d us=%lld addr=%s user=%s",
+	/* log.c escapes method and path (and cuts them to its value limit). */
+	pa_log_write(access_level(path, req.status), NULL, 0,
+	    "request method=%s path=%s status=%d us=%lld addr=%s user=%s",
 	    method ? method : "", path ? path : "", req.status, now_us() - t0,
 	    addr ? addr : "-", req.user_id ? req.user_id : "-");
 	pa_log_set_request_id(NULL);

@@ -28,7 +28,9 @@ use Time::HiRes qw(sleep time);
 use Test::PbxAuth;
 
 my $WORKERS = 3;
-my $t = Test::PbxAuth->new(need_nginx => 1);
+# log_level debug: the gate's passes (204) are logged at debug level, and
+# the test reads them to know which worker answered.
+my $t = Test::PbxAuth->new(need_nginx => 1, conf => { log_level => 'debug' });
 $t->write_config(workers => $WORKERS, refresh_reuse_grace => 0,
     allowed_origins => 'https://portal.test');
 $t->allow_log_errors(qr/unknown role 'Wizard'|database|postgres|connect|server|socket|sql|libpq/i);
@@ -220,6 +222,15 @@ $t->ctl_ok('user', 'add', 'sam', { stdin => "$PW{sam}\n" });
 	ok(!$h->{'x-pbx-extra'}, 'a client X-PBX-* header never reaches the service');
 	ok(!$h->{authorization} && !$h->{cookie}, 'the token does not reach the service');
 	like((seen($r) && $r->{json}{request}) // '', qr{^GET /api/pbx/calls\?x=1 }, 'path and query kept');
+
+	# Passes are logged at debug level, refusals at info (README).
+	# (The line is written once the answer has left: waited for.)
+	ok($t->wait_for_log(qr/ debug pbx-authd\[\d+\]: request method=GET path=\/api\/auth\/verify status=204 /, 5),
+	    'a pass: access line at debug level');
+	ok($t->wait_for_log(qr/ info pbx-authd\[\d+\]: request method=GET path=\/api\/auth\/verify status=401 /, 5),
+	    'a refusal: access line at info level');
+	unlike($t->daemon_log, qr/ info pbx-authd\[\d+\]: request method=GET path=\/api\/auth\/verify status=204 /,
+	    'no pass at info level');
 
 	my $s = sign_in('sam');
 	$h = seen(pbx($s->{access_token}));
