@@ -562,7 +562,7 @@ struct pa_db {
 	char *conninfo, *appname;
 	int flags;
 	bool down;		/* the last connection attempt failed (logged once) */
-	bool fresh;		/* connected since the last pa_db_poll */
+	bool fresh;		/* connected since the last pa_db_poll or pa_db_notifies */
 	bool in_tx;		/* between pa_db_begin and commit/rollback */
 	bool unknown;		/* the last pa_db_exec lost the connection in flight */
 	char errmsg[512];
@@ -791,70 +791,54 @@ pa_db_connected(const pa_db_t *db)
 	return db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK;
 }
 
-/* Calls fn for each notification libpq has read already. */
-static void
-drain_notifies(pa_db_t *db, pa_db_notify_fn *fn, void *arg)
-{
-	PGnotify *n;
-
-	while ((n = PQnotifies(db->conn)) != NULL) {
-		fn(arg, n->extra);
-		PQfreemem(n);
-	}
-}
-
+/*
+ * Only the channels this connection listens to arrive.  Drained even when
+ * nothing new was readable: a notification that came with the result of
+ * this connection's own statement (its own revocation, say) sits in libpq's
+ * buffer already.
+ */
 bool
 pa_db_notifies(pa_db_t *db, pa_db_notify_fn *fn, void *arg)
 {
 	bool fresh = db->fresh;
+	PGnotify *n;
 
 	db->fresh = false;
 	if (db->conn == NULL)
 		return false;
-	drain_notifies(db, fn, arg);
+	while ((n = PQnotifies(db->conn)) != NULL) {
+		fn(arg, n->extra);
+		PQfreemem(n);
+	}
 	return !fresh;
 }
 
 bool
 pa_db_poll(pa_db_t *db, pa_db_notify_fn *fn, void *arg)
 {
-	bool fresh = db->fresh;
 	struct pollfd p;
 
-	db->fresh = false;
-	if (db->conn == NULL)
-		return false;
 	/*
 	 * One poll(2) says whether anything arrived.  POLLRDHUP matters: after
 	 * a server shutdown the socket holds a FATAL message and then EOF, and
 	 * PQconsumeInput would read the message and report the connection
-	 * fine until the next call.
+	 * fine until the next call.  A connection dropped here makes
+	 * pa_db_notifies answer false.
 	 */
-	p.fd = PQsocket(db->conn);
+	p.fd = db->conn != NULL ? PQsocket(db->conn) : -1;
 	p.events = POLLIN | POLLRDHUP;
-	p.revents = 0;
-	if (p.fd < 0 || poll(&p, 1, 0) < 0)
-		return !fresh;
-	if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) {
-		pa_log_warn("lost the PostgreSQL connection");
-		disconnect(db);
-		return false;
+	if (p.fd >= 0 && poll(&p, 1, 0) > 0) {
+		if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) {
+			pa_log_warn("lost the PostgreSQL connection");
+			disconnect(db);
+		} else if ((p.revents & POLLIN) &&
+		    (!PQconsumeInput(db->conn) || PQstatus(db->conn) != CONNECTION_OK)) {
+			set_error(db, PQerrorMessage(db->conn));
+			pa_log_warn("lost the PostgreSQL connection: %s", db->errmsg);
+			disconnect(db);
+		}
 	}
-	if ((p.revents & POLLIN) &&
-	    (!PQconsumeInput(db->conn) || PQstatus(db->conn) != CONNECTION_OK)) {
-		set_error(db, PQerrorMessage(db->conn));
-		pa_log_warn("lost the PostgreSQL connection: %s", db->errmsg);
-		disconnect(db);
-		return false;
-	}
-	/*
-	 * Only the channels this connection listens to arrive.  Drained even
-	 * when nothing new is readable: a notification that came with the
-	 * result of this connection's own statement (its own revocation, say)
-	 * sits in libpq's buffer already.
-	 */
-	drain_notifies(db, fn, arg);
-	return !fresh;
+	return pa_db_notifies(db, fn, arg);
 }
 
 static void

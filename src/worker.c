@@ -152,7 +152,7 @@ read_notifications(pa_ctx_t *ctx, long long now)
 {
 	static long long last_poll;
 
-	if (now - last_poll < POLL_INTERVAL_US && now >= last_poll)
+	if (now - last_poll < POLL_INTERVAL_US)
 		return pa_db_notifies(ctx->db, on_notify, ctx);
 	last_poll = now;
 	return pa_db_poll(ctx->db, on_notify, ctx);
