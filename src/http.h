@@ -29,6 +29,7 @@ typedef struct {
 
 typedef struct pa_http_conn pa_http_conn_t;
 struct pa_json;
+struct pa_ctx;
 
 typedef struct {
 	pa_arena_t *arena;
@@ -59,6 +60,14 @@ typedef struct {
 	/* Response state. */
 	int status;			/* 0 until a response is sent */
 	pa_buf_t headers;		/* extra header lines, each ending in \r\n */
+	/*
+	 * Work a handler leaves for after the answer has left, so that the
+	 * answer's time cannot depend on it (worker.c runs it, with the
+	 * request's id still on the log lines).  Its argument must live in the
+	 * arena: the CGI parameters, remote_addr among them, are gone by then.
+	 */
+	void (*after)(struct pa_ctx *ctx, pa_arena_t *a, void *arg);
+	void *after_arg;
 } pa_req_t;
 
 /*

@@ -217,6 +217,8 @@ serve(pa_http_conn_t *conn, pa_ctx_t *ctx, pa_arena_t *arena, enum pa_class cls)
 	    "request method=%s path=%s status=%d us=%lld addr=%s user=%s",
 	    method ? method : "", path ? path : "", req.status, now_us() - t0,
 	    addr ? addr : "-", req.user_id ? req.user_id : "-");
+	if (req.after != NULL)
+		req.after(ctx, arena, req.after_arg);
 	pa_log_set_request_id(NULL);
 	pa_buf_free(&req.headers);
 	pa_arena_reset(arena);

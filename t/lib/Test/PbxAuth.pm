@@ -482,6 +482,43 @@ sub psql {
 	return $out;
 }
 
+# A transaction left open: $t->psql_hold($sql) starts a psql session, runs
+# BEGIN and $sql (a LOCK, a SELECT ... FOR UPDATE) and returns once the
+# session is idle in its transaction, what $sql took still held; dies if it
+# is not within 10 s.  $t->psql_release($h) commits and ends the session.
+# Its output goes to psql-hold.log in the test directory.
+sub psql_hold {
+	my ($self, $sql) = @_;
+	my $name = 'pa-test-hold-' . ++$self->{hold_seq};
+	my $log = "$self->{dir}/psql-hold.log";
+	my $pid = open(my $w, '|-');
+	die "Test::PbxAuth: fork: $!\n" unless defined $pid;
+	if ($pid == 0) {
+		open STDOUT, '>>', $log or die;
+		open STDERR, '>&', \*STDOUT or die;
+		$ENV{PGAPPNAME} = $name;
+		$ENV{PGCLIENTENCODING} = 'UTF8';
+		exec "$self->{pgbin}/psql", '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1',
+		    '-h', $self->{dir}, '-p', $self->{pgport}, '-U', 'postgres',
+		    '-d', $self->{dbname}, '-f', '-';
+		die "exec psql: $!";
+	}
+	$w->autoflush(1);
+	print $w "BEGIN;\n$sql;\n";
+	$self->wait_until(sub { $self->psql('SELECT count(*) FROM pg_stat_activity'
+	    . " WHERE application_name = '$name' AND state = 'idle in transaction'") == 1 }, 10)
+	    or die "Test::PbxAuth: psql_hold: the session did not take its locks:\n"
+	    . $self->read_file($log);
+	return { w => $w, pid => $pid, name => $name };
+}
+
+sub psql_release {
+	my ($self, $h) = @_;
+	print {$h->{w}} "COMMIT;\n";
+	close $h->{w};	# waits for psql
+	return $? == 0;
+}
+
 ###############################################################################
 # pbx-authctl
 
