@@ -3,6 +3,7 @@
  */
 #include "autoconfig.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -605,19 +606,31 @@ pa_db_error(pa_db_t *db)
 	return db->errmsg;
 }
 
-/* Copies libpq's message (one line, no trailing newline) for pa_db_error. */
+/*
+ * Copies libpq's message for pa_db_error as one line of single spaces:
+ * libpq writes "ERROR:  text" and "FATAL:  text", two spaces, and a DETAIL
+ * or HINT on lines of their own, all of which would end the message part
+ * of a logfmt line early.
+ */
 static void
 set_error(pa_db_t *db, const char *msg)
 {
-	size_t n;
+	const unsigned char *p = (const unsigned char *)(msg ? msg : "unknown error");
+	size_t n = 0;
 
-	snprintf(db->errmsg, sizeof(db->errmsg), "%s", msg ? msg : "unknown error");
-	n = strlen(db->errmsg);
-	while (n > 0 && (db->errmsg[n - 1] == '\n' || db->errmsg[n - 1] == ' '))
-		db->errmsg[--n] = '\0';
-	for (size_t i = 0; i < n; i++)
-		if (db->errmsg[i] == '\n')
-			db->errmsg[i] = ' ';
+	while (*p != '\0' && n < sizeof(db->errmsg) - 1) {
+		if (isspace(*p)) {
+			while (isspace(*p))
+				p++;
+			if (n > 0 && *p != '\0')
+				db->errmsg[n++] = ' ';
+		} else {
+			db->errmsg[n++] = (char)*p++;
+		}
+	}
+	while (n > 0 && db->errmsg[n - 1] == ' ')
+		n--;
+	db->errmsg[n] = '\0';
 }
 
 static void

@@ -510,7 +510,9 @@ if ($m) {
 
 # The database failing after the answer (its connection ended while the
 # work waits for a row lock): the user was told 200 and gets no email; the
-# worker says so, naming the account, and serves the next request.
+# worker says so, naming the account, and serves the next request.  libpq's
+# message ("...unexpectedly\n\tThis probably means...") reaches the log as
+# one logfmt line.
 unlimit('heidi');
 $n = $smtp->count;
 $before = resets_recorded();
@@ -528,6 +530,10 @@ $t->allow_log_errors(qr/forget_password was answered but not carried out/);
 my $said = $t->wait_for_log(qr/forget_password was answered but not carried out, no email/,
     10, $off);
 like($said // '', qr/ domain=t1\.test user=heidi /, 'the error line names the account');
+my $lost = 'lost the PostgreSQL connection during reset_request: server closed the connection'
+    . ' unexpectedly This probably means ';
+like($t->daemon_log($off), qr/^\S+ warn pbx-authd\[\d+\]: \Q$lost\E/m,
+    'the lost connection: libpq\'s two lines are one, single spaces');
 ok($t->psql_release($hold), 'the lock released');
 is(resets_recorded(), $before, 'nothing recorded');
 is(scalar $smtp->since($n, 0, 2), 0, 'no email');
