@@ -67,7 +67,7 @@ static const struct key keys[] = {
 	{ "ms365_flow_ttl", T_INT, OFF(ms365_flow_ttl), "600", 60, 3600 },
 	{ "ms365_metadata_ttl", T_INT, OFF(ms365_metadata_ttl), "3600", 1, 604800 },
 	{ "portal_url", T_STR, OFF(portal_url), NULL, 0, 0 },
-	{ "tenant_cache_size", T_INT, OFF(tenant_cache_size), "65536", 16, 10000000 },
+	{ "tenant_cache_size", T_INT, OFF(tenant_cache_size), "131072", 16, 10000000 },
 	{ "gate_cache_size", T_INT, OFF(gate_cache_size), "100000", 0, 10000000 },
 	{ "gate_cache_memory", T_INT, OFF(gate_cache_memory), "16", 1, 4096 },
 	{ "gate_offline_ttl", T_INT, OFF(gate_offline_ttl), "300", 0, 86400 },

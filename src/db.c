@@ -48,6 +48,12 @@ static const struct stmt stmts[PA_STMT__MAX] = {
 	    "SELECT name, domain, website, avatar_url, " PA_DB_MS365_READY("tenants") ","
 	    " ms365_directory_id, ms365_national_cloud FROM tenants"
 	    " WHERE lower(domain) = lower($1) AND enabled", 1, 7, true },
+	/* The cache's fill (meta.c): keyset pages along tenants_domain_key. */
+	[PA_STMT_TENANT_INFO_CHUNK] = { "tenant_info_chunk",
+	    "SELECT name, domain, website, avatar_url, " PA_DB_MS365_READY("tenants") ","
+	    " ms365_directory_id, ms365_national_cloud, lower(domain) FROM tenants"
+	    " WHERE lower(domain) > $1 AND enabled ORDER BY lower(domain) LIMIT $2::int",
+	    2, 8, true },
 	[PA_STMT_CALLBACK_PREFIXES] = { "callback_prefixes",
 	    "SELECT unnest(callback_prefixes) FROM tenants"
 	    " WHERE lower(domain) = lower($1) AND enabled"

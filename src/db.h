@@ -19,6 +19,7 @@ typedef struct pa_db_res pa_db_res_t;	/* a query result */
 enum pa_stmt {
 	PA_STMT_SYSTEM_INFO,	/* () -> system metadata row */
 	PA_STMT_TENANT_INFO,	/* (domain) -> enabled tenant's metadata row */
+	PA_STMT_TENANT_INFO_CHUNK,	/* (after, limit) -> the next rows by lower(domain) */
 	PA_STMT_CALLBACK_PREFIXES,	/* (domain or NULL) -> allowed callback prefixes */
 	/* Users and sessions (sessions.c), throttling (throttle.c), audit (audit.c). */
 	PA_STMT_USER_TENANT,	/* (domain, username) -> PA_COL_USER_* row */
@@ -87,6 +88,8 @@ enum { PA_COL_SYSTEM_INFO_WEB_DOMAIN, PA_COL_SYSTEM_INFO_PRIVATE_IPV4, PA_COL_SY
 	PA_COL_SYSTEM_INFO_ENABLE_DATAFLOW, PA_COL_SYSTEM_INFO_PUBLIC_BASE_URL, PA_COL_SYSTEM_INFO__MAX };
 enum { PA_COL_TENANT_INFO_NAME, PA_COL_TENANT_INFO_DOMAIN, PA_COL_TENANT_INFO_WEBSITE, PA_COL_TENANT_INFO_AVATAR_URL, PA_COL_TENANT_INFO_MS365_ENABLED,
 	PA_COL_TENANT_INFO_MS365_DIRECTORY, PA_COL_TENANT_INFO_MS365_CLOUD, PA_COL_TENANT_INFO__MAX };
+/* PA_STMT_TENANT_INFO_CHUNK: those of PA_STMT_TENANT_INFO, then lower(domain). */
+#define PA_COL_TENANT_INFO_CHUNK_CURSOR PA_COL_TENANT_INFO__MAX
 
 /* Columns of PA_STMT_USER_TENANT and PA_STMT_USER_SYSTEM. */
 enum { PA_COL_USER_ID, PA_COL_USER_HASH, PA_COL_USER_ROLE, PA_COL_USER_ENABLED, PA_COL_USER_TWO_FACTOR,

@@ -1,13 +1,16 @@
 /*
- * System and tenant metadata for GET /api/info, cached per worker as
- * ready-to-send JSON bodies.  The cache holds found and not-found answers and
- * is bounded by tenant_cache_size.  Triggers on tenants and system_settings
- * notify changes: a tenant's change drops its entry, a change of the system
- * settings (or a lost connection) drops everything.
+ * System and tenant metadata for GET /api/info, cached per worker as JSON:
+ * the system part once, each tenant's part in an entry.  The cache holds
+ * found and not-found answers and is bounded by tenant_cache_size; while it
+ * is not full, pa_meta_fill loads the enabled tenants page by page.
+ * Triggers on tenants and system_settings notify changes: a tenant's change
+ * drops its entry, a change of the system settings (or a lost connection)
+ * drops everything, and the fill starts over.
  */
 #ifndef PA_META_H
 #define PA_META_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "arena.h"
@@ -34,5 +37,14 @@ void pa_meta_invalidate(pa_meta_t *m, const char *payload);
  */
 enum pa_err pa_meta_info(pa_meta_t *m, pa_db_t *db, pa_arena_t *a, const char *domain,
     const char **body, size_t *len) PA_MUSTCHECK;
+
+/*
+ * True while the fill has pages left to load.  pa_meta_fill loads the next
+ * page (up to 1000 tenants, never more than the cache holds); meant for
+ * after an answer has left.  A database error is logged and leaves the
+ * page for the next call.
+ */
+bool pa_meta_filling(const pa_meta_t *m);
+void pa_meta_fill(pa_meta_t *m, pa_db_t *db, pa_arena_t *a);
 
 #endif

@@ -2,8 +2,9 @@
 
 # The per-worker /api/info cache: a tenant's change drops only that tenant's
 # entry (others stay cached and reachable), renames and inserts replace
-# cached 404s, a system settings change or TRUNCATE drops everything, and a
-# full cache evicts one entry per new one without wrong answers.
+# cached 404s, a system settings change or TRUNCATE drops everything, a
+# full cache evicts one entry per new one without wrong answers, and the
+# fill caches tenants nobody asked for yet.
 #
 # To see what is cached, rows are changed "silently" (triggers off through
 # session_replication_role): a silent change shows only once the entry is
@@ -136,16 +137,28 @@ for my $round (1 .. 3) {
 is("@bad", '', 'a cache that fills up evicts and keeps answering correctly');
 
 # A full cache evicts one entry per new one, not everything: cache 16
-# tenants, change them silently, ask for one more; then most of the 16 still
-# answer from the cache (each miss of this pass evicts one more entry, so
-# not all of them; a cache that started over would answer none).
+# tenants (the fill takes g01 to g16, the first 16 in lower(domain) order),
+# change them silently, ask for one more; then most of the 16 still answer
+# from the cache (each miss of this pass evicts one more entry, so not all
+# of them; a cache that started over would answer none).
 $t->psql("TRUNCATE tenants CASCADE;\nINSERT INTO tenants (domain, name)"
-    . " SELECT 'g' || i || '.cache.test', 'v1' FROM generate_series(1, 17) i");
-becomes('g1.cache.test', 'v1', 'g1 after TRUNCATE and INSERT');
-name_of("g$_.cache.test") for 1 .. 16;
+    . " SELECT 'g' || to_char(i, 'FM00') || '.cache.test', 'v1' FROM generate_series(1, 17) i");
+becomes('g01.cache.test', 'v1', 'g01 after TRUNCATE and INSERT');
+name_of(sprintf 'g%02d.cache.test', $_) for 1 .. 16;
 silently("UPDATE tenants SET name = 'v2' WHERE domain LIKE 'g%.cache.test'");
 is(name_of('g17.cache.test'), 'v2', 'a 17th tenant in a cache of 16');
-my $cached = grep { name_of("g$_.cache.test") eq 'v1' } 1 .. 16;
+my $cached = grep { name_of(sprintf 'g%02d.cache.test', $_) eq 'v1' } 1 .. 16;
 cmp_ok($cached, '>=', 8, "$cached of 16 tenants still cached after one eviction");
+
+# The fill: once the cache has been emptied, the answer to the next request
+# is followed by loading the enabled tenants, page by page in lower(domain)
+# order up to the cache's size, so tenants nobody asked for are cached too.
+# (g01 answering 404 shows the TRUNCATE's notification was read.)
+$t->psql("TRUNCATE tenants CASCADE;\nINSERT INTO tenants (domain, name, enabled)"
+    . " SELECT 'h' || i || '.cache.test', 'v1', i <> 12 FROM generate_series(1, 12) i");
+becomes('g01.cache.test', 404, 'TRUNCATE read');
+silently("UPDATE tenants SET name = 'v2' WHERE domain LIKE 'h%.cache.test'");
+is(join(' ', map { name_of("h$_.cache.test") } 1 .. 12), join(' ', ('v1') x 11, 404),
+    'the 11 enabled tenants, never asked for, answer from the cache; the disabled one 404');
 
 $t->done_testing;

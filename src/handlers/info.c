@@ -1,6 +1,7 @@
 /*
  * GET /api/info[?domain=D]: system metadata, plus the tenant's when D names
- * an enabled tenant (compared case-insensitively).
+ * an enabled tenant (compared case-insensitively).  While the worker's
+ * cache is not full, each answer is followed by a page of its fill.
  */
 #include "autoconfig.h"
 
@@ -9,6 +10,14 @@
 #include "handlers.h"
 #include "json.h"
 #include "valid.h"
+
+/* The next page of the cache's fill, once the answer has left. */
+static void
+fill_after(pa_ctx_t *ctx, pa_arena_t *a, void *arg)
+{
+	(void)arg;
+	pa_meta_fill(ctx->meta, ctx->db, a);
+}
 
 void
 pa_handle_info(pa_req_t *req, pa_ctx_t *ctx)
@@ -36,10 +45,14 @@ pa_handle_info(pa_req_t *req, pa_ctx_t *ctx)
 		}
 	}
 	rv = pa_meta_info(ctx->meta, ctx->db, req->arena, domain, &body, &len);
+	if (rv != PA_OK && rv != PA_ENOTFOUND) {
+		pa_reply_failure(req, ctx, rv);
+		return;
+	}
 	if (rv == PA_ENOTFOUND)
 		pa_http_reply_error(req, 404, NULL, "No such tenant", NULL);
-	else if (rv != PA_OK)
-		pa_reply_failure(req, ctx, rv);
 	else
 		pa_http_reply(req, 200, body, len);
+	if (pa_meta_filling(ctx->meta))
+		req->after = fill_after;
 }
