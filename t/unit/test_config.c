@@ -60,7 +60,7 @@ test_defaults(void)
 	    "default global authority");
 	is_str(c->ms365_authority_china, "https://login.partner.microsoftonline.cn",
 	    "default china authority");
-	is_int(c->tenant_cache_size, 65536, "default tenant_cache_size");
+	is_int(c->tenant_cache_size, 131072, "default tenant_cache_size");
 	pa_config_free(c);
 	pa_config_free(NULL);
 	ok(1, "pa_config_free(NULL) is a no-op");
