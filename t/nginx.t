@@ -143,8 +143,17 @@ ok($first429, 'a 429 from the shipped limit_req') and do {
 	    'limit_req');
 	is($first429->{headers}{'retry-after'}, '1', 'limit_req: Retry-After: 1');
 };
-$r = http('POST', '/api/login', body => '{}', headers => { 'Content-Type' => 'application/json' });
-is($r->{status}, 429, 'the same address is limited on POST /api/login (one zone)');
+# One zone: /api/login is limited at once, give or take the request or two
+# the zone lets through per 100 ms that passed since (a loaded machine);
+# a zone of its own would let its whole burst of 20 through first.
+my @login;
+for my $i (1 .. 5) {
+	push @login, http('POST', '/api/login', body => '{}', keep_alive => 1,
+	    headers => { 'Content-Type' => 'application/json' })->{status};
+	last if $login[-1] == 429;
+}
+is($login[-1], 429, 'the same address is limited on POST /api/login (one zone)')
+    or diag("statuses: @login");
 %seen = ();
 for my $i (1 .. 30) {
 	$seen{http('GET', '/api/info', keep_alive => 1)->{status}}++;
