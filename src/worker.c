@@ -7,6 +7,7 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
 #include <pwd.h>
@@ -228,12 +229,29 @@ serve(pa_http_conn_t *conn, pa_ctx_t *ctx, pa_arena_t *arena, enum pa_class cls)
  * Adds inc to this process's nice value (at most 19): relative to the
  * request workers, whatever nice value the daemon was started with, and
  * raising one's own nice value needs no privilege.
+ *
+ * With autogroups (kernel.sched_autogroup_enabled, Linux's default), that
+ * alone is not enough: CPU time is shared between sessions first, and a
+ * nice value weighs only against the processes of the same session.  Left
+ * in the daemon's session, the hashing workers would compete with nginx's
+ * and PostgreSQL's sessions (each of those has one) as the daemon's equal,
+ * and a request would wait for a hashing worker's time slice at every hop
+ * through nginx and PostgreSQL.  So the worker also leaves for a session of
+ * its own and gives that autogroup the same increment over the daemon's
+ * (it starts at nice 0).  Without autogroups (the file is missing, or the
+ * sysctl is off, or the daemon runs in a cgroup with a CPU controller of
+ * its own), the process's nice value does the work.
  */
 static void
 lower_priority(int inc)
 {
-	int cur, want;
+	char line[128];
+	const char *p;
+	FILE *f;
+	int cur, want, fd, len, group = 0;
 
+	if (inc == 0)
+		return;
 	errno = 0;
 	cur = getpriority(PRIO_PROCESS, 0);
 	if (cur == -1 && errno != 0) {
@@ -243,6 +261,26 @@ lower_priority(int inc)
 	want = cur + inc > 19 ? 19 : cur + inc;
 	if (setpriority(PRIO_PROCESS, 0, want) != 0)
 		pa_log_syserr("setpriority %d", want);
+
+	/* "/autogroup-42 nice 0" */
+	if ((f = fopen("/proc/self/autogroup", "re")) == NULL) {
+		pa_log_debug("no autogroup (%s): the nice value alone", strerror(errno));
+		return;
+	}
+	if (fgets(line, sizeof(line), f) != NULL && (p = strstr(line, " nice ")) != NULL)
+		group = atoi(p + 6);
+	fclose(f);
+	if (setsid() < 0) {
+		pa_log_syserr("setsid");
+		return;
+	}
+	want = group + inc > 19 ? 19 : group + inc;
+	len = snprintf(line, sizeof(line), "%d", want);
+	if ((fd = open("/proc/self/autogroup", O_WRONLY | O_CLOEXEC)) < 0 ||
+	    write(fd, line, (size_t)len) != len)
+		pa_log_syserr("setting the autogroup's nice value to %d", want);
+	if (fd >= 0)
+		close(fd);
 }
 
 int

@@ -67,6 +67,35 @@ sub nice_of {
 	return (split ' ', $rest)[16];
 }
 
+# The session id of a process (field 6 of /proc/PID/stat).
+sub session_of {
+	my ($pid) = @_;
+	my ($rest) = $t->read_file("/proc/$pid/stat") =~ /\) (.*)$/s or return undef;
+	return (split ' ', $rest)[3];
+}
+
+# A process's autogroup and its nice value ("/autogroup-42 nice 10").
+sub autogroup_of {
+	my ($pid) = @_;
+	my ($name, $nice) = $t->read_file("/proc/$pid/autogroup") =~ /^(\S+) nice (-?\d+)$/m
+	    or return ();
+	return ($name, $nice);
+}
+my $AUTOGROUPS = -e '/proc/self/autogroup';
+
+# A hashing worker runs in a session of its own, whose autogroup has
+# $nice (the kernel shares CPU time between autogroups first: without
+# one of its own, its nice value would weigh only against the daemon's
+# processes, not against nginx and PostgreSQL).
+sub own_autogroup_ok {
+	my ($pid, $nice, $what) = @_;
+	is(session_of($pid), $pid, "$what: $pid leads a session of its own");
+	my ($group, $gnice) = autogroup_of($pid);
+	my ($dgroup) = autogroup_of($t->daemon_pid);
+	isnt($group, $dgroup, "$what: $pid is not in the daemon's autogroup");
+	is($gnice, $nice, "$what: ${pid}'s autogroup runs at nice $nice");
+}
+
 # The pid that logged the access line of "METHOD path" from log offset $off
 # (written just after the response: waited for).
 sub served_by {
@@ -98,6 +127,20 @@ my $HASH_NICE = $BASE + $NICE > 19 ? 19 : $BASE + $NICE;
 is(nice_of($_), $HASH_NICE, "hashing worker $_ runs at nice $HASH_NICE (hash_nice $NICE)")
     for @hash;
 is(nice_of($_), $BASE, "request worker $_ runs at the daemon's nice $BASE") for @req;
+# The same increment on the hashing worker's autogroup, over the daemon's.
+my ($DGROUP, $DGNICE) = $AUTOGROUPS ? autogroup_of($t->daemon_pid) : ();
+my $GROUP_NICE = $AUTOGROUPS ? ($DGNICE + $NICE > 19 ? 19 : $DGNICE + $NICE) : undef;
+if ($AUTOGROUPS) {
+	own_autogroup_ok($_, $GROUP_NICE, 'hashing worker') for @hash;
+	for my $pid (@req) {
+		is(session_of($pid), session_of($t->daemon_pid),
+		    "request worker $pid stays in the daemon's session");
+		is((autogroup_of($pid))[0], $DGROUP, "request worker $pid shares the daemon's autogroup");
+	}
+} else {
+	is(session_of($_), session_of($t->daemon_pid),
+	    "no autogroups: hashing worker $_ stays in the daemon's session") for @hash;
+}
 like($t->daemon_log, qr/pbx-authd\[$hash[0]\]: worker started class=hash/,
     'the hashing worker logged its class');
 like($t->daemon_log, qr/master started workers=2 listen=\S+ hash_workers=1 hash_listen=\Q$HASH\E/,
@@ -256,6 +299,7 @@ sub raw_connect {
 	ok($t->wait_until(sub { ($new) = grep { $_ != $victim } $t->hash_worker_pids; $new }, 5),
 	    'a new hashing worker is started');
 	is(nice_of($new), $HASH_NICE, 'the new hashing worker runs at hash_nice') if $new;
+	own_autogroup_ok($new, $GROUP_NICE, 'respawned hashing worker') if $new && $AUTOGROUPS;
 	is(sign_in()->{status}, 200, 'sign-in served by the new hashing worker');
 
 	my @old = ($t->hash_worker_pids, $t->worker_pids);
@@ -272,6 +316,10 @@ sub raw_connect {
 	my $want = $BASE + 3 > 19 ? 19 : $BASE + 3;
 	is(nice_of($_), $want, "SIGHUP: hashing worker $_ at the new hash_nice")
 	    for $t->hash_worker_pids;
+	if ($AUTOGROUPS) {
+		my $gwant = $DGNICE + 3 > 19 ? 19 : $DGNICE + 3;
+		own_autogroup_ok($_, $gwant, 'SIGHUP') for $t->hash_worker_pids;
+	}
 	is(sign_in()->{status}, 200, 'SIGHUP: sign-in served');
 
 	my @all = ($t->hash_worker_pids, $t->worker_pids);
