@@ -8,6 +8,7 @@
 #include <crypt.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -27,18 +28,40 @@ _Static_assert(PA_TOKEN_LEN == PA_B64URL_LEN(PA_TOKEN_BYTES), "a token is 32 byt
 static const char b64url[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
+/*
+ * SHA-256 of p into md.  The implementation is fetched once and the context
+ * kept for the process's life: EVP_Digest with EVP_sha256() makes OpenSSL 3
+ * look the implementation up and allocate a context on every call, which
+ * costs four times the digest of a token (0.39 against 0.09 us, hot; more
+ * with the cold caches of a request).  The processes that call it are
+ * single-threaded.
+ */
+static bool
+sha256(const void *p, size_t n, unsigned char md[PA_SHA256_LEN])
+{
+	static EVP_MD *alg;
+	static EVP_MD_CTX *ctx;
+	unsigned int mdlen = 0;
+
+	if (alg == NULL && (alg = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
+		return false;
+	if (ctx == NULL && (ctx = EVP_MD_CTX_new()) == NULL)
+		return false;
+	return EVP_DigestInit_ex2(ctx, alg, NULL) == 1 && EVP_DigestUpdate(ctx, p, n) == 1 &&
+	    EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == PA_SHA256_LEN;
+}
+
 enum pa_err
 pa_sha256_hex(const void *p, size_t n, char out[PA_SHA256_HEX_LEN + 1])
 {
 	static const char hex[] = "0123456789abcdef";
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
+	unsigned char md[PA_SHA256_LEN];
 
-	if (!EVP_Digest(p, n, md, &mdlen, EVP_sha256(), NULL) || mdlen != PA_SHA256_LEN) {
+	if (!sha256(p, n, md)) {
 		pa_log_error("SHA-256 failed");
 		return PA_ENOMEM;
 	}
-	for (unsigned int i = 0; i < mdlen; i++) {
+	for (unsigned int i = 0; i < PA_SHA256_LEN; i++) {
 		out[2 * i] = hex[md[i] >> 4];
 		out[2 * i + 1] = hex[md[i] & 15];
 	}
@@ -49,9 +72,7 @@ pa_sha256_hex(const void *p, size_t n, char out[PA_SHA256_HEX_LEN + 1])
 enum pa_err
 pa_sha256(const void *p, size_t n, unsigned char out[PA_SHA256_LEN])
 {
-	unsigned int mdlen = 0;
-
-	if (!EVP_Digest(p, n, out, &mdlen, EVP_sha256(), NULL) || mdlen != PA_SHA256_LEN) {
+	if (!sha256(p, n, out)) {
 		pa_log_error("SHA-256 failed");
 		return PA_ENOMEM;
 	}

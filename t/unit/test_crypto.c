@@ -39,6 +39,21 @@ test_sha256(void)
 	ok(pa_sha256_hex("abc", 3, out) == PA_OK, "sha256: abc");
 	is_str(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
 	    "sha256: FIPS 180-2 \"abc\"");
+	/* The context is kept between calls: a long input, then a short one again. */
+	{
+		static char million[1000000];
+		unsigned char md[PA_SHA256_LEN];
+		char h[2 * PA_SHA256_LEN + 1];
+
+		memset(million, 'a', sizeof(million));
+		ok(pa_sha256_hex(million, sizeof(million), out) == PA_OK, "sha256: a million a");
+		is_str(out, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0",
+		    "sha256: FIPS 180-2 one million \"a\"");
+		ok(pa_sha256("abc", 3, md) == PA_OK, "sha256 (binary): abc after it");
+		hex(md, sizeof(md), h);
+		is_str(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+		    "sha256 (binary): the same digest as the hex form");
+	}
 }
 
 static void
