@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -29,6 +33,8 @@
 
 struct pa_http_conn {
 	FCGX_Request rq;
+	int listen_fd;
+	bool tcp;		/* the listener is TCP: no Nagle on its connections */
 	bool active;		/* between a successful accept and finish */
 };
 
@@ -179,11 +185,22 @@ pa_http_conn_new(int fd)
 		pa_log_error("out of memory");
 		return NULL;
 	}
-	/* FCGI_FAIL_ACCEPT_ON_INTR: a signal (SIGTERM, SIGHUP) ends the wait. */
-	if (FCGX_InitRequest(&c->rq, fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
+	/*
+	 * libfcgi gets no listener: pa_http_accept accepts, and hands libfcgi
+	 * the connection.
+	 */
+	if (FCGX_InitRequest(&c->rq, -1, 0) != 0) {
 		pa_log_error("FCGX_InitRequest failed");
 		free(c);
 		return NULL;
+	}
+	c->listen_fd = fd;
+	{
+		struct sockaddr_storage sa;
+		socklen_t salen = sizeof(sa);
+
+		c->tcp = getsockname(fd, (struct sockaddr *)&sa, &salen) == 0 &&
+		    (sa.ss_family == AF_INET || sa.ss_family == AF_INET6);
 	}
 	return c;
 }
@@ -199,18 +216,87 @@ pa_http_conn_free(pa_http_conn_t *c)
 	free(c);
 }
 
+/*
+ * The wait for a connection, and only the wait, may be cut short by the
+ * signals in hold, which the caller keeps blocked and which are unblocked
+ * here around accept(2) alone.  libfcgi reads a request's parameters inside
+ * FCGX_Accept_r and does not survive a read interrupted by a signal
+ * (EINTR): it drops the connection unanswered, or goes on with the
+ * parameters read so far.  Its own accept also polls each new connection
+ * and drops it when a signal interrupts that.  So this module accepts, with
+ * the signals unblocked, and gives libfcgi the connection with them
+ * blocked: FCGX_Accept_r takes a connection it finds open (ipcFd), and
+ * keeps it through its first FCGX_Finish_r when keepConnection is set
+ * (the request's own flag replaces it as soon as its first record is read).
+ */
 enum pa_accept
-pa_http_accept(pa_http_conn_t *c)
+pa_http_accept(pa_http_conn_t *c, const sigset_t *hold, volatile sig_atomic_t *stop)
 {
-	int rc = FCGX_Accept_r(&c->rq);
+	sigset_t wait;
+	int fd, err, rc;
 
-	if (rc == -EINTR)
-		return PA_ACCEPT_INTERRUPTED;
-	if (rc == -EAGAIN || rc == -EWOULDBLOCK)
-		return PA_ACCEPT_EMPTY;
+	if (c->rq.ipcFd < 0) {
+		sigprocmask(SIG_UNBLOCK, hold, &wait);
+		if (*stop && !pa_http_draining(c->listen_fd)) {
+			sigprocmask(SIG_SETMASK, &wait, NULL);
+			return PA_ACCEPT_INTERRUPTED;
+		}
+		fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		err = errno;
+		sigprocmask(SIG_SETMASK, &wait, NULL);
+		if (fd < 0) {
+			switch (err) {
+			case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+			case EWOULDBLOCK:
+#endif
+				return pa_http_draining(c->listen_fd) ? PA_ACCEPT_EMPTY
+				    : PA_ACCEPT_INTERRUPTED;
+			case EINTR:
+			/* accept(2): the pending network errors of the new connection */
+			case ECONNABORTED: case EPROTO: case ENETDOWN: case ENOPROTOOPT:
+			case EHOSTDOWN: case ENONET: case EHOSTUNREACH: case EOPNOTSUPP:
+			case ENETUNREACH: case ECONNRESET: case ETIMEDOUT:
+				return PA_ACCEPT_INTERRUPTED;
+			default:
+				errno = err;
+				pa_log_syserr("accept");
+				return PA_ACCEPT_FAILED;
+			}
+		}
+		if (c->tcp) {
+			int one = 1;
+
+			/* Nothing to wait for before sending: no Nagle (as libfcgi does). */
+			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		}
+		c->rq.ipcFd = fd;
+		c->rq.keepConnection = 1;
+	} else {
+		/*
+		 * nginx keeps its connections (fastcgi_keep_conn on): wait for the
+		 * next request on this one, as for a new connection.
+		 */
+		struct pollfd p = { c->rq.ipcFd, POLLIN, 0 };
+
+		sigprocmask(SIG_BLOCK, NULL, &wait);
+		for (int s = 1; s < NSIG; s++)
+			if (sigismember(hold, s) == 1)
+				sigdelset(&wait, s);
+		if (*stop && !pa_http_draining(c->listen_fd))
+			return PA_ACCEPT_INTERRUPTED;
+		if (ppoll(&p, 1, NULL, &wait) < 0)
+			return errno == EINTR ? PA_ACCEPT_INTERRUPTED : PA_ACCEPT_FAILED;
+	}
+	rc = FCGX_Accept_r(&c->rq);
 	if (rc < 0) {
-		pa_log_debug("FCGX_Accept_r returned %d", rc);
-		return PA_ACCEPT_FAILED;
+		/*
+		 * libfcgi closed the connection (it broke off before a whole
+		 * request, or did not speak FastCGI) and, without a listener,
+		 * could not accept another.
+		 */
+		pa_log_debug("a FastCGI connection closed before a request (%d)", rc);
+		return PA_ACCEPT_INTERRUPTED;
 	}
 	c->active = true;
 	return PA_ACCEPT_OK;

@@ -7,6 +7,7 @@
 #ifndef PA_HTTP_H
 #define PA_HTTP_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -80,12 +81,17 @@ int pa_http_listen(const char *spec, int backlog, int mode);
 pa_http_conn_t *pa_http_conn_new(int fd);
 void pa_http_conn_free(pa_http_conn_t *c);
 /*
- * Waits for the next request (returns at once on a draining socket).
- * PA_ACCEPT_OK: a request to serve; PA_ACCEPT_INTERRUPTED: a signal came;
- * PA_ACCEPT_EMPTY: a draining socket has nothing queued; PA_ACCEPT_FAILED.
+ * Waits for the next request (returns at once on a draining socket), with
+ * the signals in hold unblocked during the wait and blocked while the
+ * request is read (the caller keeps them blocked otherwise); returns at once
+ * when *stop is set and the socket is not draining.
+ * PA_ACCEPT_OK: a request to serve; PA_ACCEPT_INTERRUPTED: a signal came, or
+ * a connection broke off before its request; PA_ACCEPT_EMPTY: a draining
+ * socket has nothing queued; PA_ACCEPT_FAILED.
  */
 enum pa_accept { PA_ACCEPT_OK, PA_ACCEPT_INTERRUPTED, PA_ACCEPT_EMPTY, PA_ACCEPT_FAILED };
-enum pa_accept pa_http_accept(pa_http_conn_t *c);
+enum pa_accept pa_http_accept(pa_http_conn_t *c, const sigset_t *hold,
+    volatile sig_atomic_t *stop);
 
 /*
  * The master's part of a graceful stop (see http.c for the order): no new

@@ -288,7 +288,7 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd, enum pa_class cls)
 {
 	pa_http_conn_t *conn = NULL;
 	pa_arena_t *arena = NULL;
-	sigset_t term;
+	sigset_t term, hold, wait;
 	pa_ctx_t ctx = { cfg, NULL, NULL, NULL, NULL, NULL };
 	int rv = 1;
 
@@ -302,9 +302,20 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd, enum pa_class cls)
 		sa.sa_handler = on_alarm;
 		sigaction(SIGALRM, &sa, NULL);
 	}
+	/*
+	 * SIGTERM, SIGINT and SIGALRM are held (blocked) except while waiting
+	 * for a request (pa_http_accept, the poll below): they end the wait,
+	 * and never cut a read or a request short.  One that comes meanwhile
+	 * is taken at the next wait.
+	 */
+	hold = term;
+	sigaddset(&hold, SIGALRM);
+	sigprocmask(SIG_BLOCK, &hold, &wait);
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sigismember(&hold, sig) == 1)
+			sigdelset(&wait, sig);
 	/* Stop with the master, even when it is killed outright. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	sigprocmask(SIG_UNBLOCK, &term, NULL);
 	if (getppid() == 1)
 		return 0;
 	if (cls == PA_CLASS_HASH) {
@@ -346,7 +357,8 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd, enum pa_class cls)
 		 */
 		if (!stopping && pa_session_lost_pending()) {
 			struct pollfd p = { listen_fd, POLLIN, 0 };
-			int n = poll(&p, 1, 1000);
+			const struct timespec second = { 1, 0 };
+			int n = ppoll(&p, 1, &second, &wait);
 
 			if (n == 0) {
 				pa_session_mark_lost(ctx.db, arena, cfg);
@@ -363,17 +375,14 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd, enum pa_class cls)
 			timed = true;
 			alarm(1);
 		}
-		a = pa_http_accept(conn);
+		a = pa_http_accept(conn, &hold, &stopping);
 		if (timed)
 			alarm(0);
 		if (a == PA_ACCEPT_INTERRUPTED)
 			continue;
 		if (a != PA_ACCEPT_OK)
 			break;
-		/* A request in flight is finished, not cut short by SIGTERM. */
-		sigprocmask(SIG_BLOCK, &term, NULL);
 		serve(conn, &ctx, arena, cls);
-		sigprocmask(SIG_UNBLOCK, &term, NULL);
 	}
 	rv = 0;
 out:

@@ -106,6 +106,39 @@ is($f->{status}, 200, 'fcgi: plain GET /api/info is 200') or diag($f->{raw});
 ok($f->{complete}, 'fcgi: END_REQUEST received');
 is_deeply([ $t->json_keys($f->{content}) ], \@SYS, 'fcgi: system metadata');
 
+# Connections that end before a whole request (closed at once, not
+# FastCGI, cut off in the parameters) are closed, and the worker goes on:
+# more of each than there are workers, then a request still served by the
+# same workers.
+{
+	my @pids = sort { $a <=> $b } $t->worker_pids;
+	my $head = Test::PbxAuth::_fcgi_record(1, pack('nCx5', 1, 0))
+	    . Test::PbxAuth::_fcgi_record(4, "\x0e\x03REQUEST_METHODGET");
+	for my $bytes ('', "GET / HTTP/1.0\r\n\r\n", substr($head, 0, 20)) {
+		for (0 .. @pids) {
+			my $s = $t->fcgi_connect or die "connect: $!";
+			syswrite($s, $bytes) if length $bytes;
+			shutdown($s, 1);
+			my $in = '';
+			while (sysread($s, my $buf, 4096)) { $in .= $buf }
+			close $s;
+			my $what = 'fcgi: ' . (length $bytes ? length($bytes) . ' bytes' : 'no byte')
+			    . ' then the end';
+			if (length $bytes == 20) {
+				# libfcgi takes the end of the stream for the end of the
+				# parameters: a request without any, which no route matches
+				my ($st) = $in =~ /Status: (\d+)/;
+				is($st, 404, "$what (in the parameters): 404, no route for no path");
+			} else {
+				is($in, '', "$what: closed without an answer");
+			}
+		}
+	}
+	$f = $t->fcgi_request(params => $t->fcgi_params);
+	is($f->{status}, 200, 'fcgi: then a GET /api/info is 200');
+	is_deeply([ sort { $a <=> $b } $t->worker_pids ], \@pids, 'fcgi: by the same workers');
+}
+
 my $big = $json->(70 * 1024);
 $f = $t->fcgi_request(stdin => $big, params => $t->fcgi_params(
     content_type => 'application/json', content_length => 10));

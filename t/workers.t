@@ -245,6 +245,34 @@ for my $w (@before) {
 }
 
 ###############################################################################
+# A worker that a reload retires answers the connection it has accepted,
+# even when the request's first bytes are still on their way: the stop
+# signal must not cut a read inside libfcgi's accept short (EINTR), after
+# which libfcgi drops the connection unanswered (nginx: 502 or 503, "writev()
+# failed (32: Broken pipe)").
+
+for my $bytes (0, 4, 40) {
+	my @old = $t->worker_pids;
+	my $what = $bytes ? "$bytes bytes of the request sent" : 'nothing sent yet';
+	# POST /api/auth/refresh_token with a token that does not exist
+	my $h = $t->fcgi_begin(undef, $bytes);
+	ok($t->wait_until(sub { ($t->fcgi_backlog // -1) == 0 }, 5),
+	    "$what: a worker has accepted the connection");
+	sleep 0.2;		# and waits for the rest
+	my $off = $t->log_offset;
+	ok($t->signal('HUP'), "$what: SIGHUP");
+	ok($t->wait_for_log(qr/configuration reloaded/, 5, $off), "$what: reloaded");
+	# The other old worker has left; the one holding the connection waits.
+	ok($t->wait_until(sub { grep({ $t->wait_gone($_, 0) } @old) >= 1 }, 5),
+	    "$what: an old worker has exited") or diag("old @old");
+	my ($end, $status) = $t->fcgi_end($h);
+	ok($end, "$what: the request is answered to its end");
+	# (libfcgi interrupted in the parameters went on without them: 404)
+	is($status, 401, "$what: 401, from the handler, with the whole request");
+	ok($t->wait_gone($_, 10), "$what: old worker $_ exited") for @old;
+}
+
+###############################################################################
 # SIGHUP with a broken file keeps the old configuration
 
 {

@@ -1208,28 +1208,32 @@ sub fcgi_backlog {
 	return undef;
 }
 
-# $t->fcgi_begin([$params]): a FastCGI POST to the daemon's socket, sent
-# up to its parameters: the worker that accepts it then waits for the body,
-# busy.  $t->fcgi_end($h) sends the body and reads the answer to EOF;
+# $t->fcgi_begin([$params [, $bytes]]): a FastCGI POST to the daemon's
+# socket, sent up to its parameters: the worker that accepts it then waits
+# for the body, busy.  With $bytes, only the first $bytes bytes are sent: the
+# worker that accepts it waits for the rest inside libfcgi's accept.
+# $t->fcgi_end($h) sends the rest and the body and reads the answer to EOF;
 # returns (END_REQUEST seen, status).
 sub fcgi_begin {
-	my ($self, $params) = @_;
+	my ($self, $params, $bytes) = @_;
 	my $body = '{"refresh_token":"held"}';
 	$params //= $self->fcgi_params(method => 'POST', path => '/api/auth/refresh_token',
 	    content_type => 'application/json', content_length => length $body);
 	my $s = $self->fcgi_connect or die "Test::PbxAuth: connect " . $self->fcgi_listen . ": $!\n";
 	my $p = join '', map { _fcgi_len($_) . _fcgi_len($params->{$_}) . $_ . $params->{$_} }
 	    sort keys %$params;
-	syswrite($s, _fcgi_record(FCGI_BEGIN_REQUEST, pack('nCx5', FCGI_RESPONDER, 0))
-	    . _fcgi_record(FCGI_PARAMS, $p) . _fcgi_record(FCGI_PARAMS, ''));
-	return [ $s, $body ];
+	my $head = _fcgi_record(FCGI_BEGIN_REQUEST, pack('nCx5', FCGI_RESPONDER, 0))
+	    . _fcgi_record(FCGI_PARAMS, $p) . _fcgi_record(FCGI_PARAMS, '');
+	my $rest = defined $bytes ? substr($head, $bytes, length($head) - $bytes, '') : '';
+	syswrite($s, $head);
+	return [ $s, $body, $rest ];
 }
 
 sub fcgi_end {
 	my ($self, $h) = @_;
-	my ($s, $body) = @$h;
+	my ($s, $body, $rest) = @$h;
 	local $SIG{PIPE} = 'IGNORE';
-	syswrite($s, _fcgi_record(FCGI_STDIN, $body) . _fcgi_record(FCGI_STDIN, ''));
+	syswrite($s, ($rest // '') . _fcgi_record(FCGI_STDIN, $body) . _fcgi_record(FCGI_STDIN, ''));
 	my $in = '';
 	while (sysread($s, my $buf, 65536)) { $in .= $buf }
 	close $s;
