@@ -196,7 +196,7 @@ pa_http_conn_new(int fd)
 	}
 	c->listen_fd = fd;
 	{
-		struct sockaddr_storage sa;
+		struct sockaddr_storage sa = { 0 };
 		socklen_t salen = sizeof(sa);
 
 		c->tcp = getsockname(fd, (struct sockaddr *)&sa, &salen) == 0 &&
