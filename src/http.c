@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -31,11 +32,20 @@
 /* Bytes of an oversized or lying body read (and discarded) before giving up on the connection. */
 #define MAX_DRAIN (16 * 1024 * 1024)
 
+/* An address of FCGI_WEB_SERVER_ADDRS. */
+struct peer_addr {
+	int family;		/* AF_INET or AF_INET6 */
+	unsigned char a[16];
+};
+
 struct pa_http_conn {
 	FCGX_Request rq;
 	int listen_fd;
 	bool tcp;		/* the listener is TCP: no Nagle on its connections */
 	bool active;		/* between a successful accept and finish */
+	bool filter;		/* FCGI_WEB_SERVER_ADDRS is set: only those peers (TCP) */
+	size_t npeers;
+	struct peer_addr *peers;
 };
 
 static bool fcgx_ready;
@@ -174,6 +184,90 @@ pa_http_draining(int fd)
 	return fl >= 0 && (fl & O_NONBLOCK) != 0;
 }
 
+/*
+ * FCGI_WEB_SERVER_ADDRS (libfcgi's convention): a comma-separated list of
+ * the addresses a TCP listener takes connections from, IPv4 or IPv6 (an
+ * IPv4-mapped IPv6 peer matches its IPv4 address).  Unset: any.  Set, with
+ * no address that parses: none.  False when out of memory (logged).
+ */
+static bool
+read_peers(pa_http_conn_t *c)
+{
+	const char *env = getenv("FCGI_WEB_SERVER_ADDRS");
+	char item[INET6_ADDRSTRLEN + 1];
+
+	if (env == NULL)
+		return true;
+	c->filter = true;
+	for (const char *p = env; *p != '\0';) {
+		size_t n = strcspn(p, ","), b = 0, e = n;
+		struct peer_addr a = { 0 };
+
+		while (b < e && isspace((unsigned char)p[b]))
+			b++;
+		while (e > b && isspace((unsigned char)p[e - 1]))
+			e--;
+		if (e > b) {
+			if (e - b < sizeof(item)) {
+				memcpy(item, p + b, e - b);
+				item[e - b] = '\0';
+			} else {
+				item[0] = '\0';
+			}
+			if (inet_pton(AF_INET, item, a.a) == 1) {
+				a.family = AF_INET;
+			} else if (inet_pton(AF_INET6, item, a.a) == 1) {
+				a.family = AF_INET6;
+			} else {
+				pa_log_warn("FCGI_WEB_SERVER_ADDRS: \"%.*s\" is not an IP address:"
+				    " ignored", (int)(e - b), p + b);
+			}
+			if (a.family != 0) {
+				struct peer_addr *np = realloc(c->peers,
+				    (c->npeers + 1) * sizeof(*np));
+
+				if (np == NULL) {
+					pa_log_error("out of memory");
+					return false;
+				}
+				c->peers = np;
+				c->peers[c->npeers++] = a;
+			}
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	if (c->npeers == 0)
+		pa_log_warn("FCGI_WEB_SERVER_ADDRS names no address: no connection is taken");
+	return true;
+}
+
+/* Whether FCGI_WEB_SERVER_ADDRS lets peer sa connect. */
+static bool
+peer_allowed(const pa_http_conn_t *c, const struct sockaddr_storage *sa)
+{
+	const unsigned char *v4 = NULL, *v6 = NULL;
+
+	if (sa->ss_family == AF_INET) {
+		v4 = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+	} else if (sa->ss_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		v6 = a->s6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a))
+			v4 = a->s6_addr + 12;
+	}
+	for (size_t i = 0; i < c->npeers; i++) {
+		if (c->peers[i].family == AF_INET && v4 != NULL && memcmp(c->peers[i].a, v4, 4) == 0)
+			return true;
+		if (c->peers[i].family == AF_INET6 && v6 != NULL &&
+		    memcmp(c->peers[i].a, v6, 16) == 0)
+			return true;
+	}
+	return false;
+}
+
 pa_http_conn_t *
 pa_http_conn_new(int fd)
 {
@@ -202,6 +296,10 @@ pa_http_conn_new(int fd)
 		c->tcp = getsockname(fd, (struct sockaddr *)&sa, &salen) == 0 &&
 		    (sa.ss_family == AF_INET || sa.ss_family == AF_INET6);
 	}
+	if (c->tcp && !read_peers(c)) {
+		pa_http_conn_free(c);
+		return NULL;
+	}
 	return c;
 }
 
@@ -213,6 +311,7 @@ pa_http_conn_free(pa_http_conn_t *c)
 	if (c->active)
 		pa_http_finish(c);
 	FCGX_Free(&c->rq, 1);
+	free(c->peers);
 	free(c);
 }
 
@@ -232,6 +331,8 @@ pa_http_conn_free(pa_http_conn_t *c)
 enum pa_accept
 pa_http_accept(pa_http_conn_t *c, const sigset_t *hold, volatile sig_atomic_t *stop)
 {
+	struct sockaddr_storage peer = { 0 };
+	socklen_t peerlen;
 	sigset_t wait;
 	int fd, err, rc;
 
@@ -241,7 +342,8 @@ pa_http_accept(pa_http_conn_t *c, const sigset_t *hold, volatile sig_atomic_t *s
 			sigprocmask(SIG_SETMASK, &wait, NULL);
 			return PA_ACCEPT_INTERRUPTED;
 		}
-		fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		peerlen = sizeof(peer);
+		fd = accept4(c->listen_fd, (struct sockaddr *)&peer, &peerlen, SOCK_CLOEXEC);
 		err = errno;
 		sigprocmask(SIG_SETMASK, &wait, NULL);
 		if (fd < 0) {
@@ -263,6 +365,20 @@ pa_http_accept(pa_http_conn_t *c, const sigset_t *hold, volatile sig_atomic_t *s
 				pa_log_syserr("accept");
 				return PA_ACCEPT_FAILED;
 			}
+		}
+		if (c->filter && !peer_allowed(c, &peer)) {
+			char host[INET6_ADDRSTRLEN] = "?";
+
+			if (peer.ss_family == AF_INET)
+				inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr, host,
+				    sizeof(host));
+			else if (peer.ss_family == AF_INET6)
+				inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&peer)->sin6_addr, host,
+				    sizeof(host));
+			pa_log_warn("FastCGI connection from %s refused: not in FCGI_WEB_SERVER_ADDRS",
+			    host);
+			close(fd);
+			return PA_ACCEPT_INTERRUPTED;
 		}
 		if (c->tcp) {
 			int one = 1;

@@ -65,4 +65,25 @@ is($t->stop_daemon, 0, 'exit status 0');
 $late = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Proto => 'tcp', Timeout => 3);
 ok(!$late && $!{ECONNREFUSED}, 'then connections are refused') or diag("connect: $!");
 
+# FCGI_WEB_SERVER_ADDRS (libfcgi's convention, which pbx-authd keeps since it
+# accepts its connections itself): only those peers; an entry that is not an
+# address is ignored with a warning.
+{
+	my $from = $t->log_offset;
+	$t->start_daemon(env => { FCGI_WEB_SERVER_ADDRS => ' 10.9.8.7, not-an-address ,127.0.0.2,::1' });
+	my $f = $t->fcgi_request(local => '127.0.0.2', params => $t->fcgi_params(query => 'domain=nope.test'));
+	is($f->{status}, 404, 'FCGI_WEB_SERVER_ADDRS: a listed peer (127.0.0.2) is served');
+	my $g = $t->fcgi_request(local => '127.0.0.3', params => $t->fcgi_params(query => 'domain=nope.test'));
+	ok(!$g->{complete} && $g->{raw} eq '',
+	    'FCGI_WEB_SERVER_ADDRS: another peer (127.0.0.3) is closed without an answer')
+	    or diag($g->{raw});
+	ok($t->wait_for_log(qr/warn .*FastCGI connection from 127\.0\.0\.3 refused: not in FCGI_WEB_SERVER_ADDRS/,
+	    5, $from), '... and logged');
+	ok($t->wait_for_log(qr/warn .*FCGI_WEB_SERVER_ADDRS: \\?"not-an-address\\?" is not an IP address/, 5, $from),
+	    'the entry that is not an address is logged');
+	$f = $t->fcgi_request(local => '127.0.0.2', params => $t->fcgi_params(query => 'domain=nope.test'));
+	is($f->{status}, 404, 'FCGI_WEB_SERVER_ADDRS: the listed peer is still served');
+	is($t->stop_daemon, 0, 'stopped');
+}
+
 $t->done_testing;

@@ -131,10 +131,11 @@ sub hash_listen {
 # A connection to pbx-authd's FastCGI socket (or to $listen, e.g. the
 # hash_listen one), or undef.
 sub fcgi_connect {
-	my ($self, $listen) = @_;
+	my ($self, $listen, $local) = @_;
 	my $l = $listen // $self->fcgi_listen;
 	return IO::Socket::UNIX->new(Peer => $l, Type => SOCK_STREAM) if $l =~ m{^/};
-	return IO::Socket::INET->new(PeerAddr => $l, Proto => 'tcp', Timeout => 5);
+	return IO::Socket::INET->new(PeerAddr => $l, Proto => 'tcp', Timeout => 5,
+	    $local ? (LocalAddr => $local) : ());
 }
 sub pgport { $_[0]{pgport} }
 sub http_port { $_[0]{http_port} }
@@ -1249,7 +1250,7 @@ sub fcgi_end {
 }
 
 # $t->fcgi_request(params => {...}, stdin => $bytes [, pause => sub {...}]
-#     [, listen => $t->hash_listen])
+#     [, listen => $t->hash_listen] [, local => '127.0.0.2'])
 # With pause, the sub runs after the parameters are sent and before stdin.
 # With listen, the request goes to that socket instead of `listen`.
 # Returns { status, headers (lower-case names), body, json, stderr,
@@ -1259,7 +1260,7 @@ sub fcgi_request {
 	my $params = $o{params} // $self->fcgi_params;
 	my $stdin = $o{stdin} // '';
 	$self->_track_request('FastCGI request', {}, $stdin);
-	my $s = $self->fcgi_connect($o{listen})
+	my $s = $self->fcgi_connect($o{listen}, $o{local})
 	    or die "Test::PbxAuth: connect " . ($o{listen} // $self->fcgi_listen) . ": $!\n";
 
 	my $out = _fcgi_record(FCGI_BEGIN_REQUEST, pack('nCx5', FCGI_RESPONDER, 0));
