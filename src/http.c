@@ -316,56 +316,62 @@ pa_http_conn_free(pa_http_conn_t *c)
 }
 
 /*
- * The wait for a connection, and only the wait, may be cut short by the
- * signals in hold, which the caller keeps blocked and which are unblocked
- * here around accept(2) alone.  libfcgi reads a request's parameters inside
- * FCGX_Accept_r and does not survive a read interrupted by a signal
- * (EINTR): it drops the connection unanswered, or goes on with the
- * parameters read so far.  Its own accept also polls each new connection
- * and drops it when a signal interrupts that.  So this module accepts, with
- * the signals unblocked, and gives libfcgi the connection with them
- * blocked: FCGX_Accept_r takes a connection it finds open (ipcFd), and
- * keeps it through its first FCGX_Finish_r when keepConnection is set
- * (the request's own flag replaces it as soon as its first record is read).
+ * The wait for a connection, and only the wait, runs under the signal mask
+ * wait, which lets the stop signals in that the caller keeps blocked
+ * otherwise.  libfcgi reads a request's parameters inside FCGX_Accept_r and
+ * does not survive a read interrupted by a signal (EINTR): it drops the
+ * connection unanswered, or goes on with the parameters read so far.  Its
+ * own accept also polls each new connection and drops it when a signal
+ * interrupts that.  So this module accepts under wait, and gives libfcgi the
+ * connection under the caller's mask: FCGX_Accept_r takes a connection it
+ * finds open (ipcFd), and keeps it through its first FCGX_Finish_r when
+ * keepConnection is set (the request's own flag replaces it as soon as its
+ * first record is read).  A connection nginx keeps (fastcgi_keep_conn on) is
+ * waited on for its next request the same way.
  */
 enum pa_accept
-pa_http_accept(pa_http_conn_t *c, const sigset_t *hold, volatile sig_atomic_t *stop)
+pa_http_accept(pa_http_conn_t *c, const sigset_t *wait, volatile sig_atomic_t *stop)
 {
 	struct sockaddr_storage peer = { 0 };
-	socklen_t peerlen;
-	sigset_t wait;
-	int fd, err, rc;
+	socklen_t peerlen = sizeof(peer);
+	bool kept = c->rq.ipcFd >= 0;
+	struct pollfd p = { c->rq.ipcFd, POLLIN, 0 };
+	sigset_t held;
+	int fd = -1, n = 0, err, rc;
 
-	if (c->rq.ipcFd < 0) {
-		sigprocmask(SIG_UNBLOCK, hold, &wait);
-		if (*stop && !pa_http_draining(c->listen_fd)) {
-			sigprocmask(SIG_SETMASK, &wait, NULL);
-			return PA_ACCEPT_INTERRUPTED;
-		}
-		peerlen = sizeof(peer);
+	sigprocmask(SIG_SETMASK, wait, &held);
+	if (*stop && !pa_http_draining(c->listen_fd)) {
+		sigprocmask(SIG_SETMASK, &held, NULL);
+		return PA_ACCEPT_INTERRUPTED;
+	}
+	if (kept)
+		n = poll(&p, 1, -1);
+	else
 		fd = accept4(c->listen_fd, (struct sockaddr *)&peer, &peerlen, SOCK_CLOEXEC);
-		err = errno;
-		sigprocmask(SIG_SETMASK, &wait, NULL);
-		if (fd < 0) {
-			switch (err) {
-			case EAGAIN:
+	err = errno;
+	sigprocmask(SIG_SETMASK, &held, NULL);
+	if (kept && n < 0)
+		return err == EINTR ? PA_ACCEPT_INTERRUPTED : PA_ACCEPT_FAILED;
+	if (!kept && fd < 0) {
+		switch (err) {
+		case EAGAIN:
 #if EWOULDBLOCK != EAGAIN
-			case EWOULDBLOCK:
+		case EWOULDBLOCK:
 #endif
-				return pa_http_draining(c->listen_fd) ? PA_ACCEPT_EMPTY
-				    : PA_ACCEPT_INTERRUPTED;
-			case EINTR:
-			/* accept(2): the pending network errors of the new connection */
-			case ECONNABORTED: case EPROTO: case ENETDOWN: case ENOPROTOOPT:
-			case EHOSTDOWN: case ENONET: case EHOSTUNREACH: case EOPNOTSUPP:
-			case ENETUNREACH: case ECONNRESET: case ETIMEDOUT:
-				return PA_ACCEPT_INTERRUPTED;
-			default:
-				errno = err;
-				pa_log_syserr("accept");
-				return PA_ACCEPT_FAILED;
-			}
+			return pa_http_draining(c->listen_fd) ? PA_ACCEPT_EMPTY : PA_ACCEPT_INTERRUPTED;
+		case EINTR:
+		/* accept(2): the pending network errors of the new connection */
+		case ECONNABORTED: case EPROTO: case ENETDOWN: case ENOPROTOOPT:
+		case EHOSTDOWN: case ENONET: case EHOSTUNREACH: case EOPNOTSUPP:
+		case ENETUNREACH: case ECONNRESET: case ETIMEDOUT:
+			return PA_ACCEPT_INTERRUPTED;
+		default:
+			errno = err;
+			pa_log_syserr("accept");
+			return PA_ACCEPT_FAILED;
 		}
+	}
+	if (!kept) {
 		if (c->filter && !peer_allowed(c, &peer)) {
 			char host[INET6_ADDRSTRLEN] = "?";
 
@@ -388,21 +394,6 @@ pa_http_accept(pa_http_conn_t *c, const sigset_t *hold, volatile sig_atomic_t *s
 		}
 		c->rq.ipcFd = fd;
 		c->rq.keepConnection = 1;
-	} else {
-		/*
-		 * nginx keeps its connections (fastcgi_keep_conn on): wait for the
-		 * next request on this one, as for a new connection.
-		 */
-		struct pollfd p = { c->rq.ipcFd, POLLIN, 0 };
-
-		sigprocmask(SIG_BLOCK, NULL, &wait);
-		for (int s = 1; s < NSIG; s++)
-			if (sigismember(hold, s) == 1)
-				sigdelset(&wait, s);
-		if (*stop && !pa_http_draining(c->listen_fd))
-			return PA_ACCEPT_INTERRUPTED;
-		if (ppoll(&p, 1, NULL, &wait) < 0)
-			return errno == EINTR ? PA_ACCEPT_INTERRUPTED : PA_ACCEPT_FAILED;
 	}
 	rc = FCGX_Accept_r(&c->rq);
 	if (rc < 0) {

@@ -81,16 +81,16 @@ int pa_http_listen(const char *spec, int backlog, int mode);
 pa_http_conn_t *pa_http_conn_new(int fd);
 void pa_http_conn_free(pa_http_conn_t *c);
 /*
- * Waits for the next request (returns at once on a draining socket), with
- * the signals in hold unblocked during the wait and blocked while the
- * request is read (the caller keeps them blocked otherwise); returns at once
- * when *stop is set and the socket is not draining.
+ * Waits for the next request (returns at once on a draining socket) under
+ * the signal mask wait, and reads it under the caller's, which keeps the
+ * stop signals blocked; returns at once when *stop is set and the socket is
+ * not draining.
  * PA_ACCEPT_OK: a request to serve; PA_ACCEPT_INTERRUPTED: a signal came, or
  * a connection broke off before its request; PA_ACCEPT_EMPTY: a draining
  * socket has nothing queued; PA_ACCEPT_FAILED.
  */
 enum pa_accept { PA_ACCEPT_OK, PA_ACCEPT_INTERRUPTED, PA_ACCEPT_EMPTY, PA_ACCEPT_FAILED };
-enum pa_accept pa_http_accept(pa_http_conn_t *c, const sigset_t *hold,
+enum pa_accept pa_http_accept(pa_http_conn_t *c, const sigset_t *wait,
     volatile sig_atomic_t *stop);
 
 /*

@@ -375,7 +375,7 @@ pa_worker_run(const pa_config_t *cfg, int listen_fd, enum pa_class cls)
 			timed = true;
 			alarm(1);
 		}
-		a = pa_http_accept(conn, &hold, &stopping);
+		a = pa_http_accept(conn, &wait, &stopping);
 		if (timed)
 			alarm(0);
 		if (a == PA_ACCEPT_INTERRUPTED)
