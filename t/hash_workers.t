@@ -60,19 +60,18 @@ sub refresh {
 	    body => $JSON->encode({ refresh_token => $token }), headers => {%JSON_CT});
 }
 
-# The nice value of a process (field 19 of /proc/PID/stat).
-sub nice_of {
-	my ($pid) = @_;
+# Field $n of /proc/PID/stat (1-based, as proc(5) counts them).
+sub stat_field {
+	my ($pid, $n) = @_;
 	my ($rest) = $t->read_file("/proc/$pid/stat") =~ /\) (.*)$/s or return undef;
-	return (split ' ', $rest)[16];
+	return (split ' ', $rest)[$n - 3];
 }
 
-# The session id of a process (field 6 of /proc/PID/stat).
-sub session_of {
-	my ($pid) = @_;
-	my ($rest) = $t->read_file("/proc/$pid/stat") =~ /\) (.*)$/s or return undef;
-	return (split ' ', $rest)[3];
-}
+# The nice value of a process (field 19).
+sub nice_of { stat_field($_[0], 19) }
+
+# The session id of a process (field 6).
+sub session_of { stat_field($_[0], 6) }
 
 # A process's autogroup and its nice value ("/autogroup-42 nice 10").
 sub autogroup_of {
