@@ -95,6 +95,14 @@ sub own_autogroup_ok {
 	is($gnice, $nice, "$what: ${pid}'s autogroup runs at nice $nice");
 }
 
+# Waits for worker $pid to say it started: it has set its priorities
+# then (a worker the master just forked may not have yet).
+sub started_ok {
+	my ($pid, $what) = @_;
+	ok($t->wait_until(sub { $t->daemon_log =~ /pbx-authd\[$pid\]: worker started/ }, 10),
+	    "$what: worker $pid started");
+}
+
 # The pid that logged the access line of "METHOD path" from log offset $off
 # (written just after the response: waited for).
 sub served_by {
@@ -120,6 +128,7 @@ my @hash = $t->hash_worker_pids;
 my @req = $t->worker_pids;
 is(scalar @hash, 1, 'one hashing worker (hash_workers = 1)');
 is(scalar @req, 2, 'two request workers (workers = 2)');
+started_ok($_, 'at start') for @hash, @req;
 # hash_nice is added to the daemon's own nice value (prove may run under nice).
 my $BASE = nice_of($t->daemon_pid);
 my $HASH_NICE = $BASE + $NICE > 19 ? 19 : $BASE + $NICE;
@@ -297,6 +306,7 @@ sub raw_connect {
 	my $new;
 	ok($t->wait_until(sub { ($new) = grep { $_ != $victim } $t->hash_worker_pids; $new }, 5),
 	    'a new hashing worker is started');
+	started_ok($new, 'respawned hashing worker') if $new;
 	is(nice_of($new), $HASH_NICE, 'the new hashing worker runs at hash_nice') if $new;
 	own_autogroup_ok($new, $GROUP_NICE, 'respawned hashing worker') if $new && $AUTOGROUPS;
 	is(sign_in()->{status}, 200, 'sign-in served by the new hashing worker');
@@ -312,6 +322,7 @@ sub raw_connect {
 		my @h = $t->hash_worker_pids;
 		@h == 2 && !grep { $old{$_} } @h, $t->worker_pids;
 	}, 10), 'SIGHUP: two new hashing workers, new request workers');
+	started_ok($_, 'SIGHUP') for $t->hash_worker_pids;
 	my $want = $BASE + 3 > 19 ? 19 : $BASE + 3;
 	is(nice_of($_), $want, "SIGHUP: hashing worker $_ at the new hash_nice")
 	    for $t->hash_worker_pids;
