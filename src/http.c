@@ -43,6 +43,7 @@ struct pa_http_conn {
 	int listen_fd;
 	bool tcp;		/* the listener is TCP: no Nagle on its connections */
 	bool active;		/* between a successful accept and finish */
+	bool keep;		/* nginx keeps the connection for its next request */
 	bool filter;		/* FCGI_WEB_SERVER_ADDRS is set: only those peers (TCP) */
 	size_t npeers;
 	struct peer_addr *peers;
@@ -405,6 +406,7 @@ pa_http_accept(pa_http_conn_t *c, const sigset_t *wait, volatile sig_atomic_t *s
 		pa_log_debug("a FastCGI connection closed before a request (%d)", rc);
 		return PA_ACCEPT_INTERRUPTED;
 	}
+	c->keep = c->rq.keepConnection != 0;
 	c->active = true;
 	return PA_ACCEPT_OK;
 }
@@ -414,6 +416,7 @@ pa_http_finish(pa_http_conn_t *c)
 {
 	char scratch[4096];
 	size_t drained = 0;
+	bool now;
 	int n;
 
 	if (!c->active)
@@ -421,8 +424,21 @@ pa_http_finish(pa_http_conn_t *c)
 	/* Unread input makes libfcgi close the connection: read it to its end. */
 	while (drained < MAX_DRAIN && (n = FCGX_GetStr(scratch, sizeof(scratch), c->rq.in)) > 0)
 		drained += (size_t)n;
+	/*
+	 * libfcgi closes a connection nginx does not keep by shutting down its
+	 * side and waiting for nginx to close, reading what still comes: the
+	 * worker would sit idle for that round trip.  With the request read to
+	 * its end, nothing unread can make the close reset the connection
+	 * under the answer: the connection is closed here, at once.
+	 */
+	now = !c->keep && drained < MAX_DRAIN;
+	c->rq.keepConnection = c->keep || now;
 	FCGX_Finish_r(&c->rq);
 	c->active = false;
+	if (now && c->rq.ipcFd >= 0) {
+		close(c->rq.ipcFd);
+		c->rq.ipcFd = -1;
+	}
 }
 
 const char *

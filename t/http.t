@@ -139,6 +139,41 @@ is_deeply([ $t->json_keys($f->{content}) ], \@SYS, 'fcgi: system metadata');
 	is_deeply([ sort { $a <=> $b } $t->worker_pids ], \@pids, 'fcgi: by the same workers');
 }
 
+# A connection nginx does not keep is closed right after its answer, the
+# worker's side whole: it does not shut down its writing side and wait for
+# nginx to close first (libfcgi's way, which holds the worker for the round
+# trip), so a write to it after the EOF fails.  One nginx keeps
+# (FCGI_KEEP_CONN) stays open for its next request.
+{
+	local $SIG{PIPE} = 'IGNORE';
+	my $s = $t->fcgi_connect or die "connect: $!";
+	$f = $t->fcgi_request(params => $t->fcgi_params, sock => $s);
+	is($f->{status}, 200, 'fcgi: a request on a connection not kept: 200');
+	my $eof = 0;
+	for (1 .. 50) {
+		my $n = sysread($s, my $buf, 4096);
+		$eof = 1, last if defined $n && $n == 0;
+		select(undef, undef, undef, 0.1) if !defined $n;	# non-blocking: not yet
+	}
+	ok($eof, 'fcgi: then the worker closes it');
+	my $w = syswrite($s, 'x' x 16);
+	ok(!defined $w && ($!{EPIPE} || $!{ECONNRESET}),
+	    'fcgi: closed whole, not only its writing side (a write after the EOF fails)')
+	    or diag("write: " . ($w // "undef, $!"));
+	close $s;
+
+	$s = $t->fcgi_connect or die "connect: $!";
+	$f = $t->fcgi_request(params => $t->fcgi_params, keep => 1, sock => $s);
+	is($f->{status}, 200, 'fcgi: FCGI_KEEP_CONN: the first request: 200');
+	$f = $t->fcgi_request(params => $t->fcgi_params(query => 'domain=demo.pbx.test'),
+	    keep => 1, sock => $s);
+	is($f->{status}, 200, 'fcgi: FCGI_KEEP_CONN: a second request on the connection: 200');
+	is($f->{json}{domain}, 'demo.pbx.test', 'fcgi: FCGI_KEEP_CONN: ... answered in full');
+	close $s;
+	$f = $t->fcgi_request(params => $t->fcgi_params);
+	is($f->{status}, 200, 'fcgi: the kept connection closed by nginx: the workers go on');
+}
+
 my $big = $json->(70 * 1024);
 $f = $t->fcgi_request(stdin => $big, params => $t->fcgi_params(
     content_type => 'application/json', content_length => 10));

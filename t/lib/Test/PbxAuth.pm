@@ -1152,6 +1152,7 @@ sub parse_http {
 use constant {
 	FCGI_BEGIN_REQUEST => 1, FCGI_END_REQUEST => 3, FCGI_PARAMS => 4,
 	FCGI_STDIN => 5, FCGI_STDOUT => 6, FCGI_STDERR => 7, FCGI_RESPONDER => 1,
+	FCGI_KEEP_CONN => 1,
 };
 
 sub _fcgi_record {
@@ -1250,9 +1251,13 @@ sub fcgi_end {
 }
 
 # $t->fcgi_request(params => {...}, stdin => $bytes [, pause => sub {...}]
-#     [, listen => $t->hash_listen] [, local => '127.0.0.2'])
+#     [, listen => $t->hash_listen] [, local => '127.0.0.2'] [, keep => 1]
+#     [, sock => $s])
 # With pause, the sub runs after the parameters are sent and before stdin.
 # With listen, the request goes to that socket instead of `listen`.
+# With keep, the request asks pbx-authd to keep the connection
+# (FCGI_KEEP_CONN), and the connection is left open; with sock, the request
+# goes on that connection, which is left open.
 # Returns { status, headers (lower-case names), body, json, stderr,
 # complete (END_REQUEST seen), app_status }.
 sub fcgi_request {
@@ -1260,10 +1265,11 @@ sub fcgi_request {
 	my $params = $o{params} // $self->fcgi_params;
 	my $stdin = $o{stdin} // '';
 	$self->_track_request('FastCGI request', {}, $stdin);
-	my $s = $self->fcgi_connect($o{listen}, $o{local})
+	my $s = $o{sock} // $self->fcgi_connect($o{listen}, $o{local})
 	    or die "Test::PbxAuth: connect " . ($o{listen} // $self->fcgi_listen) . ": $!\n";
 
-	my $out = _fcgi_record(FCGI_BEGIN_REQUEST, pack('nCx5', FCGI_RESPONDER, 0));
+	my $out = _fcgi_record(FCGI_BEGIN_REQUEST,
+	    pack('nCx5', FCGI_RESPONDER, $o{keep} ? FCGI_KEEP_CONN : 0));
 	my $p = '';
 	for my $k (sort keys %$params) {
 		my $v = $params->{$k} // '';
@@ -1332,7 +1338,7 @@ sub fcgi_request {
 			}
 		}
 	}
-	close $s;
+	close $s unless $o{keep} || $o{sock};
 
 	my ($head, $body) = split /\r?\n\r?\n/, $stdout, 2;
 	my %h;
