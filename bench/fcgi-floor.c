@@ -2,8 +2,11 @@
  * The floor of the bench: the cheapest prefork libfcgi responder, answering
  * every request with the same headers as pbx-authd and a fixed JSON body read
  * once from a file. Not part of the product; bench/run builds and runs it.
+ * With "now", a connection nginx does not keep is closed at once after the
+ * answer, as pbx-authd closes it, instead of libfcgi's way (shut down the
+ * writing side, then wait for nginx to close).
  *
- * usage: fcgi-floor SOCKET WORKERS BODYFILE MAX_SECONDS
+ * usage: fcgi-floor SOCKET WORKERS BODYFILE MAX_SECONDS [now]
  * Stops on SIGTERM/SIGINT, when a worker dies, and after MAX_SECONDS.
  */
 #include <errno.h>
@@ -22,6 +25,7 @@
 #define MAX_BODY (1 << 20)
 
 static volatile sig_atomic_t stop, expired;
+static int close_now;
 
 static void
 on_signal(int sig)
@@ -77,9 +81,17 @@ serve(int fd, const char *body, size_t len, unsigned lifetime)
 
 	FCGX_InitRequest(&rq, fd, 0);
 	while (FCGX_Accept_r(&rq) >= 0) {
+		int keep = rq.keepConnection;
+
 		FCGX_PutStr(head, n, rq.out);
 		FCGX_PutStr(body, (int)len, rq.out);
+		if (close_now)
+			rq.keepConnection = 1;
 		FCGX_Finish_r(&rq);
+		if (close_now && !keep && rq.ipcFd >= 0) {
+			close(rq.ipcFd);
+			rq.ipcFd = -1;
+		}
 	}
 	_exit(0);
 }
@@ -95,10 +107,11 @@ main(int argc, char **argv)
 	long nworkers, lifetime;
 	int fd, i, alive;
 
-	if (argc != 5) {
-		fprintf(stderr, "usage: %s SOCKET WORKERS BODYFILE MAX_SECONDS\n", argv[0]);
+	if (argc != 5 && !(argc == 6 && strcmp(argv[5], "now") == 0)) {
+		fprintf(stderr, "usage: %s SOCKET WORKERS BODYFILE MAX_SECONDS [now]\n", argv[0]);
 		return 2;
 	}
+	close_now = argc == 6;
 	nworkers = strtol(argv[2], &end, 10);
 	if (*end != '\0' || nworkers < 1 || nworkers > MAX_WORKERS) {
 		fprintf(stderr, "%s: WORKERS must be 1..%d\n", argv[0], MAX_WORKERS);
