@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -729,7 +730,6 @@ setup(pa_db_t *db)
 {
 	PGresult *r;
 
-	PQsetNoticeProcessor(db->conn, on_notice, NULL);
 	if (run_setup_sql(db, session_sql) != PA_OK ||
 	    ((db->flags & PA_DB_PREPARE) && run_setup_sql(db, daemon_sql) != PA_OK))
 		return PA_EDB;
@@ -763,6 +763,69 @@ setup(pa_db_t *db)
 	return PA_OK;
 }
 
+/* The connection's connect_timeout in ms (libpq's rules: 0 or none is no limit, at least 2 s). */
+static int
+connect_timeout_ms(PGconn *conn)
+{
+	PQconninfoOption *opts = PQconninfo(conn);
+	int ms = -1;
+
+	for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++)
+		if (strcmp(o->keyword, "connect_timeout") == 0 && o->val != NULL) {
+			int s = atoi(o->val);
+
+			ms = s <= 0 ? -1 : (s < 2 ? 2 : s > 3600 ? 3600 : s) * 1000;
+		}
+	PQconninfoFree(opts);
+	return ms;
+}
+
+/*
+ * PQconnectdbParams, with our notice processor on the connection from the
+ * start: a server stopping just after the startup sends its FATAL message
+ * behind ReadyForQuery, and libpq hands it to the notice processor while
+ * still connecting (the default one prints it raw on stderr, in the middle
+ * of the log).  connect_timeout bounds the whole attempt (libpq applies it
+ * to each host).  *why is set when the failure is not libpq's own (its
+ * error message then says nothing).
+ */
+static PGconn *
+connect_params(const char *const *kw, const char *const *val, const char **why)
+{
+	PGconn *conn = PQconnectStartParams(kw, val, 1);
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	struct timespec t0, t;
+	int limit;
+
+	*why = NULL;
+	if (conn == NULL || PQstatus(conn) == CONNECTION_BAD)
+		return conn;
+	PQsetNoticeProcessor(conn, on_notice, NULL);
+	limit = connect_timeout_ms(conn);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+		struct pollfd p = { PQsocket(conn), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, 0 };
+		int left = -1, n;
+
+		if (limit >= 0) {
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			left = limit - (int)((t.tv_sec - t0.tv_sec) * 1000 +
+			    (t.tv_nsec - t0.tv_nsec) / 1000000);
+			if (left <= 0) {
+				*why = "timeout expired";
+				break;
+			}
+		}
+		if ((n = poll(&p, 1, left)) < 0 && errno != EINTR) {
+			*why = strerror(errno);
+			break;
+		}
+		if (n > 0)
+			st = PQconnectPoll(conn);
+	}
+	return conn;
+}
+
 enum pa_err
 pa_db_connect(pa_db_t *db)
 {
@@ -775,13 +838,15 @@ pa_db_connect(pa_db_t *db)
 	const char *const kw[] = { "application_name", "connect_timeout", "tcp_user_timeout",
 		"keepalives_idle", "dbname", NULL };
 	const char *const val[] = { db->appname, "5", "10000", "30", db->conninfo, NULL };
+	const char *why;
 
 	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
 		return PA_OK;
 	disconnect(db);
-	db->conn = PQconnectdbParams(kw, val, 1);
+	db->conn = connect_params(kw, val, &why);
 	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
-		set_error(db, db->conn ? PQerrorMessage(db->conn) : "out of memory");
+		set_error(db, db->conn == NULL ? "out of memory" : why != NULL ? why :
+		    PQerrorMessage(db->conn));
 		if (!db->down)
 			pa_log_error("cannot connect to PostgreSQL: %s", db->errmsg);
 		else

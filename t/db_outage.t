@@ -12,7 +12,9 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
+use IO::Socket::INET;
 use JSON::PP ();
+use POSIX ();
 use Test::More;
 
 use Test::PbxAuth;
@@ -126,6 +128,61 @@ $t->stop_pg;
 all_503(11, 'PBX_AUTH_RETRY_AFTER=11');
 $t->start_pg;
 all_ok('after the outage with the override');
+
+# A server that stops just after a connection's startup sends its FATAL
+# message behind ReadyForQuery, in the same packet: libpq hands it to the
+# notice processor while still connecting.  It must reach pbx-authd's log as
+# a log line (or not at all), never raw on stderr.  A fake server answers
+# every startup so, and counts them.
+{
+	my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+	    Proto => 'tcp', Listen => 16, ReuseAddr => 1) or die "listen: $!";
+	my $port = $srv->sockport;
+	my $count = $t->dir . '/fake-pg-startups';
+	my $kid = fork() // die "fork: $!";
+	if ($kid == 0) {
+		$SIG{TERM} = 'DEFAULT';	# not the test's handler, which cleans up
+		local $SIG{ALRM} = sub { POSIX::_exit(0) };
+		alarm 30;
+		while (my $c = $srv->accept) {
+			my $started = 0;
+			while (!$started) {
+				last unless read($c, my $head, 8) == 8;
+				my ($len, $code) = unpack('NN', $head);
+				if ($code == 80877103 || $code == 80877104) {	# SSL, GSS: no
+					syswrite($c, 'N');
+					next;
+				}
+				read($c, my $rest, $len - 8) if $len > 8;
+				$started = 1;
+			}
+			next unless $started;
+			my $fields = "SFATAL\0VFATAL\0C57P01\0M"
+			    . "terminating connection due to administrator command\0\0";
+			my $ps = "server_version\0" . "15.0\0";
+			syswrite($c, 'R' . pack('NN', 8, 0) . 'S' . pack('N', 4 + length $ps) . $ps
+			    . 'K' . pack('NNN', 12, 4242, 4242) . 'Z' . pack('N', 5) . 'I'
+			    . 'E' . pack('N', 4 + length $fields) . $fields);
+			open my $fh, '>>', $count or POSIX::_exit(1);
+			print $fh "startup\n";
+			close $fh;
+			close $c;
+		}
+		POSIX::_exit(0);
+	}
+	close $srv;
+	my $p = $t->peer('fake', database => "host=127.0.0.1 port=$port dbname=x user=x",
+	    workers => 1);
+	$p->start_daemon;
+	ok($t->wait_until(sub { -s $count }, 10), 'the fake server answered a startup');
+	ok($t->wait_until(sub { $p->daemon_log =~ /cannot set up the session/ }, 10),
+	    '... and pbx-authd found the connection closed');
+	unlike($p->daemon_log, qr/^FATAL:/m,
+	    "... its FATAL message is not printed raw in pbx-authd's log");
+	is($p->stop_daemon, 0, 'that pbx-authd stops with status 0');
+	kill 'TERM', $kid;
+	waitpid($kid, 0);
+}
 
 my @five = grep { $_->[1] >= 500 && $_->[1] != 503 } $t->responses;
 is(scalar @five, 0, 'no 5xx other than 503') or diag(explain \@five);
