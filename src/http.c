@@ -43,7 +43,6 @@ struct pa_http_conn {
 	int listen_fd;
 	bool tcp;		/* the listener is TCP: no Nagle on its connections */
 	bool active;		/* between a successful accept and finish */
-	bool keep;		/* nginx keeps the connection for its next request */
 	bool filter;		/* FCGI_WEB_SERVER_ADDRS is set: only those peers (TCP) */
 	size_t npeers;
 	struct peer_addr *peers;
@@ -406,7 +405,6 @@ pa_http_accept(pa_http_conn_t *c, const sigset_t *wait, volatile sig_atomic_t *s
 		pa_log_debug("a FastCGI connection closed before a request (%d)", rc);
 		return PA_ACCEPT_INTERRUPTED;
 	}
-	c->keep = c->rq.keepConnection != 0;
 	c->active = true;
 	return PA_ACCEPT_OK;
 }
@@ -416,7 +414,8 @@ pa_http_finish(pa_http_conn_t *c)
 {
 	char scratch[4096];
 	size_t drained = 0;
-	bool now;
+	/* nginx keeps the connection for its next request (FCGI_KEEP_CONN) */
+	bool keep = c->rq.keepConnection != 0, now;
 	int n;
 
 	if (!c->active)
@@ -431,8 +430,8 @@ pa_http_finish(pa_http_conn_t *c)
 	 * its end, nothing unread can make the close reset the connection
 	 * under the answer: the connection is closed here, at once.
 	 */
-	now = !c->keep && drained < MAX_DRAIN;
-	c->rq.keepConnection = c->keep || now;
+	now = !keep && drained < MAX_DRAIN;
+	c->rq.keepConnection = keep || now;
 	FCGX_Finish_r(&c->rq);
 	c->active = false;
 	if (now && c->rq.ipcFd >= 0) {

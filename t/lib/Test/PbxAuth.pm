@@ -1256,8 +1256,8 @@ sub fcgi_end {
 # With pause, the sub runs after the parameters are sent and before stdin.
 # With listen, the request goes to that socket instead of `listen`.
 # With keep, the request asks pbx-authd to keep the connection
-# (FCGI_KEEP_CONN), and the connection is left open; with sock, the request
-# goes on that connection, which is left open.
+# (FCGI_KEEP_CONN); with sock, the request goes on that connection, which is
+# left open.
 # Returns { status, headers (lower-case names), body, json, stderr,
 # complete (END_REQUEST seen), app_status }.
 sub fcgi_request {
@@ -1338,7 +1338,7 @@ sub fcgi_request {
 			}
 		}
 	}
-	close $s unless $o{keep} || $o{sock};
+	close $s unless $o{sock};
 
 	my ($head, $body) = split /\r?\n\r?\n/, $stdout, 2;
 	my %h;
